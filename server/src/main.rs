@@ -1,0 +1,35 @@
+//! The `callroom-server` binary.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use callroom_server::{app, serve, shutdown_signal, Config};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::parse();
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("callroom-server: cannot listen on {}: {err}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or(config.listen, |a| a);
+    // Printed (not only logged) so scripts and people can find the server.
+    println!("callroom-server listening on http://{addr}/");
+    match serve(listener, app(&config), shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("callroom-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

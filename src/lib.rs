@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+#[cfg(target_arch = "wasm32")]
+mod js_error;
+pub mod media;
+
+pub use callroom_protocol as protocol;
+pub use error::Error;
+
+/// The library's version, as published to crates.io and npm.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(target_arch = "wasm32")]
+mod js {
+    use wasm_bindgen::prelude::*;
+
+    /// The library's version (`callroom.version()` in JavaScript).
+    #[wasm_bindgen(js_name = version)]
+    pub fn version() -> String {
+        super::VERSION.to_owned()
+    }
+}

@@ -1,0 +1,69 @@
+//! Local media: what to ask the browser for, and the tracks it gives back.
+//!
+//! [`MediaRequest`] is plain Rust so it can be tested natively; the browser calls live in
+//! `browser.rs`, compiled only for wasm32.
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::{is_live, LocalMedia};
+
+/// What to capture for one kind of track.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TrackRequest {
+    /// Do not capture this kind.
+    Off,
+    /// Any device of this kind (the browser's default).
+    #[default]
+    Any,
+    /// Exactly this device, by `deviceId`.
+    Device(String),
+}
+
+/// A capture request: one entry per kind of track.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediaRequest {
+    /// Microphone.
+    pub audio: TrackRequest,
+    /// Camera.
+    pub video: TrackRequest,
+}
+
+impl MediaRequest {
+    /// Camera and microphone, default devices.
+    pub fn camera_and_microphone() -> Self {
+        Self::default()
+    }
+
+    /// True when the request captures nothing, which the browser rejects.
+    pub fn is_empty(&self) -> bool {
+        self.audio == TrackRequest::Off && self.video == TrackRequest::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_request_captures_camera_and_microphone() {
+        let req = MediaRequest::camera_and_microphone();
+        assert_eq!(req.audio, TrackRequest::Any);
+        assert_eq!(req.video, TrackRequest::Any);
+        assert!(!req.is_empty());
+    }
+
+    #[test]
+    fn a_request_for_nothing_is_empty() {
+        let req = MediaRequest {
+            audio: TrackRequest::Off,
+            video: TrackRequest::Off,
+        };
+        assert!(req.is_empty());
+        let video_only = MediaRequest {
+            audio: TrackRequest::Off,
+            video: TrackRequest::Device("cam-2".into()),
+        };
+        assert!(!video_only.is_empty());
+    }
+}

@@ -1,0 +1,50 @@
+//! The callroom task runner. `cargo xtask <task>`; see README.md.
+#![forbid(unsafe_code)]
+
+mod build;
+mod demo;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  setup   install what is missing: wasm32 target, wasm-pack, wasm-bindgen-cli,
+          chromium + chromedriver, node dev dependencies (npm ci)
+  build   build the wasm package into pkg/ and pack an npm tarball into target/
+  demo    setup + build, then serve the demo on http://127.0.0.1:8080/
+  test    setup, then fmt, clippy (native + wasm32), native tests, browser tests,
+          build, end-to-end tests; prints a summary line per stage";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("build") => setup::run().and_then(|()| build::run()),
+        Some("demo") => demo::run(&args[1..]),
+        Some("test") => return test::run(),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

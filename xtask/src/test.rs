@@ -1,0 +1,262 @@
+//! `cargo xtask test`: every check the project has, one summary line per stage.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use crate::run::{cmd, root, step, tee};
+
+struct Stage {
+    name: &'static str,
+    outcome: Outcome,
+    seconds: f64,
+    /// Result lines quoted from the stage's own output (test counts).
+    details: Vec<String>,
+}
+
+#[derive(PartialEq)]
+enum Outcome {
+    Passed,
+    Failed,
+    Skipped(&'static str),
+}
+
+/// Test counts gathered from runners' closing lines.
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+pub fn run() -> ExitCode {
+    let mut stages = Vec::new();
+    let mut counts = Counts::default();
+
+    let started = Instant::now();
+    let setup = crate::setup::run();
+    stages.push(Stage {
+        name: "setup",
+        outcome: if setup.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        seconds: started.elapsed().as_secs_f64(),
+        details: setup
+            .as_ref()
+            .err()
+            .map(|e| format!("{e:#}"))
+            .into_iter()
+            .collect(),
+    });
+    if setup.is_err() {
+        return summarize(&stages, &counts);
+    }
+
+    let plan: Vec<(&'static str, Command)> = vec![
+        ("fmt", cargo(&["fmt", "--all", "--check"])),
+        (
+            "clippy (native)",
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        (
+            "clippy (wasm32)",
+            cargo(&[
+                "clippy",
+                "-p",
+                "callroom",
+                "--all-targets",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        ("native tests", cargo(&["test", "--workspace"])),
+        ("browser tests", browser_tests()),
+    ];
+    for (name, command) in plan {
+        stages.push(run_stage(name, command, &mut counts));
+    }
+
+    let started = Instant::now();
+    let built = crate::build::run();
+    let server = built.is_ok().then(build_server).and_then(Result::ok);
+    stages.push(Stage {
+        name: "build (pkg + tarball + server)",
+        outcome: if server.is_some() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        seconds: started.elapsed().as_secs_f64(),
+        details: built.err().map(|e| format!("{e:#}")).into_iter().collect(),
+    });
+    match server {
+        Some(server) => {
+            let mut e2e = cmd("node");
+            e2e.args(["--test", "--test-concurrency=1"])
+                .arg(root().join("tests").join("e2e"))
+                .env("CALLROOM_SERVER_BIN", server);
+            stages.push(run_stage("end-to-end tests", e2e, &mut counts));
+        }
+        None => stages.push(Stage {
+            name: "end-to-end tests",
+            outcome: Outcome::Skipped("build failed"),
+            seconds: 0.0,
+            details: Vec::new(),
+        }),
+    }
+    summarize(&stages, &counts)
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut command = cmd("cargo");
+    command.args(args);
+    command
+}
+
+fn browser_tests() -> Command {
+    let mut command = cmd("wasm-pack");
+    command
+        .args(["test", "--headless", "--chrome", "--chromedriver"])
+        .arg(chromedriver())
+        // Shared 2-core machines can be slow to start Chromium; the default is 20 s.
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
+    command
+}
+
+fn chromedriver() -> String {
+    let debian = Path::new("/usr/bin/chromedriver");
+    if debian.exists() {
+        debian.display().to_string()
+    } else {
+        "chromedriver".to_owned()
+    }
+}
+
+fn build_server() -> anyhow::Result<std::path::PathBuf> {
+    step("cargo build -p callroom-server");
+    crate::run::status(
+        "cargo build -p callroom-server",
+        &mut cargo(&["build", "-p", "callroom-server"]),
+    )?;
+    Ok(root().join("target").join("debug").join("callroom-server"))
+}
+
+fn run_stage(name: &'static str, mut command: Command, counts: &mut Counts) -> Stage {
+    step(name);
+    let started = Instant::now();
+    let (ok, lines) = tee(&mut command).unwrap_or_else(|err| (false, vec![format!("{err:#}")]));
+    let mut details = Vec::new();
+    for line in &lines {
+        if let Some((passed, failed)) = cargo_result(line) {
+            counts.passed += passed;
+            counts.failed += failed;
+            details.push(line.trim().to_owned());
+        }
+    }
+    if let Some((passed, failed)) = node_result(&lines) {
+        counts.passed += passed;
+        counts.failed += failed;
+        details.push(format!("node --test: {passed} passed, {failed} failed"));
+    }
+    Stage {
+        name,
+        outcome: if ok { Outcome::Passed } else { Outcome::Failed },
+        seconds: started.elapsed().as_secs_f64(),
+        details,
+    }
+}
+
+/// Parses cargo's / wasm-bindgen-test's `test result: ok. 3 passed; 0 failed; ...`.
+fn cargo_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let number_before = |word: &str| {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .strip_suffix(word)?
+                .rsplit(' ')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    Some((number_before(" passed")?, number_before(" failed")?))
+}
+
+/// node's test runner (TAP reporter) ends with `# pass N` and `# fail N` lines.
+fn node_result(lines: &[String]) -> Option<(u64, u64)> {
+    let total = |prefix: &str| {
+        lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+    };
+    Some((total("# pass ")?, total("# fail ")?))
+}
+
+fn summarize(stages: &[Stage], counts: &Counts) -> ExitCode {
+    println!("\n==> summary");
+    for stage in stages {
+        let outcome = match stage.outcome {
+            Outcome::Passed => "ok".to_owned(),
+            Outcome::Failed => "FAILED".to_owned(),
+            Outcome::Skipped(why) => format!("skipped ({why})"),
+        };
+        println!("{:<32} {:<22} {:>7.1}s", stage.name, outcome, stage.seconds);
+        for detail in &stage.details {
+            println!("    {detail}");
+        }
+    }
+    let failed_stages = stages
+        .iter()
+        .filter(|s| s.outcome != Outcome::Passed)
+        .count();
+    // The plain closing line CI readers understand: test counts over every runner.
+    println!("tests: {} passed, {} failed", counts.passed, counts.failed);
+    if failed_stages == 0 {
+        println!("all {} stages passed", stages.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("{failed_stages} of {} stages did not pass", stages.len());
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_result_lines_give_passed_and_failed() {
+        assert_eq!(
+            cargo_result("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"),
+            Some((12, 0))
+        );
+        assert_eq!(
+            cargo_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(cargo_result("running 3 tests"), None);
+    }
+
+    #[test]
+    fn node_totals_come_from_the_closing_lines() {
+        let lines: Vec<String> = ["# tests 4", "# pass 3", "# fail 1", "# cancelled 0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(node_result(&lines), Some((3, 1)));
+        assert_eq!(node_result(&lines[..1]), None);
+    }
+}
