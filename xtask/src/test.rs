@@ -161,7 +161,10 @@ fn run_stage(name: &'static str, mut command: Command, counts: &mut Counts) -> S
         if let Some((passed, failed)) = cargo_result(line) {
             counts.passed += passed;
             counts.failed += failed;
-            details.push(line.trim().to_owned());
+            // Crates without tests print `0 passed; 0 failed`; that says nothing.
+            if passed + failed > 0 {
+                details.push(line.trim().to_owned());
+            }
         }
     }
     if let Some((passed, failed)) = node_result(&lines) {
