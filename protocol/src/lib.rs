@@ -195,6 +195,8 @@ pub struct PeerLeft {
 pub struct HostReset {
     /// The new host.
     pub host: PeerInfo,
+    /// The host it replaced, now gone from the room.
+    pub previous_peer_id: String,
 }
 
 /// One message delivered to a recipient.

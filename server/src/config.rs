@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -13,6 +14,10 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// SQLite database file; `:memory:` for a throwaway server.
+    #[arg(long, env = "CALLROOM_DB", default_value = "callroom.db")]
+    pub db: String,
+
     /// Folder served at `/` (the demo pages).
     #[arg(long, env = "CALLROOM_DEMO_DIR", default_value = "demo")]
     pub demo_dir: PathBuf,
@@ -20,15 +25,147 @@ pub struct Config {
     /// Folder served at `/pkg/` (the built npm package).
     #[arg(long, env = "CALLROOM_PKG_DIR", default_value = "pkg")]
     pub pkg_dir: PathBuf,
+
+    /// Origin allowed to call the API from a browser (repeatable). Without any, same-origin
+    /// pages and http(s)://localhost, 127.0.0.1 and [::1] on any port are allowed.
+    #[arg(
+        long = "allow-origin",
+        env = "CALLROOM_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// A peer that has not polled for this long is removed from its room.
+    #[arg(long, env = "CALLROOM_PEER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// Undelivered messages older than this are dropped.
+    #[arg(long, env = "CALLROOM_MESSAGE_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub message_ttl: Duration,
+
+    /// Largest request body, in bytes (larger: 413 `body_too_large`).
+    #[arg(long, env = "CALLROOM_MAX_BODY", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+
+    /// Most peers in one room (more: 409 `room_full`).
+    #[arg(long, env = "CALLROOM_ROOM_CAPACITY", default_value_t = 16)]
+    pub room_capacity: u32,
+
+    /// Relayed messages per second a peer may send, sustained (more: 429 `rate_limited`).
+    #[arg(long, env = "CALLROOM_RELAY_RATE", default_value_t = 50.0)]
+    pub relay_rate: f64,
+
+    /// Relayed messages a peer may send in one burst (a negotiation's ICE candidates).
+    #[arg(long, env = "CALLROOM_RELAY_BURST", default_value_t = 200.0)]
+    pub relay_burst: f64,
+
+    /// Long-polls one peer may hold open at once (more: 429 `too_many_polls`).
+    #[arg(long, env = "CALLROOM_MAX_POLLS_PER_PEER", default_value_t = 2)]
+    pub max_polls_per_peer: u32,
+
+    /// With a secret, joining needs a ticket: an HS256 JWT `{room, role, exp}` signed with it
+    /// by the embedding app's backend. Without one, rooms are open.
+    #[arg(long, env = "CALLROOM_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: Option<String>,
+
+    /// Static ICE servers handed to clients, as a JSON array of
+    /// `{urls, username?, credential?}`. Default: none (loopback and LAN need none).
+    #[arg(long, env = "CALLROOM_ICE_SERVERS")]
+    pub ice_servers: Option<String>,
+
+    /// Shared secret of a TURN server using the TURN REST scheme (coturn `use-auth-secret`):
+    /// clients get a time-limited username and an HMAC credential.
+    #[arg(long, env = "CALLROOM_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// TURN URLs for `--turn-secret` (repeatable), e.g. `turn:turn.example.org:3478`.
+    #[arg(long = "turn-url", env = "CALLROOM_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// Cloudflare TURN key id; with `--cf-turn-api-token`, ICE servers come from Cloudflare.
+    #[arg(long, env = "CALLROOM_CF_TURN_KEY_ID")]
+    pub cf_turn_key_id: Option<String>,
+
+    /// Cloudflare TURN key API token. Stays on the server.
+    #[arg(long, env = "CALLROOM_CF_TURN_API_TOKEN", hide_env_values = true)]
+    pub cf_turn_api_token: Option<String>,
+
+    /// Base URL of Cloudflare's Realtime API.
+    #[arg(
+        long,
+        env = "CALLROOM_CF_API_BASE",
+        default_value = "https://rtc.live.cloudflare.com/v1"
+    )]
+    pub cf_api_base: String,
+
+    /// Lifetime of TURN credentials handed out.
+    #[arg(long, env = "CALLROOM_TURN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub turn_ttl: Duration,
 }
 
 impl Config {
-    /// A configuration for tests: the given folders, an ephemeral port.
-    pub fn for_tests(demo_dir: PathBuf, pkg_dir: PathBuf) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            demo_dir,
-            pkg_dir,
+    /// Defaults as if started with no arguments, except: a throwaway in-memory database and
+    /// an ephemeral port.
+    pub fn for_tests() -> Self {
+        let mut config = Self::parse_from(["callroom-server"]);
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.db = ":memory:".into();
+        config
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "" | "s" => number.checked_mul(1_000),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}` (use ms, s, m or h)"
+            ))
         }
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_usual_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn no_arguments_means_the_documented_defaults() {
+        let config = Config::parse_from(["callroom-server"]);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.db, "callroom.db");
+        assert_eq!(config.peer_timeout, Duration::from_secs(30));
+        assert_eq!(config.message_ttl, Duration::from_secs(3600));
+        assert_eq!(config.max_body, 65_536);
+        assert_eq!(config.room_capacity, 16);
+        assert!(config.ticket_secret.is_none());
+        assert!(config.allow_origins.is_empty());
     }
 }

@@ -1,43 +1,83 @@
 //! callroom-server as a library: [`app`] builds the whole HTTP service so tests can call it
-//! without a socket, and [`serve`] runs it on a listener until a shutdown signal.
+//! without a socket, and [`serve`] runs it on a listener with the background sweeper until a
+//! shutdown signal. The protocol is documented in `docs/protocol.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
+pub mod cors;
+pub mod error;
+pub mod ids;
+pub mod live;
+pub mod rate;
+pub mod state;
+pub mod store;
+pub mod ticket;
+pub mod turn;
 
 use std::future::Future;
+use std::time::Duration;
 
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::routing::{get, post};
+use axum::Router;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
+pub use error::AppError;
+pub use state::{AppState, StartError};
 
-/// Builds the router: `/healthz`, the package at `/pkg/`, the demo at `/`.
-pub fn app(config: &Config) -> Router {
+/// Builds the router: the API, `/healthz`, the package at `/pkg/`, the demo at `/`.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/signaling", post(api::signaling))
+        .route("/messages", get(api::messages))
+        .route("/turn-credentials", post(api::turn_credentials))
+        .route("/healthz", get(api::healthz))
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(cors::layer(&state.config.allow_origins));
     Router::new()
-        .route("/healthz", get(healthz))
-        .nest_service("/pkg", ServeDir::new(&config.pkg_dir))
-        .fallback_service(ServeDir::new(&config.demo_dir))
+        .merge(api)
+        .nest_service("/pkg", ServeDir::new(&state.config.pkg_dir))
+        .fallback_service(ServeDir::new(&state.config.demo_dir))
         .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// Serves on `listener` until `shutdown` completes: pending long-polls then answer at once
+/// and in-flight requests finish. Runs the presence and cleanup sweeper meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let sweeper = tokio::spawn(sweep_forever(state.clone()));
+    let draining = state.clone();
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            draining.begin_shutdown();
+        })
+        .await;
+    sweeper.abort();
+    result
+}
+
+/// How often the sweeper runs: a third of the peer timeout, within 100 ms .. 5 s.
+fn sweep_interval(peer_timeout: Duration) -> Duration {
+    (peer_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+async fn sweep_forever(state: AppState) {
+    let mut tick = tokio::time::interval(sweep_interval(state.config.peer_timeout));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.sweep(state::now_ms()) {
+            tracing::error!(%err, "sweep failed");
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -67,4 +107,25 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweeper_runs_often_enough_for_short_timeouts_and_rarely_for_long_ones() {
+        assert_eq!(
+            sweep_interval(Duration::from_secs(30)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(60)),
+            Duration::from_millis(100)
+        );
+    }
 }

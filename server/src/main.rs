@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use callroom_server::{app, serve, shutdown_signal, Config};
+use callroom_server::{serve, shutdown_signal, AppState, Config};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -15,17 +15,25 @@ async fn main() -> ExitCode {
         )
         .init();
     let config = Config::parse();
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listen = config.listen;
+    let state = match AppState::new(config) {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("callroom-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("callroom-server: cannot listen on {}: {err}", config.listen);
+            eprintln!("callroom-server: cannot listen on {listen}: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map_or(config.listen, |a| a);
+    let addr = listener.local_addr().map_or(listen, |a| a);
     // Printed (not only logged) so scripts and people can find the server.
     println!("callroom-server listening on http://{addr}/");
-    match serve(listener, app(&config), shutdown_signal()).await {
+    match serve(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("callroom-server: {err}");

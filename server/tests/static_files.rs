@@ -1,12 +1,11 @@
 //! The server serves the demo at `/`, the package at `/pkg/`, and answers `/healthz`.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use callroom_server::{app, Config};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+mod common;
 
-fn fixture() -> (tempfile::TempDir, Config) {
+use axum::http::{Method, StatusCode};
+use common::TestApp;
+
+fn fixture() -> (tempfile::TempDir, TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let pkg = dir.path().join("pkg");
@@ -14,13 +13,20 @@ fn fixture() -> (tempfile::TempDir, Config) {
     std::fs::create_dir_all(&pkg).unwrap();
     std::fs::write(demo.join("index.html"), "<h1>demo</h1>").unwrap();
     std::fs::write(pkg.join("callroom.js"), "export const x = 1;").unwrap();
-    let config = Config::for_tests(demo, pkg);
-    (dir, config)
+    let app = TestApp::with(|c| {
+        c.demo_dir = demo;
+        c.pkg_dir = pkg;
+    });
+    (dir, app)
 }
 
-async fn get(config: &Config, uri: &str) -> (StatusCode, String, String) {
-    let response = app(config)
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+async fn get_text(app: &TestApp, uri: &str) -> (StatusCode, String, String) {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let router = callroom_server::app(app.state.clone());
+    let response = router
+        .oneshot(axum::http::Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();
     let status = response.status();
@@ -39,8 +45,8 @@ async fn get(config: &Config, uri: &str) -> (StatusCode, String, String) {
 
 #[tokio::test]
 async fn root_serves_the_demo_index() {
-    let (_dir, config) = fixture();
-    let (status, content_type, body) = get(&config, "/").await;
+    let (_dir, app) = fixture();
+    let (status, content_type, body) = get_text(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert_eq!(body, "<h1>demo</h1>");
@@ -48,8 +54,8 @@ async fn root_serves_the_demo_index() {
 
 #[tokio::test]
 async fn pkg_serves_the_package_as_javascript() {
-    let (_dir, config) = fixture();
-    let (status, content_type, body) = get(&config, "/pkg/callroom.js").await;
+    let (_dir, app) = fixture();
+    let (status, content_type, body) = get_text(&app, "/pkg/callroom.js").await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.contains("javascript"), "{content_type}");
     assert_eq!(body, "export const x = 1;");
@@ -57,26 +63,25 @@ async fn pkg_serves_the_package_as_javascript() {
 
 #[tokio::test]
 async fn healthz_reports_ok_and_version() {
-    let (_dir, config) = fixture();
-    let (status, _, body) = get(&config, "/healthz").await;
-    assert_eq!(status, StatusCode::OK);
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["status"], "ok");
-    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    let (_dir, app) = fixture();
+    let reply = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json["status"], "ok");
+    assert_eq!(reply.json["version"], env!("CARGO_PKG_VERSION"));
 }
 
 #[tokio::test]
 async fn paths_cannot_escape_the_served_folders() {
-    let (_dir, config) = fixture();
-    let (status, _, _) = get(&config, "/pkg/../demo/index.html").await;
+    let (_dir, app) = fixture();
+    let (status, _, _) = get_text(&app, "/pkg/../demo/index.html").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = get(&config, "/..%2f..%2fetc%2fpasswd").await;
+    let (status, _, _) = get_text(&app, "/..%2f..%2fetc%2fpasswd").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn missing_files_are_404() {
-    let (_dir, config) = fixture();
-    let (status, _, _) = get(&config, "/nope.html").await;
+    let (_dir, app) = fixture();
+    let (status, _, _) = get_text(&app, "/nope.html").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

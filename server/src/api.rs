@@ -1,0 +1,254 @@
+//! The HTTP API: `POST /signaling`, `GET /messages`, `POST /turn-credentials`.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use callroom_protocol::{
+    is_valid_relay_type, is_valid_room_id, JoinRequest, JoinResponse, LeaveReason, Message,
+    MessagesResponse, RelayRequest, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN, RESERVED_TYPES,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::error::AppError;
+use crate::ids;
+use crate::state::{now_ms, AppState};
+
+/// `POST /signaling`: join, leave, or relay a message to a peer of the same room.
+pub async fn signaling(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, AppError> {
+    let bytes = read_body(body, state.config.max_body).await?;
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let Kind { kind } = parse_json(&bytes)?;
+    match kind.as_str() {
+        "join" => join(&state, parse_json(&bytes)?).await,
+        "leave" => {
+            let peer = state.authenticate(&headers)?;
+            let wake = state.store.leave(&peer.id, LeaveReason::Left, now_ms())?;
+            state.live.forget(&peer.id);
+            state.live.wake(&wake);
+            tracing::info!(peer = %peer.id, room = %peer.room, "peer left");
+            Ok(Json(json!({ "ok": true })))
+        }
+        kind if is_valid_relay_type(kind) => {
+            let peer = state.authenticate(&headers)?;
+            let request: RelayRequest<Box<RawValue>> = parse_json(&bytes)?;
+            if !ids::is_peer_id_shaped(&request.to) {
+                return Err(AppError::PeerNotFound(request.to));
+            }
+            if request.to == peer.id {
+                return Err(AppError::InvalidInput("a peer cannot message itself".into()));
+            }
+            let config = &state.config;
+            state
+                .live
+                .try_relay(&peer.id, now_ms(), config.relay_rate, config.relay_burst)
+                .map_err(AppError::RateLimited)?;
+            let wake = state
+                .store
+                .relay(&peer, &request.to, kind, request.payload.get(), now_ms())?;
+            state.live.wake(&[wake]);
+            Ok(Json(json!({ "ok": true })))
+        }
+        kind if RESERVED_TYPES.contains(&kind) => Err(AppError::UnknownType(format!(
+            "{kind}` is sent by the server only; clients send join, leave or a relay type like `offer"
+        ))),
+        other => Err(AppError::UnknownType(truncate(other, 40))),
+    }
+}
+
+async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, AppError> {
+    if !is_valid_room_id(&request.room) {
+        return Err(AppError::InvalidInput(
+            "room must match [A-Za-z0-9_-]{1,64}".into(),
+        ));
+    }
+    let name = request.name.trim();
+    if name.chars().count() > NAME_MAX_LEN || name.chars().any(char::is_control) {
+        return Err(AppError::InvalidInput(format!(
+            "name must be at most {NAME_MAX_LEN} characters, without control characters"
+        )));
+    }
+    if let Some(secret) = &state.config.ticket_secret {
+        crate::ticket::verify(
+            secret,
+            request.ticket.as_deref(),
+            &request.room,
+            request.role,
+        )?;
+    }
+    let peer_id = ids::new_peer_id()?;
+    let token = ids::new_token()?;
+    let joined = state.store.join(
+        &peer_id,
+        &ids::hash_token(&token),
+        &request.room,
+        request.role,
+        name,
+        state.config.room_capacity,
+        now_ms(),
+    )?;
+    if let Some(old) = &joined.replaced {
+        state.live.forget(old);
+        tracing::info!(room = %request.room, old_host = %old, new_host = %peer_id, "hub host reset");
+    }
+    state.live.wake(&joined.wake);
+    tracing::info!(peer = %peer_id, room = %request.room, role = request.role.as_str(), "peer joined");
+
+    let ice_servers = match state.turn.credentials(&peer_id, unix_secs()).await {
+        Ok(credentials) => credentials.ice_servers,
+        Err(err) => {
+            // A join must not fail because TURN is down; loopback and LAN need none.
+            tracing::warn!(%err, "joining without TURN credentials");
+            state.turn.static_servers()
+        }
+    };
+    let response = JoinResponse {
+        peer_id,
+        token,
+        room: request.room,
+        topology: joined.topology,
+        role: request.role,
+        peers: joined.others,
+        cursor: 0,
+        ice_servers,
+    };
+    to_json_value(&response).map(Json)
+}
+
+/// Query of `GET /messages`.
+#[derive(Debug, Deserialize)]
+pub struct PollQuery {
+    /// Last seq the client has processed; everything up to it is acknowledged.
+    #[serde(default)]
+    since: u64,
+    /// How long to wait for a message, in milliseconds (at most 30 000).
+    #[serde(default)]
+    wait: u64,
+}
+
+/// `GET /messages?since=&wait=`: messages after `since`, waiting up to `wait` ms for one.
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PollQuery>, QueryRejection>,
+) -> Result<Json<MessagesResponse<Box<RawValue>>>, AppError> {
+    let peer = state.authenticate(&headers)?;
+    let Query(query) = query.map_err(|e| {
+        AppError::InvalidInput(format!(
+            "query must be ?since=<number>&wait=<ms>: {}",
+            e.body_text()
+        ))
+    })?;
+    let wait = Duration::from_millis(query.wait.min(MAX_WAIT_MS));
+    let _slot = state
+        .live
+        .take_poll_slot(&peer.id, state.config.max_polls_per_peer)
+        .ok_or(AppError::TooManyPolls(state.config.max_polls_per_peer))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut shutdown = state.shutdown_signal();
+    // Subscribed before the first read, so a message stored in between still wakes us.
+    let mut wake = state.live.subscribe(&peer.id);
+    loop {
+        let batch = state
+            .store
+            .fetch(&peer.id, query.since, now_ms())?
+            .ok_or(AppError::Unauthorized)?;
+        let done =
+            !batch.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow();
+        if done {
+            let cursor = batch.last().map_or(query.since, |m| m.seq);
+            let messages = batch
+                .into_iter()
+                .map(|m| {
+                    Ok(Message {
+                        seq: m.seq,
+                        kind: m.kind,
+                        from: m.from,
+                        payload: RawValue::from_string(m.payload)
+                            .map_err(|e| AppError::Internal(format!("stored payload: {e}")))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, AppError>>()?;
+            return Ok(Json(MessagesResponse { messages, cursor }));
+        }
+        tokio::select! {
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    // The peer was removed (its next read says so) or its entry was recycled.
+                    wake = state.live.subscribe(&peer.id);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// `POST /turn-credentials`: ICE servers for the authenticated peer.
+pub async fn turn_credentials(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<TurnCredentials>, AppError> {
+    let peer = state.authenticate(&headers)?;
+    state
+        .turn
+        .credentials(&peer.id, unix_secs())
+        .await
+        .map(Json)
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    state.store.room_peers("")?;
+    Ok(Json(
+        json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
+    ))
+}
+
+/// JSON 405 for a known API path called with the wrong method.
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || err.to_string().contains("length limit");
+        if too_large {
+            AppError::BodyTooLarge(limit)
+        } else {
+            AppError::InvalidInput(format!("cannot read body: {err}"))
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::InvalidJson(e.to_string()))
+}
+
+fn to_json_value<T: serde::Serialize>(value: &T) -> Result<Value, AppError> {
+    serde_json::to_value(value).map_err(|e| AppError::Internal(format!("encoding response: {e}")))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+fn unix_secs() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or(0)
+}

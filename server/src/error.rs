@@ -1,0 +1,159 @@
+//! One error type for every handler: a stable code, a fitting status, a JSON body, and the
+//! internal cause logged rather than returned.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callroom_protocol::{ErrorBody, ErrorResponse};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The body is not valid JSON, or not the expected shape.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// A field has a value outside its rules.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// `type` is not a known request type.
+    #[error("unknown message type `{0}`")]
+    UnknownType(String),
+    /// The body is larger than the configured limit.
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// No token, or a token of no current peer.
+    #[error("missing or invalid token; join again")]
+    Unauthorized,
+    /// The server needs a join ticket and none was given.
+    #[error("this server requires a join ticket")]
+    TicketRequired,
+    /// The ticket is forged, expired, or for another room or role.
+    #[error("invalid ticket: {0}")]
+    InvalidTicket(String),
+    /// The recipient is not a peer of the sender's room.
+    #[error("no peer `{0}` in this room")]
+    PeerNotFound(String),
+    /// The topology does not allow this (a guest messaging another guest).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The room exists with another topology than the role implies.
+    #[error("room `{room}` is a {topology} room; role `{role}` cannot join it")]
+    RoleMismatch {
+        /// Room id.
+        room: String,
+        /// The room's topology.
+        topology: &'static str,
+        /// The requested role.
+        role: &'static str,
+    },
+    /// The room has reached its capacity.
+    #[error("room is full ({0} peers)")]
+    RoomFull(u32),
+    /// Too many relays; retry after the given seconds.
+    #[error("too many messages; retry in {0} s")]
+    RateLimited(u64),
+    /// Too many concurrent long-polls for one peer.
+    #[error("at most {0} concurrent polls per peer")]
+    TooManyPolls(u32),
+    /// `since` is ahead of anything sent to this peer.
+    #[error("cursor {since} is ahead of the last message {last}")]
+    CursorAhead {
+        /// Requested cursor.
+        since: u64,
+        /// Last sequence number issued to this peer.
+        last: u64,
+    },
+    /// The TURN provider could not be reached or answered badly.
+    #[error("ICE servers are unavailable right now")]
+    TurnUnavailable(String),
+    /// The endpoint exists but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// Anything else; the cause is logged, never returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::InvalidJson(_) => "invalid_json",
+            AppError::InvalidInput(_) => "invalid_input",
+            AppError::UnknownType(_) => "unknown_type",
+            AppError::BodyTooLarge(_) => "body_too_large",
+            AppError::Unauthorized => "unauthorized",
+            AppError::TicketRequired => "ticket_required",
+            AppError::InvalidTicket(_) => "invalid_ticket",
+            AppError::PeerNotFound(_) => "peer_not_found",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::RoleMismatch { .. } => "role_mismatch",
+            AppError::RoomFull(_) => "room_full",
+            AppError::RateLimited(_) => "rate_limited",
+            AppError::TooManyPolls(_) => "too_many_polls",
+            AppError::CursorAhead { .. } => "cursor_ahead",
+            AppError::TurnUnavailable(_) => "turn_unavailable",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status that fits.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::InvalidJson(_) | AppError::InvalidInput(_) | AppError::UnknownType(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            AppError::CursorAhead { .. } => StatusCode::BAD_REQUEST,
+            AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unauthorized | AppError::TicketRequired => StatusCode::UNAUTHORIZED,
+            AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
+            AppError::RoleMismatch { .. } | AppError::RoomFull(_) => StatusCode::CONFLICT,
+            AppError::RateLimited(_) | AppError::TooManyPolls(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::TurnUnavailable(_) => StatusCode::BAD_GATEWAY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(err: rusqlite::Error) -> Self {
+        AppError::Internal(format!("database: {err}"))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            AppError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                self.to_string()
+            }
+            AppError::TurnUnavailable(cause) => {
+                tracing::warn!(%cause, "TURN provider failed");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let retry_after = match &self {
+            AppError::RateLimited(seconds) => Some(*seconds),
+            AppError::TooManyPolls(_) => Some(1),
+            _ => None,
+        };
+        let body = ErrorResponse {
+            error: ErrorBody {
+                code: self.code().to_owned(),
+                message,
+            },
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

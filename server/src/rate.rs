@@ -1,0 +1,72 @@
+//! A token bucket: `burst` messages at once, refilled at `rate` per second.
+
+/// Remaining budget and when it was last refilled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBucket {
+    tokens: f64,
+    updated_ms: i64,
+}
+
+impl TokenBucket {
+    /// A bucket holding its whole burst.
+    pub fn full(burst: f64, now_ms: i64) -> Self {
+        Self {
+            tokens: burst,
+            updated_ms: now_ms,
+        }
+    }
+
+    /// Takes one token, or says in how many whole seconds one will be available.
+    pub fn try_take(&mut self, now_ms: i64, rate: f64, burst: f64) -> Result<(), u64> {
+        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated_ms = now_ms.max(self.updated_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else if rate > 0.0 {
+            Err(((1.0 - self.tokens) / rate).ceil().max(1.0) as u64)
+        } else {
+            Err(u64::MAX)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_allowed_then_refused_with_a_retry_time() {
+        let mut bucket = TokenBucket::full(3.0, 0);
+        for _ in 0..3 {
+            assert_eq!(bucket.try_take(0, 1.0, 3.0), Ok(()));
+        }
+        assert_eq!(bucket.try_take(0, 1.0, 3.0), Err(1));
+    }
+
+    #[test]
+    fn tokens_refill_at_the_rate_and_never_beyond_the_burst() {
+        let mut bucket = TokenBucket::full(2.0, 0);
+        assert!(bucket.try_take(0, 10.0, 2.0).is_ok());
+        assert!(bucket.try_take(0, 10.0, 2.0).is_ok());
+        assert!(bucket.try_take(0, 10.0, 2.0).is_err());
+        assert!(
+            bucket.try_take(100, 10.0, 2.0).is_ok(),
+            "100 ms at 10/s refills one"
+        );
+        assert!(bucket.try_take(100, 10.0, 2.0).is_err());
+        // An hour idle refills only up to the burst.
+        for _ in 0..2 {
+            assert!(bucket.try_take(3_600_000, 10.0, 2.0).is_ok());
+        }
+        assert!(bucket.try_take(3_600_000, 10.0, 2.0).is_err());
+    }
+
+    #[test]
+    fn a_clock_going_backwards_does_not_mint_tokens() {
+        let mut bucket = TokenBucket::full(1.0, 1_000);
+        assert!(bucket.try_take(1_000, 1.0, 1.0).is_ok());
+        assert!(bucket.try_take(0, 1.0, 1.0).is_err());
+    }
+}

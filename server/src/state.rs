@@ -1,0 +1,132 @@
+//! Everything a request handler needs, shared behind one `Arc`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::ids;
+use crate::live::Live;
+use crate::store::{Peer, Store, Swept};
+use crate::turn::Turn;
+
+/// Shared server state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    /// Flags in force.
+    pub config: Config,
+    /// Durable state.
+    pub store: Store,
+    /// Wake-ups, poll slots, rate budgets.
+    pub live: Live,
+    /// ICE server provider.
+    pub turn: Turn,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open database `{path}`: {source}")]
+    Database {
+        /// The `--db` value.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A flag combination makes no sense.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl AppState {
+    /// Opens the database and checks the configuration.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let store = Store::open(&config.db).map_err(|source| StartError::Database {
+            path: config.db.clone(),
+            source,
+        })?;
+        // Peers stored before a restart get a full timeout to poll again.
+        store
+            .refresh_presence(now_ms())
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let turn = Turn::from_config(&config).map_err(StartError::Config)?;
+        if config.room_capacity < 2 {
+            return Err(StartError::Config(
+                "--room-capacity must be at least 2".into(),
+            ));
+        }
+        if config.max_polls_per_peer < 1 {
+            return Err(StartError::Config(
+                "--max-polls-per-peer must be at least 1".into(),
+            ));
+        }
+        Ok(Self(Arc::new(Inner {
+            config,
+            store,
+            live: Live::default(),
+            turn,
+            shutdown: watch::channel(false).0,
+        })))
+    }
+
+    /// The peer whose bearer token is in `headers`.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Peer, AppError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| ids::is_token_shaped(t))
+            .ok_or(AppError::Unauthorized)?;
+        self.store
+            .authenticate(&ids::hash_token(token))?
+            .ok_or(AppError::Unauthorized)
+    }
+
+    /// Removes silent peers and old messages, and wakes whoever must hear of it.
+    pub fn sweep(&self, now: i64) -> Result<Swept, AppError> {
+        let timeout = i64::try_from(self.config.peer_timeout.as_millis()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.config.message_ttl.as_millis()).unwrap_or(i64::MAX);
+        let swept = self
+            .store
+            .sweep(now, timeout, ttl, |id| self.live.is_polling(id))?;
+        for id in &swept.timed_out {
+            tracing::info!(peer = %id, "peer timed out");
+            self.live.forget(id);
+        }
+        self.live.wake(&swept.wake);
+        Ok(swept)
+    }
+
+    /// Ends every pending long-poll now and makes new ones return at once.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Changes when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}

@@ -1,0 +1,824 @@
+//! Every endpoint and every error code, through the real router without a socket.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::{peer_id, token, types, TestApp};
+use serde_json::json;
+
+// ---------------------------------------------------------------- join
+
+#[tokio::test]
+async fn join_mints_a_peer_id_and_token_and_fixes_the_topology() {
+    let app = TestApp::new();
+    let joined = app.join("standup", "peer", "Ann").await;
+    assert!(peer_id(&joined).starts_with('p'));
+    assert_eq!(token(&joined).len(), 32);
+    assert_eq!(joined["room"], "standup");
+    assert_eq!(joined["topology"], "mesh");
+    assert_eq!(joined["role"], "peer");
+    assert_eq!(joined["peers"], json!([]));
+    assert_eq!(joined["cursor"], 0);
+    assert_eq!(joined["iceServers"], json!([]));
+}
+
+#[tokio::test]
+async fn a_joiner_sees_who_is_there_and_they_hear_peer_joined() {
+    let app = TestApp::new();
+    let ann = app.join("r", "peer", "Ann").await;
+    let bob = app.join("r", "peer", "Bob").await;
+    assert_eq!(
+        bob["peers"],
+        json!([{"peerId": peer_id(&ann), "role": "peer", "name": "Ann"}])
+    );
+    let messages = app.messages(token(&ann), 0).await;
+    assert_eq!(
+        messages,
+        vec![json!({"seq": 1, "type": "peer-joined", "from": null,
+                    "payload": {"peerId": peer_id(&bob), "role": "peer", "name": "Bob"}})]
+    );
+}
+
+#[tokio::test]
+async fn roles_that_do_not_fit_the_rooms_topology_are_refused() {
+    let app = TestApp::new();
+    app.join("mesh-room", "peer", "").await;
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": "mesh-room", "role": "host"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "role_mismatch")
+    );
+
+    app.join("hub-room", "guest", "").await;
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": "hub-room", "role": "peer"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "role_mismatch")
+    );
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_the_next_joiner() {
+    let app = TestApp::with(|c| c.room_capacity = 2);
+    app.join("r", "peer", "a").await;
+    app.join("r", "peer", "b").await;
+    let reply = app
+        .post(None, json!({"type": "join", "room": "r", "role": "peer"}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "room_full")
+    );
+}
+
+#[tokio::test]
+async fn invalid_join_fields_are_rejected_with_codes() {
+    let app = TestApp::new();
+    let cases = [
+        (
+            json!({"type": "join", "room": "bad room", "role": "peer"}),
+            "invalid_input",
+        ),
+        (
+            json!({"type": "join", "room": "x".repeat(65), "role": "peer"}),
+            "invalid_input",
+        ),
+        (
+            json!({"type": "join", "room": "", "role": "peer"}),
+            "invalid_input",
+        ),
+        (
+            json!({"type": "join", "room": "r", "role": "admin"}),
+            "invalid_json",
+        ),
+        (json!({"type": "join", "role": "peer"}), "invalid_json"),
+        (
+            json!({"type": "join", "room": "r", "role": "peer", "name": "n".repeat(65)}),
+            "invalid_input",
+        ),
+        (
+            json!({"type": "join", "room": "r", "role": "peer", "name": "a\u{0}b"}),
+            "invalid_input",
+        ),
+    ];
+    for (body, code) in cases {
+        let reply = app.post(None, body.clone()).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, code),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_database_stores_a_hash_of_the_token_not_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let app = TestApp::with(|c| c.db = db.to_string_lossy().into_owned());
+    let joined = app.join("r", "peer", "").await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT token_hash FROM peers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.len(), 32, "a SHA-256");
+    let token = token(&joined);
+    assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()));
+    let dump: String = conn
+        .query_row(
+            "SELECT group_concat(id || name || room) FROM peers",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!dump.contains(token));
+}
+
+// ---------------------------------------------------------------- relay
+
+#[tokio::test]
+async fn a_relayed_offer_arrives_with_sender_and_payload_unchanged() {
+    let app = TestApp::new();
+    let ann = app.join("r", "peer", "Ann").await;
+    let bob = app.join("r", "peer", "Bob").await;
+    let payload = json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"});
+    let reply = app
+        .relay(token(&bob), peer_id(&ann), "offer", payload.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let messages = app.messages(token(&ann), 0).await;
+    assert_eq!(types(&messages), ["peer-joined", "offer"]);
+    assert_eq!(messages[1]["seq"], 2);
+    assert_eq!(messages[1]["from"], peer_id(&bob));
+    assert_eq!(messages[1]["payload"], payload);
+}
+
+#[tokio::test]
+async fn a_spoofed_from_is_ignored() {
+    let app = TestApp::new();
+    let ann = app.join("r", "peer", "Ann").await;
+    let bob = app.join("r", "peer", "Bob").await;
+    let eve = app.join("r", "peer", "Eve").await;
+    let reply = app
+        .post(
+            Some(token(&eve)),
+            json!({"type": "offer", "to": peer_id(&ann), "from": peer_id(&bob), "payload": {}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let messages = app.messages(token(&ann), 0).await;
+    let offer = messages.iter().find(|m| m["type"] == "offer").unwrap();
+    assert_eq!(offer["from"], peer_id(&eve), "the token decides the sender");
+}
+
+#[tokio::test]
+async fn a_peer_cannot_reach_or_read_another_room() {
+    let app = TestApp::new();
+    let a = app.join("room-a", "peer", "").await;
+    let b = app.join("room-b", "peer", "").await;
+    let b2 = app.join("room-b", "peer", "").await;
+    let reply = app.relay(token(&a), peer_id(&b), "offer", json!({})).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::NOT_FOUND, "peer_not_found")
+    );
+    app.relay(token(&b2), peer_id(&b), "offer", json!({"secret": 1}))
+        .await;
+    // Each token reads only its own queue; nothing of room B reaches A.
+    let seen_by_a = app.messages(token(&a), 0).await;
+    assert!(seen_by_a.is_empty(), "{seen_by_a:?}");
+}
+
+#[tokio::test]
+async fn relays_to_unknown_peers_or_oneself_are_refused() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let reply = app
+        .relay(token(&a), "p0000000000000000", "offer", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::NOT_FOUND, "peer_not_found")
+    );
+    let reply = app.relay(token(&a), "../../etc", "offer", json!({})).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::NOT_FOUND, "peer_not_found")
+    );
+    let reply = app.relay(token(&a), peer_id(&a), "offer", json!({})).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+}
+
+#[tokio::test]
+async fn relay_types_are_open_but_server_and_malformed_types_are_refused() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    for kind in ["offer", "answer", "candidate", "ice-restart", "renegotiate"] {
+        let reply = app.relay(token(&a), peer_id(&b), kind, json!({})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{kind}: {}", reply.json);
+    }
+    for kind in ["peer-joined", "peer-left", "host-reset", "Offer!", ""] {
+        let reply = app.relay(token(&a), peer_id(&b), kind, json!({})).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "unknown_type"),
+            "{kind}"
+        );
+    }
+    let reply = app.post(Some(token(&a)), json!({"to": peer_id(&b)})).await;
+    assert_eq!(reply.code(), "invalid_json", "no type at all");
+    let reply = app
+        .post(Some(token(&a)), json!({"type": "offer", "to": peer_id(&b)}))
+        .await;
+    assert_eq!(reply.code(), "invalid_json", "no payload");
+}
+
+#[tokio::test]
+async fn in_a_hub_guests_reach_only_the_host() {
+    let app = TestApp::new();
+    let host = app.join("hub", "host", "H").await;
+    let g1 = app.join("hub", "guest", "G1").await;
+    let g2 = app.join("hub", "guest", "G2").await;
+    assert_eq!(g1["topology"], "hub");
+    let reply = app
+        .relay(token(&g1), peer_id(&g2), "offer", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        app.relay(token(&g1), peer_id(&host), "offer", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.relay(token(&host), peer_id(&g2), "answer", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_peer_over_its_relay_budget_gets_429_with_retry_after() {
+    let app = TestApp::with(|c| {
+        c.relay_burst = 3.0;
+        c.relay_rate = 0.5;
+    });
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.relay(token(&a), peer_id(&b), "candidate", json!({}))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let reply = app
+        .relay(token(&a), peer_id(&b), "candidate", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert_eq!(reply.headers["retry-after"], "2");
+    // Another peer's budget is its own.
+    assert_eq!(
+        app.relay(token(&b), peer_id(&a), "candidate", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+// ---------------------------------------------------------------- auth
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_401() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let bogus = "0123456789abcdef0123456789abcdef";
+    for reply in [
+        app.post(None, json!({"type": "leave"})).await,
+        app.post(Some(bogus), json!({"type": "leave"})).await,
+        app.post(
+            Some("junk"),
+            json!({"type": "offer", "to": peer_id(&a), "payload": {}}),
+        )
+        .await,
+        app.poll(bogus, 0, 0).await,
+        app.call(Method::GET, "/messages", None, None).await,
+        app.call(Method::POST, "/turn-credentials", None, None)
+            .await,
+        app.call(Method::POST, "/turn-credentials", Some(bogus), None)
+            .await,
+    ] {
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+    }
+    let basic = Request::post("/signaling")
+        .header("authorization", format!("Basic {}", token(&a)))
+        .body(Body::from(r#"{"type":"leave"}"#))
+        .unwrap();
+    assert_eq!(app.request(basic).await.code(), "unauthorized");
+}
+
+// ---------------------------------------------------------------- leave and hub resets
+
+#[tokio::test]
+async fn leave_tells_the_room_and_ends_the_token() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    let reply = app.post(Some(token(&b)), json!({"type": "leave"})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let messages = app.messages(token(&a), 0).await;
+    assert_eq!(types(&messages), ["peer-joined", "peer-left"]);
+    assert_eq!(
+        messages[1]["payload"],
+        json!({"peerId": peer_id(&b), "reason": "left"})
+    );
+    assert_eq!(app.poll(token(&b), 0, 0).await.code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn an_emptied_room_is_gone_and_can_be_created_anew() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    app.post(Some(token(&a)), json!({"type": "leave"})).await;
+    let host = app.join("r", "host", "").await;
+    assert_eq!(host["topology"], "hub", "the next first joiner decides");
+}
+
+#[tokio::test]
+async fn a_rejoining_host_resets_its_hub_and_nothing_else() {
+    let app = TestApp::new();
+    let old_host = app.join("hub", "host", "H").await;
+    let guest = app.join("hub", "guest", "G").await;
+    let other_host = app.join("other-hub", "host", "X").await;
+    app.relay(token(&guest), peer_id(&old_host), "offer", json!({}))
+        .await;
+
+    let new_host = app.join("hub", "host", "H").await;
+    assert_eq!(
+        new_host["peers"],
+        json!([{"peerId": peer_id(&guest), "role": "guest", "name": "G"}])
+    );
+    let messages = app.messages(token(&guest), 0).await;
+    assert_eq!(types(&messages), ["host-reset"]);
+    assert_eq!(messages[0]["payload"]["host"]["peerId"], peer_id(&new_host));
+    assert_eq!(messages[0]["payload"]["previousPeerId"], peer_id(&old_host));
+    assert_eq!(
+        app.poll(token(&old_host), 0, 0).await.code(),
+        "unauthorized"
+    );
+    // The other hub is untouched.
+    assert_eq!(
+        app.poll(token(&other_host), 0, 0).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.state.store.room_peers("other-hub").unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_guest_joining_never_resets_a_hub() {
+    let app = TestApp::new();
+    let host = app.join("hub", "host", "").await;
+    app.join("hub", "guest", "").await;
+    app.join("hub", "guest", "").await;
+    let messages = app.messages(token(&host), 0).await;
+    assert_eq!(types(&messages), ["peer-joined", "peer-joined"]);
+}
+
+// ---------------------------------------------------------------- messages
+
+#[tokio::test]
+async fn seq_is_per_recipient_gapless_and_acknowledged_messages_are_gone() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    for i in 0..5 {
+        app.relay(token(&b), peer_id(&a), "candidate", json!({"i": i}))
+            .await;
+    }
+    let all = app.messages(token(&a), 0).await;
+    let seqs: Vec<u64> = all.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let reply = app.poll(token(&a), 3, 0).await;
+    assert_eq!(reply.json["cursor"], 6);
+    let rest: Vec<u64> = reply.json["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rest, [4, 5, 6]);
+    // 1..=3 were acknowledged by polling with since=3.
+    let after_ack: Vec<u64> = app
+        .messages(token(&a), 0)
+        .await
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(after_ack, [4, 5, 6]);
+    let empty = app.poll(token(&a), 6, 0).await;
+    assert_eq!(empty.json, json!({"messages": [], "cursor": 6}));
+}
+
+#[tokio::test]
+async fn a_large_backlog_comes_in_batches_with_a_cursor() {
+    let app = TestApp::with(|c| c.relay_burst = 1000.0);
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    for i in 0..299 {
+        app.relay(token(&b), peer_id(&a), "candidate", json!({"i": i}))
+            .await;
+    }
+    let first = app.poll(token(&a), 0, 0).await;
+    assert_eq!(first.json["messages"].as_array().unwrap().len(), 256);
+    assert_eq!(first.json["cursor"], 256);
+    let second = app.poll(token(&a), 256, 0).await;
+    assert_eq!(second.json["messages"].as_array().unwrap().len(), 44);
+    assert_eq!(second.json["cursor"], 300);
+}
+
+#[tokio::test]
+async fn bad_cursors_and_queries_are_400() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let reply = app.poll(token(&a), 5, 0).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "cursor_ahead")
+    );
+    let reply = app
+        .call(Method::GET, "/messages?since=abc", Some(token(&a)), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let reply = app
+        .call(Method::GET, "/messages?wait=-1", Some(token(&a)), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_when_a_message_is_relayed() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    app.messages(token(&a), 0).await; // the peer-joined event
+    let waiting = {
+        let app = app.clone();
+        let token = token(&a).to_owned();
+        tokio::spawn(async move { app.poll(&token, 1, 25_000).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.relay(token(&b), peer_id(&a), "offer", json!({"n": 1}))
+        .await;
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the poll answered before its wait expired")
+        .unwrap();
+    assert_eq!(types(reply.json["messages"].as_array().unwrap()), ["offer"]);
+}
+
+#[tokio::test]
+async fn too_many_concurrent_polls_per_peer_are_refused() {
+    let app = std::sync::Arc::new(TestApp::with(|c| c.max_polls_per_peer = 1));
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    app.messages(token(&a), 0).await;
+    let first = {
+        let app = app.clone();
+        let token = token(&a).to_owned();
+        tokio::spawn(async move { app.poll(&token, 1, 25_000).await })
+    };
+    // Until the first poll holds its slot, a second one may still get in; wait for that.
+    while !app.state.live.is_polling(peer_id(&a)) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let second = app.poll(token(&a), 1, 0).await;
+    assert_eq!(
+        (second.status, second.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_polls")
+    );
+    assert!(second.headers.contains_key("retry-after"));
+    app.relay(token(&b), peer_id(&a), "offer", json!({})).await;
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+}
+
+// ---------------------------------------------------------------- presence and cleanup
+
+#[tokio::test]
+async fn a_silent_peer_times_out_and_the_room_hears_why() {
+    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(1));
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    let later = callroom_server::state::now_ms() + 1_500;
+    // a polls "now" (at `later`), b stays silent.
+    app.state.store.fetch(peer_id(&a), 0, later).unwrap();
+    let swept = app.state.sweep(later).unwrap();
+    assert_eq!(swept.timed_out, vec![peer_id(&b).to_owned()]);
+    let messages = app.messages(token(&a), 0).await;
+    assert_eq!(types(&messages), ["peer-joined", "peer-left"]);
+    assert_eq!(messages[1]["payload"]["reason"], "timeout");
+    assert_eq!(app.poll(token(&b), 0, 0).await.code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn a_peer_holding_a_long_poll_is_present() {
+    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(1));
+    let a = app.join("r", "peer", "").await;
+    let _slot = app.state.live.take_poll_slot(peer_id(&a), 2).unwrap();
+    let swept = app
+        .state
+        .sweep(callroom_server::state::now_ms() + 5_000)
+        .unwrap();
+    assert!(swept.timed_out.is_empty());
+}
+
+#[tokio::test]
+async fn messages_older_than_the_ttl_are_dropped() {
+    let app = TestApp::with(|c| c.message_ttl = std::time::Duration::from_secs(60));
+    let a = app.join("r", "peer", "").await;
+    app.join("r", "peer", "").await;
+    let later = callroom_server::state::now_ms() + 61_000;
+    app.state.store.fetch(peer_id(&a), 0, later).unwrap(); // keep a present
+    let swept = app.state.sweep(later).unwrap();
+    assert_eq!(swept.expired_messages, 1);
+}
+
+// ---------------------------------------------------------------- bodies and methods
+
+#[tokio::test]
+async fn malformed_json_is_400_invalid_json() {
+    let app = TestApp::new();
+    for body in ["{", "not json", "[]", "{\"type\": 5}", ""] {
+        let reply = app
+            .call(Method::POST, "/signaling", None, Some(body.into()))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "invalid_json"),
+            "{body:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_types_are_400_unknown_type() {
+    let app = TestApp::new();
+    let reply = app.post(None, json!({"type": "Launch Missiles"})).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "unknown_type")
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_in_json() {
+    let app = TestApp::with(|c| c.max_body = 1024);
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    let big = json!({"type": "offer", "to": peer_id(&b), "payload": {"sdp": "x".repeat(2000)}});
+    let reply = app.post(Some(token(&a)), big).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+    assert!(
+        app.messages(token(&b), 0).await.is_empty(),
+        "nothing was relayed"
+    );
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_in_json() {
+    let app = TestApp::new();
+    let reply = app.call(Method::GET, "/signaling", None, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let reply = app.call(Method::DELETE, "/messages", None, None).await;
+    assert_eq!(reply.code(), "method_not_allowed");
+}
+
+// ---------------------------------------------------------------- tickets
+
+fn ticket(secret: &str, room: &str, role: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"room": room, "role": role, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn with_a_ticket_secret_joins_need_a_matching_ticket() {
+    let app = TestApp::with(|c| c.ticket_secret = Some("backend-secret".into()));
+    let reply = app
+        .post(None, json!({"type": "join", "room": "r", "role": "host"}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "ticket_required")
+    );
+
+    let good = ticket("backend-secret", "r", "host");
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": "r", "role": "host", "ticket": good}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+
+    for (bad, why) in [
+        (ticket("backend-secret", "other", "host"), "room"),
+        (ticket("backend-secret", "r", "guest"), "role"),
+        (ticket("forged-secret", "r", "host"), "signature"),
+    ] {
+        let reply = app
+            .post(
+                None,
+                json!({"type": "join", "room": "r", "role": "host", "ticket": bad}),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::FORBIDDEN, "invalid_ticket"),
+            "{why}"
+        );
+    }
+    // A guest ticket cannot be used to take over the hub as host.
+    let guest = ticket("backend-secret", "r", "guest");
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": "r", "role": "host", "ticket": guest}),
+        )
+        .await;
+    assert_eq!(reply.code(), "invalid_ticket");
+}
+
+// ---------------------------------------------------------------- CORS
+
+async fn preflight(app: &TestApp, origin: &str) -> Option<String> {
+    let request = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/signaling")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    app.request(request)
+        .await
+        .headers
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn by_default_loopback_origins_on_any_port_are_allowed_and_others_not() {
+    let app = TestApp::new();
+    assert_eq!(
+        preflight(&app, "http://127.0.0.1:41234").await.as_deref(),
+        Some("http://127.0.0.1:41234")
+    );
+    assert_eq!(
+        preflight(&app, "http://localhost:5173").await.as_deref(),
+        Some("http://localhost:5173")
+    );
+    assert_eq!(preflight(&app, "https://evil.example").await, None);
+}
+
+#[tokio::test]
+async fn configured_origins_replace_the_default() {
+    let app = TestApp::with(|c| c.allow_origins = vec!["https://app.example.com".into()]);
+    assert_eq!(
+        preflight(&app, "https://app.example.com").await.as_deref(),
+        Some("https://app.example.com")
+    );
+    assert_eq!(preflight(&app, "http://localhost:5173").await, None);
+}
+
+// ---------------------------------------------------------------- TURN (static and REST modes)
+
+#[tokio::test]
+async fn turn_credentials_need_a_token_and_default_to_none() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let reply = app
+        .call(Method::POST, "/turn-credentials", Some(token(&a)), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json, json!({"iceServers": [], "ttl": 86400}));
+}
+
+#[tokio::test]
+async fn static_ice_servers_reach_join_and_turn_credentials() {
+    let app = TestApp::with(|c| {
+        c.ice_servers = Some(r#"[{"urls":["stun:stun.example.org:3478"]}]"#.into())
+    });
+    let a = app.join("r", "peer", "").await;
+    assert_eq!(
+        a["iceServers"],
+        json!([{"urls": ["stun:stun.example.org:3478"]}])
+    );
+    let reply = app
+        .call(Method::POST, "/turn-credentials", Some(token(&a)), None)
+        .await;
+    assert_eq!(reply.json["iceServers"], a["iceServers"]);
+}
+
+#[tokio::test]
+async fn turn_rest_mode_hands_out_time_limited_hmac_credentials_without_the_secret() {
+    let app = TestApp::with(|c| {
+        c.turn_secret = Some("coturn-shared-secret".into());
+        c.turn_urls = vec!["turn:turn.example.org:3478?transport=udp".into()];
+        c.turn_ttl = std::time::Duration::from_secs(600);
+    });
+    let a = app.join("r", "peer", "").await;
+    let reply = app
+        .call(Method::POST, "/turn-credentials", Some(token(&a)), None)
+        .await;
+    assert_eq!(reply.json["ttl"], 600);
+    let server = &reply.json["iceServers"][0];
+    assert_eq!(
+        server["urls"],
+        json!(["turn:turn.example.org:3478?transport=udp"])
+    );
+    let username = server["username"].as_str().unwrap();
+    let (expiry, peer) = username.split_once(':').unwrap();
+    assert_eq!(peer, peer_id(&a));
+    let now = callroom_server::state::now_ms() as u64 / 1000;
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "expires in ~ttl");
+    use base64::Engine;
+    let mac = base64::engine::general_purpose::STANDARD
+        .decode(server["credential"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(mac.len(), 20, "an HMAC-SHA1");
+    assert!(!reply.json.to_string().contains("coturn-shared-secret"));
+    assert_eq!(
+        a["iceServers"][0]["urls"], server["urls"],
+        "join carries the same servers"
+    );
+}
+
+#[tokio::test]
+async fn contradictory_turn_flags_stop_the_server_from_starting() {
+    let mut config = common::test_config();
+    config.turn_secret = Some("s".into());
+    assert!(
+        callroom_server::AppState::new(config.clone()).is_err(),
+        "secret without URL"
+    );
+    config.turn_urls = vec!["turn:x".into()];
+    config.cf_turn_key_id = Some("k".into());
+    config.cf_turn_api_token = Some("t".into());
+    assert!(
+        callroom_server::AppState::new(config).is_err(),
+        "two TURN modes"
+    );
+    let mut config = common::test_config();
+    config.ice_servers = Some("not json".into());
+    assert!(callroom_server::AppState::new(config).is_err());
+}
