@@ -30,7 +30,7 @@ export async function startServer(extraArgs = []) {
   }
   const child = spawn(
     bin,
-    ["--listen", "127.0.0.1:0", "--demo-dir", join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
+    ["--listen", "127.0.0.1:0", "--db", ":memory:", "--demo-dir", join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
   const url = await new Promise((resolve, reject) => {
