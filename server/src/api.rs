@@ -101,6 +101,8 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
         state.config.room_capacity,
         now_ms(),
     )?;
+    // Joining is the first heartbeat; until the first poll the timeout counts from here.
+    state.live.touch(&peer_id, now_ms());
     if let Some(old) = &joined.replaced {
         state.live.forget(old);
         tracing::info!(room = %request.room, old_host = %old, new_host = %peer_id, "hub host reset");
@@ -160,12 +162,14 @@ pub async fn messages(
         .ok_or(AppError::TooManyPolls(state.config.max_polls_per_peer))?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = state.shutdown_signal();
+    state.live.acknowledge(&peer.id, query.since);
     // Subscribed before the first read, so a message stored in between still wakes us.
     let mut wake = state.live.subscribe(&peer.id);
     loop {
+        state.live.touch(&peer.id, now_ms());
         let batch = state
             .store
-            .fetch(&peer.id, query.since, now_ms())?
+            .read(&peer.id, query.since)?
             .ok_or(AppError::Unauthorized)?;
         let done =
             !batch.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow();

@@ -14,6 +14,10 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Runtime worker threads; default: one per CPU core.
+    #[arg(long, env = "CALLROOM_WORKERS")]
+    pub workers: Option<usize>,
+
     /// SQLite database file; `:memory:` for a throwaway server.
     #[arg(long, env = "CALLROOM_DB", default_value = "callroom.db")]
     pub db: String,

@@ -53,6 +53,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
+    let checkpointer = tokio::spawn(checkpoint_forever(state.clone()));
     let draining = state.clone();
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
@@ -61,6 +62,7 @@ pub async fn serve(
         })
         .await;
     sweeper.abort();
+    checkpointer.abort();
     result
 }
 
@@ -76,6 +78,21 @@ async fn sweep_forever(state: AppState) {
         tick.tick().await;
         if let Err(err) = state.sweep(state::now_ms()) {
             tracing::error!(%err, "sweep failed");
+        }
+    }
+}
+
+/// Checkpoints the WAL every second on its own connection, off the request path.
+async fn checkpoint_forever(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        match tokio::task::spawn_blocking(move || state.store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "checkpoint failed"),
+            Err(err) => tracing::warn!(%err, "checkpoint task failed"),
         }
     }
 }

@@ -1,5 +1,9 @@
-//! In-process state that need not survive a restart: long-poll wake-ups, how many polls each
-//! peer holds open, and each peer's relay rate budget.
+//! In-process state that need not survive a restart: long-poll wake-ups, presence (when each
+//! peer last polled, how many polls it holds open), acknowledged cursors awaiting deletion, and
+//! each peer's relay rate budget.
+//!
+//! None of it needs durability: after a restart every stored peer gets a full timeout to poll
+//! again, and a message is never redelivered because polls read only `seq > since`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,12 +18,19 @@ struct PeerLive {
     wake: Option<watch::Sender<u64>>,
     polls: u32,
     bucket: Option<TokenBucket>,
+    /// When the peer last polled (unix ms); `None` until it does.
+    last_seen: Option<i64>,
+    /// Highest cursor the peer has acknowledged, and how far deletion has caught up.
+    acked: u64,
+    deleted: u64,
 }
 
 /// Shared by every request.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Live {
     peers: Arc<Mutex<HashMap<String, PeerLive>>>,
+    /// Peers never seen polling since this process started count as seen at start.
+    started_ms: i64,
 }
 
 /// A held long-poll slot; dropping it (also when the client goes away) frees the slot.
@@ -38,6 +49,50 @@ impl Drop for PollSlot {
 }
 
 impl Live {
+    /// Presence bookkeeping for a process that started at `started_ms`.
+    pub fn new(started_ms: i64) -> Self {
+        Self {
+            peers: Arc::default(),
+            started_ms,
+        }
+    }
+
+    /// Records a heartbeat.
+    pub fn touch(&self, peer_id: &str, now_ms: i64) {
+        let mut peers = self.lock();
+        let peer = peers.entry(peer_id.to_owned()).or_default();
+        peer.last_seen = Some(peer.last_seen.map_or(now_ms, |t| t.max(now_ms)));
+    }
+
+    /// True when the peer holds no poll and has not polled since `now - timeout`.
+    pub fn is_silent(&self, peer_id: &str, now_ms: i64, timeout_ms: i64) -> bool {
+        let peers = self.lock();
+        let peer = peers.get(peer_id);
+        let polling = peer.is_some_and(|p| p.polls > 0);
+        let last_seen = peer.and_then(|p| p.last_seen).unwrap_or(self.started_ms);
+        !polling && last_seen < now_ms - timeout_ms
+    }
+
+    /// Records that the peer has processed everything up to `since`.
+    pub fn acknowledge(&self, peer_id: &str, since: u64) {
+        let mut peers = self.lock();
+        let peer = peers.entry(peer_id.to_owned()).or_default();
+        peer.acked = peer.acked.max(since);
+    }
+
+    /// Acknowledged cursors not yet deleted; each is reported once.
+    pub fn take_acks(&self) -> Vec<(String, u64)> {
+        let mut peers = self.lock();
+        peers
+            .iter_mut()
+            .filter(|(_, p)| p.acked > p.deleted)
+            .map(|(id, p)| {
+                p.deleted = p.acked;
+                (id.clone(), p.acked)
+            })
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, PeerLive>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,7 +111,7 @@ impl Live {
         })
     }
 
-    /// True while the peer holds a long-poll open (so it is present even if silent).
+    /// True while the peer holds a long-poll open.
     pub fn is_polling(&self, peer_id: &str) -> bool {
         self.lock().get(peer_id).is_some_and(|p| p.polls > 0)
     }
@@ -102,7 +157,7 @@ mod tests {
 
     #[test]
     fn poll_slots_are_limited_and_freed_on_drop() {
-        let live = Live::default();
+        let live = Live::new(0);
         let a = live.take_poll_slot("p", 2).expect("first");
         let _b = live.take_poll_slot("p", 2).expect("second");
         assert!(live.take_poll_slot("p", 2).is_none(), "third is refused");
@@ -115,9 +170,38 @@ mod tests {
         assert!(!live.is_polling("q"));
     }
 
+    #[test]
+    fn presence_counts_polls_and_heartbeats_and_starts_at_process_start() {
+        let live = Live::new(1_000);
+        assert!(
+            !live.is_silent("new", 1_500, 1_000),
+            "unseen peers count from start"
+        );
+        assert!(live.is_silent("new", 2_500, 1_000));
+        live.touch("p", 2_000);
+        assert!(!live.is_silent("p", 2_500, 1_000));
+        assert!(live.is_silent("p", 3_500, 1_000));
+        let _slot = live.take_poll_slot("p", 1).unwrap();
+        assert!(
+            !live.is_silent("p", 9_999, 1_000),
+            "a held poll is presence"
+        );
+    }
+
+    #[test]
+    fn acknowledgements_are_reported_once_and_only_forward() {
+        let live = Live::new(0);
+        live.acknowledge("p", 5);
+        live.acknowledge("p", 3);
+        assert_eq!(live.take_acks(), vec![("p".to_owned(), 5)]);
+        assert!(live.take_acks().is_empty());
+        live.acknowledge("p", 7);
+        assert_eq!(live.take_acks(), vec![("p".to_owned(), 7)]);
+    }
+
     #[tokio::test]
     async fn wake_reaches_a_subscriber_even_if_it_arrives_before_the_wait() {
-        let live = Live::default();
+        let live = Live::new(0);
         let mut rx = live.subscribe("p");
         live.wake(&[("p".into(), 5)]);
         rx.changed().await.expect("sender alive");
@@ -126,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn forgetting_a_peer_ends_its_waits() {
-        let live = Live::default();
+        let live = Live::new(0);
         let mut rx = live.subscribe("p");
         live.forget("p");
         assert!(

@@ -67,10 +67,6 @@ impl AppState {
             path: config.db.clone(),
             source,
         })?;
-        // Peers stored before a restart get a full timeout to poll again.
-        store
-            .refresh_presence(now_ms())
-            .map_err(|e| StartError::Config(e.to_string()))?;
         let turn = Turn::from_config(&config).map_err(StartError::Config)?;
         if config.room_capacity < 2 {
             return Err(StartError::Config(
@@ -85,7 +81,8 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             config,
             store,
-            live: Live::default(),
+            // Peers stored before a restart get a full timeout from now to poll again.
+            live: Live::new(now_ms()),
             turn,
             shutdown: watch::channel(false).0,
         })))
@@ -105,13 +102,15 @@ impl AppState {
             .ok_or(AppError::Unauthorized)
     }
 
-    /// Removes silent peers and old messages, and wakes whoever must hear of it.
+    /// Deletes acknowledged messages, removes silent peers and old messages, and wakes
+    /// whoever must hear of it.
     pub fn sweep(&self, now: i64) -> Result<Swept, AppError> {
         let timeout = i64::try_from(self.config.peer_timeout.as_millis()).unwrap_or(i64::MAX);
         let ttl = i64::try_from(self.config.message_ttl.as_millis()).unwrap_or(i64::MAX);
+        self.store.delete_acknowledged(&self.live.take_acks())?;
         let swept = self
             .store
-            .sweep(now, timeout, ttl, |id| self.live.is_polling(id))?;
+            .sweep(now, ttl, |id| self.live.is_silent(id, now, timeout))?;
         for id in &swept.timed_out {
             tracing::info!(peer = %id, "peer timed out");
             self.live.forget(id);

@@ -29,8 +29,7 @@ CREATE TABLE IF NOT EXISTS peers (
     name       TEXT NOT NULL,
     token_hash BLOB NOT NULL UNIQUE,
     last_seq   INTEGER NOT NULL DEFAULT 0,
-    joined_at  INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL
+    joined_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS peers_by_room ON peers(room);
 CREATE TABLE IF NOT EXISTS messages (
@@ -45,6 +44,10 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_at);
 ";
 
+/// Bumped when the schema changes; an older database's signaling state is dropped (it is
+/// short-lived by nature: peers time out in seconds).
+const SCHEMA_VERSION: i64 = 1;
+
 /// The SQLite settings in force, for logs and the benchmark.
 pub const PRAGMAS: &[(&str, &str)] = &[
     ("journal_mode", "WAL"),
@@ -53,6 +56,9 @@ pub const PRAGMAS: &[(&str, &str)] = &[
     ("synchronous", "NORMAL"),
     ("foreign_keys", "ON"),
     ("busy_timeout", "5000"),
+    // Checkpoints (which fsync) run on a background connection every second; this high mark
+    // is only a safety net so they stay out of request paths.
+    ("wal_autocheckpoint", "10000"),
 ];
 
 /// The database, one connection behind a mutex. Each operation is a short transaction
@@ -60,6 +66,9 @@ pub const PRAGMAS: &[(&str, &str)] = &[
 /// on an async worker is cheaper than hopping to a blocking thread.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for WAL checkpoints, which then never block requests
+    /// (`None` for an in-memory database, which has no WAL).
+    checkpointer: Option<Mutex<Connection>>,
 }
 
 /// An authenticated peer.
@@ -143,10 +152,32 @@ impl Store {
             conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
                 .optional()?;
         }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(
+                "DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS peers; DROP TABLE IF EXISTS rooms;",
+            )?;
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        let checkpointer = if path == ":memory:" {
+            None
+        } else {
+            Some(Mutex::new(Connection::open(path)?))
+        };
         Ok(Self {
             conn: Mutex::new(conn),
+            checkpointer,
         })
+    }
+
+    /// Moves the WAL into the database file without blocking readers or writers.
+    pub fn checkpoint(&self) -> Result<(), AppError> {
+        if let Some(conn) = &self.checkpointer {
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// The settings actually in force, as SQLite reports them.
@@ -189,11 +220,6 @@ impl Store {
         Ok(value)
     }
 
-    /// After a restart, every stored peer gets a full peer timeout to come back.
-    pub fn refresh_presence(&self, now: i64) -> Result<usize, AppError> {
-        self.write(|tx| Ok(tx.execute("UPDATE peers SET last_seen = ?1", [now])?))
-    }
-
     /// Adds a peer to `room`, creating the room with the role's topology if needed.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
@@ -208,7 +234,9 @@ impl Store {
     ) -> Result<Joined, AppError> {
         self.write(|tx| {
             let existing: Option<String> = tx
-                .query_row("SELECT topology FROM rooms WHERE id = ?1", [room], |r| r.get(0))
+                .query_row("SELECT topology FROM rooms WHERE id = ?1", [room], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let topology = match existing {
                 Some(t) => topology_from_str(&t),
@@ -247,13 +275,15 @@ impl Store {
             }
 
             let count: u32 =
-                tx.query_row("SELECT COUNT(*) FROM peers WHERE room = ?1", [room], |r| r.get(0))?;
+                tx.query_row("SELECT COUNT(*) FROM peers WHERE room = ?1", [room], |r| {
+                    r.get(0)
+                })?;
             if count >= capacity {
                 return Err(AppError::RoomFull(capacity));
             }
             tx.execute(
-                "INSERT INTO peers (id, room, role, name, token_hash, last_seq, joined_at, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+                "INSERT INTO peers (id, room, role, name, token_hash, last_seq, joined_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
                 params![peer_id, room, role.as_str(), name, token_hash, now],
             )?;
             let peer = PeerInfo {
@@ -316,11 +346,8 @@ impl Store {
     ) -> Result<Wake, AppError> {
         self.write(|tx| {
             let recipient_role: Option<String> = tx
-                .query_row(
-                    "SELECT role FROM peers WHERE id = ?1 AND room = ?2",
-                    params![to, from.room],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT role FROM peers WHERE id = ?1 AND room = ?2")?
+                .query_row(params![to, from.room], |r| r.get(0))
                 .optional()?;
             let Some(recipient_role) = recipient_role else {
                 return Err(AppError::PeerNotFound(to.to_owned()));
@@ -347,65 +374,68 @@ impl Store {
         self.write(|tx| remove_peer(tx, peer_id, reason, now))
     }
 
-    /// Acknowledges everything up to `since` and returns what follows, in order.
+    /// The messages after `since`, in order: a pure read. (Acknowledged messages are
+    /// deleted later, in batches, by [`Store::delete_acknowledged`].)
     ///
     /// `Ok(None)` means the peer no longer exists.
-    pub fn fetch(
-        &self,
-        peer_id: &str,
-        since: u64,
-        now: i64,
-    ) -> Result<Option<Vec<StoredMessage>>, AppError> {
+    pub fn read(&self, peer_id: &str, since: u64) -> Result<Option<Vec<StoredMessage>>, AppError> {
+        let conn = self.lock();
+        let last: Option<u64> = conn
+            .prepare_cached("SELECT last_seq FROM peers WHERE id = ?1")?
+            .query_row([peer_id], |r| r.get(0))
+            .optional()?;
+        let Some(last) = last else { return Ok(None) };
+        if since > last {
+            return Err(AppError::CursorAhead { since, last });
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, kind, sender, payload FROM messages
+             WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![peer_id, since, POLL_BATCH], |r| {
+            Ok(StoredMessage {
+                seq: r.get(0)?,
+                kind: r.get(1)?,
+                from: r.get(2)?,
+                payload: r.get(3)?,
+            })
+        })?;
+        let messages = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(messages))
+    }
+
+    /// Deletes, per recipient, every message up to the cursor it has acknowledged.
+    pub fn delete_acknowledged(&self, acks: &[(String, u64)]) -> Result<usize, AppError> {
+        if acks.is_empty() {
+            return Ok(0);
+        }
         self.write(|tx| {
-            let last: Option<u64> = tx
-                .query_row(
-                    "UPDATE peers SET last_seen = ?2 WHERE id = ?1 RETURNING last_seq",
-                    params![peer_id, now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(last) = last else { return Ok(None) };
-            if since > last {
-                return Err(AppError::CursorAhead { since, last });
+            let mut stmt =
+                tx.prepare_cached("DELETE FROM messages WHERE recipient = ?1 AND seq <= ?2")?;
+            let mut deleted = 0;
+            for (peer, upto) in acks {
+                deleted += stmt.execute(params![peer, upto])?;
             }
-            tx.execute(
-                "DELETE FROM messages WHERE recipient = ?1 AND seq <= ?2",
-                params![peer_id, since],
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, kind, sender, payload FROM messages
-                 WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![peer_id, since, POLL_BATCH], |r| {
-                Ok(StoredMessage {
-                    seq: r.get(0)?,
-                    kind: r.get(1)?,
-                    from: r.get(2)?,
-                    payload: r.get(3)?,
-                })
-            })?;
-            let messages = rows.collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(messages))
+            Ok(deleted)
         })
     }
 
-    /// Removes peers silent since before `now - peer_timeout` (except those in `alive`, which
-    /// hold a long-poll right now) and messages older than `now - message_ttl`.
+    /// Removes the peers `is_silent` picks (telling their rooms) and messages older than
+    /// `now - message_ttl_ms`.
     pub fn sweep(
         &self,
         now: i64,
-        peer_timeout_ms: i64,
         message_ttl_ms: i64,
-        alive: impl Fn(&str) -> bool,
+        is_silent: impl Fn(&str) -> bool,
     ) -> Result<Swept, AppError> {
         self.write(|tx| {
             let mut swept = Swept::default();
-            let silent: Vec<String> = {
-                let mut stmt = tx.prepare_cached("SELECT id FROM peers WHERE last_seen < ?1")?;
-                let rows = stmt.query_map([now - peer_timeout_ms], |r| r.get(0))?;
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare_cached("SELECT id FROM peers")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
-            for id in silent.into_iter().filter(|id| !alive(id)) {
+            for id in ids.into_iter().filter(|id| is_silent(id)) {
                 swept.wake.extend(remove_peer(tx, &id, LeaveReason::Timeout, now)?);
                 swept.timed_out.push(id);
             }
@@ -454,11 +484,11 @@ fn enqueue(
     payload: &str,
     now: i64,
 ) -> Result<Wake, AppError> {
-    let seq: u64 = tx.query_row(
-        "UPDATE peers SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        [recipient],
-        |r| r.get(0),
-    )?;
+    let seq: u64 = tx
+        .prepare_cached(
+            "UPDATE peers SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+        )?
+        .query_row([recipient], |r| r.get(0))?;
     tx.prepare_cached(
         "INSERT INTO messages (recipient, seq, kind, sender, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

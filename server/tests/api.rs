@@ -433,7 +433,8 @@ async fn seq_is_per_recipient_gapless_and_acknowledged_messages_are_gone() {
         .map(|m| m["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(rest, [4, 5, 6]);
-    // 1..=3 were acknowledged by polling with since=3.
+    // 1..=3 were acknowledged by polling with since=3; the sweeper deletes them.
+    app.state.sweep(callroom_server::state::now_ms()).unwrap();
     let after_ack: Vec<u64> = app
         .messages(token(&a), 0)
         .await
@@ -542,13 +543,32 @@ async fn a_silent_peer_times_out_and_the_room_hears_why() {
     let b = app.join("r", "peer", "").await;
     let later = callroom_server::state::now_ms() + 1_500;
     // a polls "now" (at `later`), b stays silent.
-    app.state.store.fetch(peer_id(&a), 0, later).unwrap();
+    app.state.live.touch(peer_id(&a), later);
     let swept = app.state.sweep(later).unwrap();
     assert_eq!(swept.timed_out, vec![peer_id(&b).to_owned()]);
     let messages = app.messages(token(&a), 0).await;
     assert_eq!(types(&messages), ["peer-joined", "peer-left"]);
     assert_eq!(messages[1]["payload"]["reason"], "timeout");
     assert_eq!(app.poll(token(&b), 0, 0).await.code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn a_new_peer_gets_a_full_timeout_before_its_first_poll() {
+    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(10));
+    // As if the server had been running for an hour before this join.
+    let later = callroom_server::state::now_ms() + 3_600_000;
+    let a = app.join("r", "peer", "").await;
+    app.state.live.touch(peer_id(&a), later);
+    assert!(app.state.sweep(later + 5_000).unwrap().timed_out.is_empty());
+    let b = app.join("r", "peer", "").await;
+    let swept = app
+        .state
+        .sweep(callroom_server::state::now_ms() + 5_000)
+        .unwrap();
+    assert!(
+        !swept.timed_out.contains(&peer_id(&b).to_owned()),
+        "joined just now"
+    );
 }
 
 #[tokio::test]
@@ -569,7 +589,7 @@ async fn messages_older_than_the_ttl_are_dropped() {
     let a = app.join("r", "peer", "").await;
     app.join("r", "peer", "").await;
     let later = callroom_server::state::now_ms() + 61_000;
-    app.state.store.fetch(peer_id(&a), 0, later).unwrap(); // keep a present
+    app.state.live.touch(peer_id(&a), later); // keep a present
     let swept = app.state.sweep(later).unwrap();
     assert_eq!(swept.expired_messages, 1);
 }

@@ -23,10 +23,38 @@ impl Gen {
 }
 
 const FRAGMENTS: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", "\"type\"", "\"join\"", "\"leave\"", "\"offer\"", "\"to\"",
-    "\"payload\"", "\"room\"", "\"role\"", "\"peer\"", "\"host\"", "\"name\"", "\"ticket\"",
-    "null", "true", "-1", "1e999", "18446744073709551616", "\"\\u0000\"", "\"\\ud800\"",
-    "\"p0123456789abcdef\"", "\"../\"", "\u{1F600}", "\"", "\\", " ", "0",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"type\"",
+    "\"join\"",
+    "\"leave\"",
+    "\"offer\"",
+    "\"to\"",
+    "\"payload\"",
+    "\"room\"",
+    "\"role\"",
+    "\"peer\"",
+    "\"host\"",
+    "\"name\"",
+    "\"ticket\"",
+    "null",
+    "true",
+    "-1",
+    "1e999",
+    "18446744073709551616",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"p0123456789abcdef\"",
+    "\"../\"",
+    "\u{1F600}",
+    "\"",
+    "\\",
+    " ",
+    "0",
 ];
 
 #[tokio::test]
@@ -43,7 +71,14 @@ async fn generated_junk_gets_json_errors_and_never_a_panic() {
             1 => Some(token.clone()),
             _ => Some(gen.pick(FRAGMENTS).to_owned()),
         };
-        let reply = app.call(Method::POST, "/signaling", auth.as_deref(), Some(body.clone())).await;
+        let reply = app
+            .call(
+                Method::POST,
+                "/signaling",
+                auth.as_deref(),
+                Some(body.clone()),
+            )
+            .await;
         if !reply.status.is_success() {
             assert!(
                 reply.json["error"]["code"].is_string(),
@@ -52,9 +87,21 @@ async fn generated_junk_gets_json_errors_and_never_a_panic() {
                 reply.json
             );
         }
-        let query: String = (0..(gen.next() % 4)).map(|_| gen.pick(&["since=", "wait=", "&", "1", "-", "%ff", "x"])).collect();
-        let reply = app.call(Method::GET, &format!("/messages?{query}"), Some(&token), None).await;
-        assert!(reply.status.is_success() || reply.json["error"]["code"].is_string(), "{query:?}");
+        let query: String = (0..(gen.next() % 4))
+            .map(|_| gen.pick(&["since=", "wait=", "&", "1", "-", "%ff", "x"]))
+            .collect();
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/messages?{query}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert!(
+            reply.status.is_success() || reply.json["error"]["code"].is_string(),
+            "{query:?}"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! The callroom task runner. `cargo xtask <task>`; see README.md.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod build;
 mod demo;
 mod run;
@@ -18,7 +19,9 @@ tasks:
   build   build the wasm package into pkg/ and pack an npm tarball into target/
   demo    setup + build, then serve the demo on http://127.0.0.1:8080/
   test    setup, then fmt, clippy (native + wasm32), native tests, browser tests,
-          build, end-to-end tests; prints a summary line per stage";
+          build, end-to-end tests; prints a summary line per stage
+  bench [server]
+          benchmarks that print numbers (and JSON under target/bench/)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("build") => setup::run().and_then(|()| build::run()),
         Some("demo") => demo::run(&args[1..]),
         Some("test") => return test::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
