@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod core;
 pub mod error;
 #[cfg(target_arch = "wasm32")]
 mod js_error;
