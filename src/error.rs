@@ -37,6 +37,15 @@ pub enum Error {
     /// The server could not be reached.
     #[error("network error: {0}")]
     Network(String),
+    /// A device stopped on its own (unplugged); the message says what replaced it.
+    #[error("{0}")]
+    DeviceLost(String),
+    /// An argument or option is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The room was left; the operation cannot run any more.
+    #[error("the room has been left")]
+    Closed,
     /// Any other browser failure, with the exception's name and message.
     #[error("{name}: {message}")]
     Browser {
@@ -59,8 +68,22 @@ impl Error {
             Error::Server { code, .. } => code,
             Error::Protocol(_) => "protocol_error",
             Error::Network(_) => "network_error",
+            Error::DeviceLost(_) => "device_lost",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Closed => "closed",
             Error::Browser { .. } => "browser_error",
         }
+    }
+
+    /// True when retrying cannot help: the server refused this join for good.
+    pub fn is_fatal_for_join(&self) -> bool {
+        matches!(
+            self,
+            Error::Server { code, .. } if matches!(
+                code.as_str(),
+                "room_full" | "role_mismatch" | "ticket_required" | "invalid_ticket" | "invalid_input"
+            )
+        ) || matches!(self, Error::InvalidArgument(_))
     }
 
     /// Classifies a failed `getUserMedia` / `getDisplayMedia` by the exception's `name`.
@@ -120,6 +143,19 @@ mod tests {
     fn unknown_browser_errors_keep_name_and_message() {
         let err = Error::from_media_exception("WeirdError", "something odd", None);
         assert_eq!(err.to_string(), "WeirdError: something odd");
+    }
+
+    #[test]
+    fn refusals_are_fatal_for_a_join_and_outages_are_not() {
+        let server = |code: &str| Error::Server {
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(server("room_full").is_fatal_for_join());
+        assert!(server("invalid_ticket").is_fatal_for_join());
+        assert!(!server("internal").is_fatal_for_join());
+        assert!(!server("http_502").is_fatal_for_join());
+        assert!(!Error::Network("down".into()).is_fatal_for_join());
     }
 
     #[test]

@@ -7,9 +7,15 @@ pub mod error;
 #[cfg(target_arch = "wasm32")]
 mod js_error;
 pub mod media;
+pub mod room;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use callroom_protocol as protocol;
 pub use error::Error;
+pub use room::JoinOptions;
+#[cfg(target_arch = "wasm32")]
+pub use room::{Events, RemoteStream, Room, RoomEvent, Snapshot, Subscription};
 
 /// The library's version, as published to crates.io and npm.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

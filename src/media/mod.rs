@@ -6,7 +6,20 @@
 #[cfg(target_arch = "wasm32")]
 mod browser;
 #[cfg(target_arch = "wasm32")]
-pub use browser::{is_live, LocalMedia};
+pub(crate) use browser::media_devices as browser_media_devices;
+#[cfg(target_arch = "wasm32")]
+pub use browser::{device_id_of, devices, is_live, open_screen, open_track, LocalMedia};
+
+/// A camera, microphone or speaker, as `enumerateDevices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Stable id to pass back as [`TrackRequest::Device`].
+    pub device_id: String,
+    /// `videoinput`, `audioinput` or `audiooutput`.
+    pub kind: String,
+    /// Human-readable name (empty until the user granted a permission).
+    pub label: String,
+}
 
 /// What to capture for one kind of track.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

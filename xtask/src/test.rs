@@ -81,11 +81,11 @@ pub fn run() -> ExitCode {
             ]),
         ),
         ("native tests", cargo(&["test", "--workspace"])),
-        ("browser tests", browser_tests()),
     ];
     for (name, command) in plan {
         stages.push(run_stage(name, command, &mut counts));
     }
+    stages.push(browser_stage(&mut counts));
 
     let started = Instant::now();
     let built = crate::build::run();
@@ -124,14 +124,76 @@ fn cargo(args: &[&str]) -> Command {
     command
 }
 
-fn browser_tests() -> Command {
+/// wasm-bindgen tests in headless Chromium, against a real callroom-server started for them.
+fn browser_stage(counts: &mut Counts) -> Stage {
+    let started = Instant::now();
+    let server = build_server().and_then(|bin| TestServer::start(&bin));
+    let server = match server {
+        Ok(server) => server,
+        Err(err) => {
+            return Stage {
+                name: "browser tests",
+                outcome: Outcome::Failed,
+                seconds: started.elapsed().as_secs_f64(),
+                details: vec![format!("cannot start callroom-server: {err:#}")],
+            }
+        }
+    };
     let mut command = cmd("wasm-pack");
     command
         .args(["test", "--headless", "--chrome", "--chromedriver"])
         .arg(chromedriver())
-        // Shared 2-core machines can be slow to start Chromium; the default is 20 s.
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "120");
-    command
+        // The whole browser run shares this; calls take seconds each on 2 shared cores.
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
+        // Read by the tests at compile time (`option_env!`), as gloo's HTTP tests do.
+        .env("CALLROOM_TEST_SERVER", &server.url);
+    let mut stage = run_stage("browser tests", command, counts);
+    stage.seconds = started.elapsed().as_secs_f64();
+    drop(server);
+    stage
+}
+
+/// A callroom-server on a free loopback port with a throwaway database; killed on drop.
+struct TestServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl TestServer {
+    fn start(bin: &Path) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = lines
+            .find_map(|line| {
+                let line = line.ok()?;
+                Some(
+                    line.strip_prefix("callroom-server listening on ")?
+                        .trim_end_matches('/')
+                        .to_owned(),
+                )
+            })
+            .ok_or_else(|| anyhow::anyhow!("the server did not say where it listens"))?;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        println!("callroom-server for browser tests: {url}");
+        Ok(Self { child, url })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn chromedriver() -> String {

@@ -1,0 +1,140 @@
+//! JSON over fetch, with typed errors: network failures, server errors with the server's
+//! stable code, and malformed answers as protocol errors.
+
+use js_sys::JSON;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, RequestInit, Response};
+
+use crate::js_error::exception_parts;
+use crate::web::js;
+use crate::Error;
+
+/// The signaling server's base URL.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    base: String,
+}
+
+impl Http {
+    /// `base` like `https://calls.example.com` (a trailing slash is fine); empty means the
+    /// page's own origin.
+    pub(crate) fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &B,
+        signal: Option<&AbortSignal>,
+    ) -> Result<T, Error> {
+        let value = body
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(|e| Error::Protocol(format!("encoding request: {e}")))?;
+        let text = JSON::stringify(&value)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| Error::Protocol("encoding request".into()))?;
+        let json = self.send("POST", path, token, Some(text), signal).await?;
+        decode(json)
+    }
+
+    /// `GET path` returning raw JSON.
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        signal: Option<&AbortSignal>,
+    ) -> Result<JsValue, Error> {
+        self.send("GET", path, token, None, signal).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        signal: Option<&AbortSignal>,
+    ) -> Result<JsValue, Error> {
+        let window = web_sys::window().ok_or_else(|| Error::Network("no window".into()))?;
+        let headers = Headers::new().map_err(browser)?;
+        if body.is_some() {
+            headers
+                .set("content-type", "application/json")
+                .map_err(browser)?;
+        }
+        if let Some(token) = token {
+            headers
+                .set("authorization", &format!("Bearer {token}"))
+                .map_err(browser)?;
+        }
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_headers(&headers);
+        if let Some(body) = body {
+            init.set_body(&JsValue::from_str(&body));
+        }
+        if let Some(signal) = signal {
+            init.set_signal(Some(signal));
+        }
+        let url = format!("{}{path}", self.base);
+        let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+            .await
+            .map_err(|e| {
+                let (name, message) = exception_parts(&e);
+                Error::Network(format!("{name}: {message}"))
+            })?;
+        let response: Response = response
+            .dyn_into()
+            .map_err(|_| Error::Network("fetch did not return a Response".into()))?;
+        let text = JsFuture::from(response.text().map_err(browser)?)
+            .await
+            .map_err(|e| Error::Network(exception_parts(&e).1))?
+            .as_string()
+            .unwrap_or_default();
+        let json = JSON::parse(&text);
+        if !response.ok() {
+            return Err(server_error(response.status(), json.ok().as_ref()));
+        }
+        json.map_err(|_| {
+            Error::Protocol(format!("{method} {path}: the server sent malformed JSON"))
+        })
+    }
+}
+
+/// Decodes a JSON value into a typed answer; anything else is a protocol error.
+pub(crate) fn decode<T: DeserializeOwned>(json: JsValue) -> Result<T, Error> {
+    serde_wasm_bindgen::from_value(json)
+        .map_err(|e| Error::Protocol(format!("unexpected answer from the server: {e}")))
+}
+
+/// The server's `{error:{code,message}}`, or a code made from the status when a proxy in
+/// between answered with something else.
+fn server_error(status: u16, json: Option<&JsValue>) -> Error {
+    let error = json
+        .map(|j| js::get(j, "error"))
+        .unwrap_or(JsValue::UNDEFINED);
+    match (js::get_str(&error, "code"), js::get_str(&error, "message")) {
+        (Some(code), message) => Error::Server {
+            code,
+            message: message.unwrap_or_default(),
+        },
+        _ => Error::Server {
+            code: format!("http_{status}"),
+            message: format!("the server answered HTTP {status}"),
+        },
+    }
+}
+
+fn browser(e: JsValue) -> Error {
+    let (name, message) = exception_parts(&e);
+    Error::Browser { name, message }
+}

@@ -1,0 +1,86 @@
+//! Small helpers over JavaScript values, and the few browser methods web-sys lacks.
+
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{RtcPeerConnection, RtcRtpSender};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The parts of `RTCPeerConnection` web-sys lacks.
+    #[wasm_bindgen(js_name = RTCPeerConnection)]
+    type PeerConnectionExt;
+
+    #[wasm_bindgen(method, catch, js_name = restartIce)]
+    fn restart_ice(this: &PeerConnectionExt) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, js_name = setLocalDescription)]
+    fn set_local_description(this: &PeerConnectionExt) -> Promise;
+
+    /// `RTCRtpSender` with parameters as plain objects.
+    #[wasm_bindgen(js_name = RTCRtpSender)]
+    type SenderExt;
+
+    #[wasm_bindgen(method, catch, js_name = getParameters)]
+    fn get_parameters(this: &SenderExt) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(method, js_name = setParameters)]
+    fn set_parameters(this: &SenderExt, params: &JsValue) -> Promise;
+}
+
+/// `pc.restartIce()`.
+pub(crate) fn restart_ice(pc: &RtcPeerConnection) -> Result<(), JsValue> {
+    pc.unchecked_ref::<PeerConnectionExt>().restart_ice()
+}
+
+/// Parameterless `pc.setLocalDescription()`: creates the offer or answer the current state
+/// calls for, which is what perfect negotiation relies on.
+pub(crate) fn set_local_description_auto(pc: &RtcPeerConnection) -> Promise {
+    pc.unchecked_ref::<PeerConnectionExt>()
+        .set_local_description()
+}
+
+/// `sender.getParameters()`.
+pub(crate) fn parameters(sender: &RtcRtpSender) -> Result<JsValue, JsValue> {
+    sender.unchecked_ref::<SenderExt>().get_parameters()
+}
+
+/// `sender.setParameters(params)`.
+pub(crate) fn set_parameters(sender: &RtcRtpSender, params: &JsValue) -> Promise {
+    sender.unchecked_ref::<SenderExt>().set_parameters(params)
+}
+
+/// `obj[key]`, or `undefined` when `obj` is not an object or the read throws.
+pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
+    if !obj.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `obj[key]` as a string.
+pub(crate) fn get_str(obj: &JsValue, key: &str) -> Option<String> {
+    get(obj, key).as_string()
+}
+
+/// `obj[key]` as a number.
+pub(crate) fn get_f64(obj: &JsValue, key: &str) -> Option<f64> {
+    get(obj, key).as_f64()
+}
+
+/// `obj[key] = value` on a plain object (cannot fail on one we created).
+pub(crate) fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+/// Milliseconds on a monotonic clock.
+pub(crate) fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+/// A uniform random number in `[0, 1)`.
+pub(crate) fn random() -> f64 {
+    js_sys::Math::random()
+}

@@ -1,0 +1,503 @@
+//! One peer connection to one remote participant: perfect negotiation, trickle ICE with
+//! candidates buffered until the remote description is set, recovery, and quality.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use callroom_protocol::{IceCandidate, SessionDescription};
+use gloo_events::EventListener;
+use js_sys::{Array, Object};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcPeerConnection,
+    RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit,
+    RtcSignalingState, RtcTrackEvent,
+};
+
+use crate::core::negotiation::{Negotiator, OnDescription, SignalingState};
+use crate::core::quality::{Adapter, QualityMeter, QualityReport, SendLimits};
+use crate::core::recovery::{IceState, Recovery, RecoveryAction, RecoveryOptions};
+use crate::js_error::exception_parts;
+use crate::web::js;
+use crate::web::stats;
+use crate::Error;
+
+/// What a link tells its room.
+pub(crate) enum LinkEvent {
+    /// Send this message to the remote peer (`offer`, `answer` or `candidate`).
+    Send(&'static str, JsValue),
+    /// A remote stream arrived or changed.
+    Track(MediaStream),
+    /// The connection state changed.
+    StateChanged,
+    /// The link cannot recover by itself: build a new one (and tell the other side).
+    Rebuild,
+    /// Something went wrong that the app should hear about; the link carries on.
+    Error(Error),
+}
+
+/// Reacts to one peer-connection event.
+type Handler = Box<dyn Fn(&Rc<Link>, &web_sys::Event)>;
+
+/// Where link events go: the room, which holds no borrow while handling them.
+pub(crate) type Sink = Rc<dyn Fn(&str, u32, LinkEvent)>;
+
+struct LinkState {
+    negotiator: Negotiator,
+    /// Candidates that arrived before the remote description they belong to.
+    pending: Vec<IceCandidate>,
+    recovery: Recovery,
+    meter: QualityMeter,
+    adapter: Adapter,
+    /// Our senders with their track kind (the track itself may be swapped out or null).
+    senders: Vec<(String, RtcRtpSender)>,
+    remote_stream: Option<MediaStream>,
+    quality: Option<QualityReport>,
+    frames_decoded: f64,
+}
+
+/// A peer connection and everything that belongs to it. Dropping it closes the connection
+/// and removes every listener.
+pub(crate) struct Link {
+    peer_id: String,
+    generation: u32,
+    pc: RtcPeerConnection,
+    state: RefCell<LinkState>,
+    sink: Sink,
+    listeners: RefCell<Vec<EventListener>>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.listeners.borrow_mut().clear();
+        self.pc.close();
+    }
+}
+
+fn signaling_state(pc: &RtcPeerConnection) -> SignalingState {
+    match pc.signaling_state() {
+        RtcSignalingState::Stable => SignalingState::Stable,
+        RtcSignalingState::Closed => SignalingState::Closed,
+        _ => SignalingState::Negotiating,
+    }
+}
+
+fn browser_error(context: &str, e: &JsValue) -> Error {
+    let (name, message) = exception_parts(e);
+    Error::Browser {
+        name,
+        message: format!("{context}: {message}"),
+    }
+}
+
+impl Link {
+    /// Opens a connection to `peer_id`; `local` (if publishing) is sent from the start.
+    pub(crate) fn open(
+        my_id: &str,
+        peer_id: &str,
+        generation: u32,
+        ice_servers: &JsValue,
+        recovery: RecoveryOptions,
+        local: Option<&MediaStream>,
+        sink: Sink,
+    ) -> Result<Rc<Self>, Error> {
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(ice_servers);
+        let pc = RtcPeerConnection::new_with_configuration(&config)
+            .map_err(|e| browser_error("creating a peer connection", &e))?;
+        let link = Rc::new(Self {
+            peer_id: peer_id.to_owned(),
+            generation,
+            pc,
+            state: RefCell::new(LinkState {
+                negotiator: Negotiator::new(my_id, peer_id),
+                pending: Vec::new(),
+                recovery: Recovery::new(recovery, js::now_ms()),
+                meter: QualityMeter::default(),
+                adapter: Adapter::default(),
+                senders: Vec::new(),
+                remote_stream: None,
+                quality: None,
+                frames_decoded: 0.0,
+            }),
+            sink,
+            listeners: RefCell::new(Vec::new()),
+        });
+        link.listen();
+        if let Some(stream) = local {
+            link.publish(stream);
+        }
+        Ok(link)
+    }
+
+    /// The remote peer.
+    pub(crate) fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// Which build of the link to this peer this is; events from older ones are stale.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// `RTCPeerConnection.connectionState`.
+    pub(crate) fn connection_state(&self) -> String {
+        js::get_str(&self.pc, "connectionState").unwrap_or_else(|| "new".into())
+    }
+
+    /// The remote participant's stream, once a track arrived.
+    pub(crate) fn remote_stream(&self) -> Option<MediaStream> {
+        self.state.borrow().remote_stream.clone()
+    }
+
+    /// The last quality report.
+    pub(crate) fn quality(&self) -> Option<QualityReport> {
+        self.state.borrow().quality
+    }
+
+    /// Video frames decoded from this peer so far (as of the last stats read).
+    pub(crate) fn frames_decoded(&self) -> f64 {
+        self.state.borrow().frames_decoded
+    }
+
+    /// True when this side yields on collisions (and leaves rebuilding to the other side).
+    pub(crate) fn polite(&self) -> bool {
+        self.state.borrow().negotiator.polite()
+    }
+
+    fn emit(&self, event: LinkEvent) {
+        (self.sink)(&self.peer_id, self.generation, event);
+    }
+
+    fn listen(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let mut listeners = Vec::new();
+        let on = |event: &'static str, handler: Handler| {
+            let weak = weak.clone();
+            EventListener::new(&self.pc, event, move |e| {
+                if let Some(link) = weak.upgrade() {
+                    handler(&link, e);
+                }
+            })
+        };
+        listeners.push(on(
+            "negotiationneeded",
+            Box::new(|link, _| spawn_local(link.clone().negotiate())),
+        ));
+        listeners.push(on(
+            "icecandidate",
+            Box::new(|link, e| {
+                let Some(e) = e.dyn_ref::<RtcPeerConnectionIceEvent>() else {
+                    return;
+                };
+                // `null` marks the end of gathering; peers do not need it relayed.
+                let Some(candidate) = e.candidate() else {
+                    return;
+                };
+                let payload = IceCandidate {
+                    candidate: candidate.candidate(),
+                    sdp_mid: candidate.sdp_mid(),
+                    sdp_m_line_index: candidate.sdp_m_line_index(),
+                    username_fragment: js::get_str(&candidate, "usernameFragment"),
+                };
+                if let Ok(value) = to_js(&payload) {
+                    link.emit(LinkEvent::Send("candidate", value));
+                }
+            }),
+        ));
+        listeners.push(on(
+            "track",
+            Box::new(|link, e| {
+                let Some(e) = e.dyn_ref::<RtcTrackEvent>() else {
+                    return;
+                };
+                let stream = e
+                    .streams()
+                    .get(0)
+                    .dyn_into::<MediaStream>()
+                    .ok()
+                    .or_else(|| {
+                        // A track sent without a stream: collect such tracks in one of our own.
+                        let existing = link.state.borrow().remote_stream.clone();
+                        let stream = existing.or_else(|| MediaStream::new().ok())?;
+                        stream.add_track(&e.track());
+                        Some(stream)
+                    });
+                if let Some(stream) = stream {
+                    link.state.borrow_mut().remote_stream = Some(Clone::clone(&stream));
+                    link.emit(LinkEvent::Track(stream));
+                }
+            }),
+        ));
+        listeners.push(on(
+            "connectionstatechange",
+            Box::new(|link, _| link.emit(LinkEvent::StateChanged)),
+        ));
+        listeners.push(on(
+            "iceconnectionstatechange",
+            Box::new(|link, _| {
+                let state = IceState::parse(
+                    &js::get_str(&link.pc, "iceConnectionState").unwrap_or_default(),
+                );
+                let action = link
+                    .state
+                    .borrow_mut()
+                    .recovery
+                    .on_ice_state(state, js::now_ms());
+                link.act(action);
+                link.emit(LinkEvent::StateChanged);
+            }),
+        ));
+        *self.listeners.borrow_mut() = listeners;
+    }
+
+    fn act(&self, action: RecoveryAction) {
+        match action {
+            RecoveryAction::Wait => {}
+            RecoveryAction::RestartIce => {
+                // Perfect negotiation resolves the case where both sides restart at once.
+                if let Err(e) = js::restart_ice(&self.pc) {
+                    self.emit(LinkEvent::Error(browser_error("ICE restart", &e)));
+                }
+            }
+            // The impolite side rebuilds and tells the other, so only one side starts it.
+            RecoveryAction::Rebuild if !self.polite() => self.emit(LinkEvent::Rebuild),
+            RecoveryAction::Rebuild => {}
+        }
+    }
+
+    /// Time passed: drives recovery.
+    pub(crate) fn tick(&self, now: f64) {
+        let action = self.state.borrow_mut().recovery.on_tick(now);
+        self.act(action);
+    }
+
+    /// Sends the tracks of `stream`, reusing transceivers the remote side opened.
+    pub(crate) fn publish(&self, stream: &MediaStream) {
+        let mut state = self.state.borrow_mut();
+        for track in stream
+            .get_tracks()
+            .iter()
+            .filter_map(|t| t.dyn_into::<MediaStreamTrack>().ok())
+        {
+            let sender = self.pc.add_track(&track, stream, &Array::new());
+            state.senders.push((track.kind(), sender));
+        }
+    }
+
+    /// Stops sending; the remote side renegotiates to receive-only.
+    pub(crate) fn unpublish(&self) {
+        let senders = std::mem::take(&mut self.state.borrow_mut().senders);
+        for (_, sender) in senders {
+            self.pc.remove_track(&sender);
+        }
+    }
+
+    /// Swaps the outgoing track of `kind` without renegotiation (`None` sends nothing).
+    /// Returns false when no sender of that kind exists.
+    pub(crate) async fn replace_track(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+    ) -> Result<bool, Error> {
+        let senders = self.state.borrow().senders.clone();
+        let mut found = false;
+        for (sender_kind, sender) in senders {
+            if sender_kind == kind {
+                found = true;
+                JsFuture::from(sender.replace_track(track))
+                    .await
+                    .map_err(|e| browser_error("replacing a track", &e))?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds one outgoing track (renegotiates).
+    pub(crate) fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
+        let sender = self.pc.add_track(track, stream, &Array::new());
+        self.state.borrow_mut().senders.push((track.kind(), sender));
+    }
+
+    /// On `negotiationneeded`: make an offer and send it (perfect negotiation).
+    async fn negotiate(self: Rc<Self>) {
+        self.state.borrow_mut().negotiator.begin_offer();
+        let result = JsFuture::from(js::set_local_description_auto(&self.pc)).await;
+        self.state.borrow_mut().negotiator.end_offer();
+        match result {
+            Ok(_) => self.send_local_description(),
+            Err(e) if signaling_state(&self.pc) == SignalingState::Closed => drop(e),
+            Err(e) => self.emit(LinkEvent::Error(browser_error("creating an offer", &e))),
+        }
+    }
+
+    fn send_local_description(&self) {
+        let Some(desc) = self.pc.local_description() else {
+            return;
+        };
+        let kind = js::get_str(&desc, "type").unwrap_or_default();
+        let payload = SessionDescription {
+            kind: kind.clone(),
+            sdp: desc.sdp(),
+        };
+        let kind = if kind == "answer" { "answer" } else { "offer" };
+        if let Ok(value) = to_js(&payload) {
+            self.emit(LinkEvent::Send(kind, value));
+        }
+    }
+
+    /// A remote offer or answer.
+    pub(crate) async fn on_description(
+        self: Rc<Self>,
+        desc: SessionDescription,
+    ) -> Result<(), Error> {
+        let sdp_type = match desc.kind.as_str() {
+            "offer" => RtcSdpType::Offer,
+            "answer" => RtcSdpType::Answer,
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unknown description type `{other}`"
+                )))
+            }
+        };
+        let decision = self
+            .state
+            .borrow_mut()
+            .negotiator
+            .on_description(&desc.kind, signaling_state(&self.pc));
+        let answer = match decision {
+            OnDescription::Ignore | OnDescription::Drop => return Ok(()),
+            OnDescription::Apply { answer } => answer,
+        };
+        let init = RtcSessionDescriptionInit::new(sdp_type);
+        init.set_sdp(&desc.sdp);
+        JsFuture::from(self.pc.set_remote_description(&init))
+            .await
+            .map_err(|e| {
+                let (name, message) = exception_parts(&e);
+                Error::Protocol(format!(
+                    "peer {} sent a description the browser rejects ({name}: {message})",
+                    self.peer_id
+                ))
+            })?;
+        let pending = std::mem::take(&mut self.state.borrow_mut().pending);
+        for candidate in pending {
+            self.add_candidate(candidate).await?;
+        }
+        if answer {
+            JsFuture::from(js::set_local_description_auto(&self.pc))
+                .await
+                .map_err(|e| browser_error("creating an answer", &e))?;
+            self.send_local_description();
+        }
+        Ok(())
+    }
+
+    /// A remote candidate: applied now, or kept until the remote description is set.
+    pub(crate) async fn on_candidate(self: Rc<Self>, candidate: IceCandidate) -> Result<(), Error> {
+        if self.pc.remote_description().is_none() {
+            self.state.borrow_mut().pending.push(candidate);
+            return Ok(());
+        }
+        self.add_candidate(candidate).await
+    }
+
+    async fn add_candidate(&self, candidate: IceCandidate) -> Result<(), Error> {
+        let init = RtcIceCandidateInit::new(&candidate.candidate);
+        init.set_sdp_mid(candidate.sdp_mid.as_deref());
+        init.set_sdp_m_line_index(candidate.sdp_m_line_index);
+        if let Some(ufrag) = &candidate.username_fragment {
+            js::set(
+                init.unchecked_ref::<Object>(),
+                "usernameFragment",
+                ufrag.as_str(),
+            );
+        }
+        match JsFuture::from(
+            self.pc
+                .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            // Candidates of an offer we ignored, or of an ICE generation that is gone, fail
+            // by design.
+            Err(_) if self.state.borrow().negotiator.ignoring_offer() => Ok(()),
+            Err(e) => {
+                let (name, message) = exception_parts(&e);
+                if name == "OperationError" {
+                    Ok(())
+                } else {
+                    Err(Error::Protocol(format!(
+                        "peer {} sent an invalid ICE candidate ({name}: {message})",
+                        self.peer_id
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Reads stats, scores quality and adapts the video sender. Returns the new report.
+    pub(crate) async fn measure(self: Rc<Self>) -> Option<QualityReport> {
+        let connected = matches!(
+            js::get_str(&self.pc, "iceConnectionState").as_deref(),
+            Some("connected" | "completed")
+        );
+        let reading = stats::read(&self.pc, connected).await?;
+        let (report, limits) = {
+            let mut state = self.state.borrow_mut();
+            let report = state.meter.update(reading.sample);
+            state.quality = Some(report);
+            state.frames_decoded = reading.frames_decoded;
+            let limits = state.adapter.update(&report);
+            (report, limits)
+        };
+        if let Some(limits) = limits {
+            self.limit_video(limits).await;
+        }
+        Some(report)
+    }
+
+    async fn limit_video(&self, limits: SendLimits) {
+        let senders = self.state.borrow().senders.clone();
+        for (kind, sender) in senders {
+            if kind != "video" {
+                continue;
+            }
+            let Ok(params) = js::parameters(&sender) else {
+                continue;
+            };
+            let encodings = js::get(&params, "encodings");
+            let Some(encodings) = encodings.dyn_ref::<Array>() else {
+                continue;
+            };
+            for encoding in encodings.iter().filter_map(|e| e.dyn_into::<Object>().ok()) {
+                match limits.max_bitrate_bps {
+                    Some(bps) => js::set(&encoding, "maxBitrate", bps),
+                    None => {
+                        let _ = js_sys::Reflect::delete_property(&encoding, &"maxBitrate".into());
+                    }
+                }
+                js::set(
+                    &encoding,
+                    "scaleResolutionDownBy",
+                    limits.scale_resolution_down_by,
+                );
+            }
+            if let Err(e) = JsFuture::from(js::set_parameters(&sender, &params)).await {
+                self.emit(LinkEvent::Error(browser_error(
+                    "adapting the video bitrate",
+                    &e,
+                )));
+            }
+        }
+    }
+}
+
+/// Encodes a wire type as a plain JS object.
+pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, Error> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::Protocol(format!("encoding: {e}")))
+}

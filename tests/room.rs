@@ -1,0 +1,378 @@
+//! Browser tests of `Room` against a real callroom-server (started by `cargo xtask test`,
+//! which passes its URL at compile time). Real headless Chromium, fake camera and microphone.
+#![cfg(target_arch = "wasm32")]
+
+use callroom::media::{MediaRequest, TrackRequest};
+use callroom::{JoinOptions, Room, Snapshot};
+use callroom_protocol::Role;
+use gloo_timers::future::TimeoutFuture;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn server() -> String {
+    match option_env!("CALLROOM_TEST_SERVER") {
+        Some(url) => url.to_owned(),
+        None => panic!("run the browser tests through `cargo xtask test`, which starts the server"),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", (js_sys::Math::random() * 1e12) as u64)
+}
+
+fn options(room: &str, name: &str, role: Role, publish: bool) -> JoinOptions {
+    let mut o = JoinOptions::new(room);
+    o.server = server();
+    o.name = name.into();
+    o.role = role;
+    o.stats_interval_ms = 1_000;
+    o.poll_wait_ms = 10_000;
+    o.media = publish.then_some(MediaRequest {
+        audio: TrackRequest::Any,
+        video: TrackRequest::Any,
+    });
+    o
+}
+
+async fn join(room: &str, name: &str, role: Role, publish: bool) -> Room {
+    Room::join(options(room, name, role, publish))
+        .await
+        .unwrap_or_else(|e| panic!("{name} could not join: {e}"))
+}
+
+/// Polls `check` every 100 ms for up to `ms`; true as soon as it holds.
+async fn eventually(ms: u32, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..(ms / 100) {
+        if check() {
+            return true;
+        }
+        TimeoutFuture::new(100).await;
+    }
+    check()
+}
+
+fn frames_from(snapshot: &Snapshot, peer: &str) -> f64 {
+    snapshot
+        .remote_streams
+        .iter()
+        .find(|r| r.peer_id == peer)
+        .map_or(0.0, |r| r.frames_decoded)
+}
+
+fn id(room: &Room) -> String {
+    room.snapshot().session_id.expect("joined")
+}
+
+#[wasm_bindgen_test]
+async fn two_rooms_in_one_page_decode_each_others_video() {
+    let name = unique("mesh");
+    let a = join(&name, "Ann", Role::Peer, true).await;
+    let b = join(&name, "Bob", Role::Peer, true).await;
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert!(
+        eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await,
+        "both sides decode video: a sees {:?}, b sees {:?}",
+        a.snapshot().remote_streams,
+        b.snapshot().remote_streams
+    );
+    let snap = a.snapshot();
+    assert_eq!(snap.connection_state.as_str(), "connected");
+    assert_eq!(snap.participants.len(), 1);
+    assert_eq!(snap.participants[0].name, "Bob");
+    assert_eq!(snap.remote_streams[0].name, "Bob");
+    assert!(snap.remote_streams[0].stream.is_some());
+    assert!(
+        snap.remote_streams[0].quality.is_some(),
+        "quality is measured"
+    );
+    a.leave().await;
+    b.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_hub_host_decodes_both_guests_and_guests_link_only_to_the_host() {
+    let name = unique("hub");
+    let host = join(&name, "Host", Role::Host, false).await;
+    let g1 = join(&name, "G1", Role::Guest, true).await;
+    let g2 = join(&name, "G2", Role::Guest, true).await;
+    let (g1_id, g2_id) = (id(&g1), id(&g2));
+    assert!(
+        eventually(30_000, || {
+            let s = host.snapshot();
+            frames_from(&s, &g1_id) > 0.0 && frames_from(&s, &g2_id) > 0.0
+        })
+        .await,
+        "host decodes both guests: {:?}",
+        host.snapshot().remote_streams
+    );
+    assert_eq!(host.snapshot().topology.map(|t| t.as_str()), Some("hub"));
+    let g1_snapshot = g1.snapshot();
+    assert_eq!(
+        g1_snapshot.remote_streams.len(),
+        1,
+        "a guest links only to the host"
+    );
+    assert_eq!(g1_snapshot.participants.len(), 2, "but sees everyone");
+    for room in [host, g1, g2] {
+        room.leave().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn leave_empties_the_other_sides_remote_streams_at_once() {
+    let name = unique("leave");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let b_id = id(&b);
+    assert!(eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0).await);
+    b.leave().await;
+    assert_eq!(b.snapshot().connection_state.as_str(), "disconnected");
+    assert!(
+        eventually(10_000, || a.snapshot().remote_streams.is_empty()
+            && a.snapshot().participants.is_empty())
+        .await,
+        "a forgot b: {:?}",
+        a.snapshot().remote_streams
+    );
+    a.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn camera_off_stops_video_in_the_stats_and_camera_on_resumes_it_without_renegotiation() {
+    let name = unique("camera");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+
+    a.set_mic_enabled(false);
+    let local = a.snapshot().local_stream.expect("publishing");
+    let mic: web_sys::MediaStreamTrack = local.get_audio_tracks().get(0).unchecked_into();
+    assert!(!mic.enabled(), "mute disables the track");
+    assert!(!a.snapshot().mic_enabled);
+
+    a.set_camera_enabled(false).await.expect("camera off");
+    assert!(!a.snapshot().camera_enabled);
+    let now_local = a.snapshot().local_stream.expect("still publishing audio");
+    assert_eq!(now_local.id(), local.id(), "same stream");
+    assert_eq!(
+        now_local.get_video_tracks().length(),
+        0,
+        "the camera is released (snapshot)"
+    );
+    assert_eq!(
+        local.get_video_tracks().length(),
+        0,
+        "the camera is released"
+    );
+    TimeoutFuture::new(2_500).await; // let frames in flight drain and stats refresh
+    let frozen = frames_from(&b.snapshot(), &a_id);
+    TimeoutFuture::new(3_000).await;
+    assert_eq!(
+        frames_from(&b.snapshot(), &a_id),
+        frozen,
+        "no new frames while the camera is off"
+    );
+
+    a.set_camera_enabled(true).await.expect("camera on");
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > frozen).await,
+        "frames flow again"
+    );
+    assert_eq!(b.snapshot().connection_state.as_str(), "connected");
+    a.leave().await;
+    b.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn switching_camera_keeps_the_call_up() {
+    let name = unique("switch");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    let before = a.snapshot().local_stream.unwrap().get_video_tracks().get(0);
+    a.switch_camera(None).await.expect("switch camera");
+    let after = a.snapshot().local_stream.unwrap().get_video_tracks().get(0);
+    assert_ne!(before, after, "a new camera track");
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "video keeps flowing"
+    );
+    a.leave().await;
+    b.leave().await;
+}
+
+/// Joins as a bare HTTP client, to send what a broken or hostile peer might.
+async fn raw_join(room: &str) -> (String, String) {
+    let body = format!(r#"{{"type":"join","room":"{room}","role":"peer","name":"raw"}}"#);
+    let json = fetch_json("/signaling", None, &body).await;
+    (
+        js_sys::Reflect::get(&json, &"peerId".into())
+            .unwrap()
+            .as_string()
+            .unwrap(),
+        js_sys::Reflect::get(&json, &"token".into())
+            .unwrap()
+            .as_string()
+            .unwrap(),
+    )
+}
+
+async fn fetch_json(path: &str, token: Option<&str>, body: &str) -> JsValue {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    let headers = web_sys::Headers::new().unwrap();
+    headers.set("content-type", "application/json").unwrap();
+    if let Some(token) = token {
+        headers
+            .set("authorization", &format!("Bearer {token}"))
+            .unwrap();
+    }
+    init.set_headers(&headers);
+    let window = web_sys::window().unwrap();
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_str_and_init(&format!("{}{path}", server()), &init))
+            .await
+            .unwrap()
+            .unchecked_into();
+    JsFuture::from(response.json().unwrap()).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn malformed_messages_from_the_network_are_protocol_errors_and_the_room_keeps_working() {
+    let name = unique("garbage");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let a_id = id(&a);
+    let (_raw_id, raw_token) = raw_join(&name).await;
+    for body in [
+        format!(
+            r#"{{"type":"offer","to":"{a_id}","payload":{{"type":"offer","sdp":"this is not SDP"}}}}"#
+        ),
+        format!(r#"{{"type":"answer","to":"{a_id}","payload":42}}"#),
+        format!(r#"{{"type":"candidate","to":"{a_id}","payload":{{"nope":true}}}}"#),
+    ] {
+        fetch_json("/signaling", Some(&raw_token), &body).await;
+    }
+    assert!(
+        eventually(10_000, || a
+            .snapshot()
+            .error
+            .is_some_and(|e| e.code() == "protocol_error"))
+        .await,
+        "a reports protocol_error: {:?}",
+        a.snapshot().error
+    );
+    // Still working: a newcomer connects and video flows both ways.
+    let b = join(&name, "B", Role::Peer, true).await;
+    let b_id = id(&b);
+    assert!(
+        eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await,
+        "the room still connects after garbage"
+    );
+    a.leave().await;
+    b.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_join_the_server_refuses_fails_with_the_servers_code() {
+    let name = unique("refused");
+    let a = join(&name, "A", Role::Peer, false).await;
+    let err = Room::join(options(&name, "H", Role::Host, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "role_mismatch");
+    let mut bad = options(&name, "X", Role::Peer, false);
+    bad.server = "http://127.0.0.1:9".into(); // nothing listens on the discard port
+    assert_eq!(Room::join(bad).await.unwrap_err().code(), "network_error");
+    a.leave().await;
+}
+
+/// Records every peer connection and captured track the page creates, by wrapping the real
+/// constructors (the calls still go to the browser).
+fn record_page_resources() {
+    let install = js_sys::Function::new_no_args(
+        r#"
+        if (window.__callroomRecorded) return;
+        const pcs = [], tracks = [];
+        window.__callroomRecorded = { pcs, tracks };
+        const Real = window.RTCPeerConnection;
+        window.RTCPeerConnection = class extends Real {
+            constructor(...args) { super(...args); pcs.push(this); }
+        };
+        const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+        navigator.mediaDevices.getUserMedia = async (c) => {
+            const s = await gum(c);
+            tracks.push(...s.getTracks());
+            return s;
+        };
+        // Cloned streams and tracks hold devices open too.
+        const cloneStream = MediaStream.prototype.clone;
+        MediaStream.prototype.clone = function () {
+            const s = cloneStream.call(this);
+            tracks.push(...s.getTracks());
+            return s;
+        };
+        const cloneTrack = MediaStreamTrack.prototype.clone;
+        MediaStreamTrack.prototype.clone = function () {
+            const t = cloneTrack.call(this);
+            tracks.push(t);
+            return t;
+        };
+        "#,
+    );
+    install.call0(&JsValue::NULL).unwrap();
+}
+
+fn live_resources() -> (u32, u32, u32) {
+    let count = js_sys::Function::new_no_args(
+        r#"
+        const { pcs, tracks } = window.__callroomRecorded;
+        return [pcs.length,
+                pcs.filter(pc => pc.signalingState !== "closed").length,
+                tracks.filter(t => t.readyState === "live").length];
+        "#,
+    );
+    let result: js_sys::Array = count.call0(&JsValue::NULL).unwrap().unchecked_into();
+    let n = |i| result.get(i).as_f64().unwrap() as u32;
+    (n(0), n(1), n(2))
+}
+
+#[wasm_bindgen_test]
+async fn repeated_join_and_leave_leaves_no_connection_or_track_alive() {
+    record_page_resources();
+    let (created_before, _, _) = live_resources();
+    for cycle in 0..4 {
+        let name = unique("cycle");
+        let a = join(&name, "A", Role::Peer, true).await;
+        let b = join(&name, "B", Role::Peer, true).await;
+        let b_id = id(&b);
+        assert!(
+            eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0).await,
+            "cycle {cycle} connects"
+        );
+        // Snapshots are taken the way a UI takes them, many times.
+        for _ in 0..5 {
+            assert!(a.snapshot().local_stream.is_some());
+        }
+        a.leave().await;
+        drop(b); // dropping without leave() must clean up too
+        drop(a);
+    }
+    let (created, open, live_tracks) = live_resources();
+    assert!(
+        created - created_before >= 8,
+        "the cycles really made connections ({created})"
+    );
+    assert_eq!(open, 0, "every peer connection is closed");
+    assert_eq!(live_tracks, 0, "every captured track is stopped");
+}
