@@ -5,6 +5,8 @@
 pub mod core;
 pub mod error;
 #[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
 mod js_error;
 pub mod media;
 pub mod room;
@@ -19,14 +21,3 @@ pub use room::{Events, RemoteStream, Room, RoomEvent, Snapshot, Subscription};
 
 /// The library's version, as published to crates.io and npm.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-#[cfg(target_arch = "wasm32")]
-mod js {
-    use wasm_bindgen::prelude::*;
-
-    /// The library's version (`callroom.version()` in JavaScript).
-    #[wasm_bindgen(js_name = version)]
-    pub fn version() -> String {
-        super::VERSION.to_owned()
-    }
-}

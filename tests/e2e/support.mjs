@@ -59,11 +59,14 @@ export async function startServer(extraArgs = []) {
   };
 }
 
-/** Launches headless Chromium with fake media devices. */
-export async function launchBrowser() {
+/**
+ * Launches headless Chromium with fake media devices. With `promptsAccepted: false`, camera
+ * prompts are not auto-accepted, so a context without the permission is really denied.
+ */
+export async function launchBrowser({ promptsAccepted = true } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: promptsAccepted ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== "--use-fake-ui-for-media-stream"),
   });
 }

@@ -1,0 +1,209 @@
+//! The JavaScript face: a `Room` class with an async static `join`, immutable snapshots with
+//! `subscribe` (made for `useSyncExternalStore`), typed events with `on`, and errors that are
+//! real `Error`s carrying a stable `code`. TypeScript types are hand-written in `types.rs`.
+
+mod convert;
+mod types;
+
+use std::cell::RefCell;
+
+use futures_core::Stream;
+use js_sys::{Function, Map, Reflect, Set};
+use wasm_bindgen::prelude::*;
+use web_sys::MediaStream;
+
+use crate::room::{Room, RoomEvent, Subscription};
+use convert::{error_to_js, event_to_js, options_from_js, snapshot_to_js};
+
+/// A joined room, for JavaScript.
+#[wasm_bindgen(js_name = Room)]
+pub struct JsRoom {
+    room: Room,
+    cache: RefCell<Option<(u64, JsValue)>>,
+    /// Snapshot listeners (a JS `Set` of functions).
+    subscribers: Set,
+    /// Event name -> `Set` of handlers.
+    handlers: Map,
+    _change: Subscription,
+}
+
+fn call_all(set: &Set, arg: &JsValue) {
+    set.for_each(&mut |listener, _, _| {
+        if let Some(f) = listener.dyn_ref::<Function>() {
+            // A throwing listener must not stop the others (or us).
+            let _ = f.call1(&JsValue::NULL, arg);
+        }
+    });
+}
+
+/// A function that removes `item` from `set` when called: the unsubscribe handle, with no
+/// Rust closure to leak.
+fn remover(set: &Set, item: &JsValue) -> Function {
+    let delete = Reflect::get(set, &"delete".into()).unwrap_or(JsValue::UNDEFINED);
+    let bind = Reflect::get(&delete, &"bind".into()).unwrap_or(JsValue::UNDEFINED);
+    let args = js_sys::Array::new();
+    args.push(set);
+    args.push(item);
+    bind.dyn_ref::<Function>()
+        .and_then(|bind| Reflect::apply(bind, &delete, &args).ok())
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .unwrap_or_else(|| Function::new_no_args(""))
+}
+
+#[wasm_bindgen(js_class = Room)]
+impl JsRoom {
+    /// Captures media (unless `media: false`), joins the room and connects to everyone in it.
+    /// Rejects with an `Error` whose `code` says why (`room_full`, `network_error`, ...).
+    #[wasm_bindgen(js_name = join)]
+    pub async fn join(
+        #[wasm_bindgen(unchecked_param_type = "JoinOptions")] options: JsValue,
+    ) -> Result<JsRoom, JsValue> {
+        let options = options_from_js(&options).map_err(|e| error_to_js(&e))?;
+        let room = Room::join(options).await.map_err(|e| error_to_js(&e))?;
+        let subscribers = Set::new(&JsValue::UNDEFINED);
+        let handlers = Map::new();
+        let notify = subscribers.clone();
+        let change = room.on_change(move || call_all(&notify, &JsValue::UNDEFINED));
+        let events = room.events();
+        wasm_bindgen_futures::spawn_local(dispatch(events, handlers.clone()));
+        Ok(JsRoom {
+            room,
+            cache: RefCell::new(None),
+            subscribers,
+            handlers,
+            _change: change,
+        })
+    }
+
+    /// The current state: a frozen object that stays the same object until something changes.
+    #[wasm_bindgen(unchecked_return_type = "Snapshot")]
+    pub fn snapshot(&self) -> JsValue {
+        let version = self.room.version();
+        if let Some((cached, value)) = &*self.cache.borrow() {
+            if *cached == version {
+                return value.clone();
+            }
+        }
+        let value = snapshot_to_js(&self.room.snapshot());
+        *self.cache.borrow_mut() = Some((version, value.clone()));
+        value
+    }
+
+    /// Calls `listener` after every change; returns a function that unsubscribes.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "() => void")] listener: Function,
+    ) -> Function {
+        self.subscribers.add(&listener);
+        remover(&self.subscribers, &listener)
+    }
+
+    /// Calls `handler` for each event of `name`; returns a function that unsubscribes.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RoomEventName")] name: String,
+        #[wasm_bindgen(unchecked_param_type = "(event: any) => void")] handler: Function,
+    ) -> Function {
+        let key = JsValue::from_str(&name);
+        let set = match self.handlers.get(&key).dyn_into::<Set>() {
+            Ok(set) => set,
+            Err(_) => {
+                let set = Set::new(&JsValue::UNDEFINED);
+                self.handlers.set(&key, &set);
+                set
+            }
+        };
+        set.add(&handler);
+        remover(&set, &handler)
+    }
+
+    /// Publishes `stream`, or captures with the join options' `media`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub async fn publish(&self, stream: Option<MediaStream>) -> Result<(), JsValue> {
+        self.room.publish(stream).await.map_err(|e| error_to_js(&e))
+    }
+
+    /// Stops publishing.
+    pub fn unpublish(&self) {
+        self.room.unpublish();
+    }
+
+    /// Leaves: stops tracks callroom opened, closes connections, tells the server.
+    pub async fn leave(&self) {
+        self.room.leave().await;
+    }
+
+    /// Forces a full rejoin.
+    pub fn reconnect(&self) -> Result<(), JsValue> {
+        self.room.reconnect().map_err(|e| error_to_js(&e))
+    }
+
+    /// Mutes or unmutes the microphone.
+    #[wasm_bindgen(js_name = setMicEnabled)]
+    pub fn set_mic_enabled(&self, enabled: bool) {
+        self.room.set_mic_enabled(enabled);
+    }
+
+    /// Turns the camera off (releasing it) or on again.
+    #[wasm_bindgen(js_name = setCameraEnabled, unchecked_return_type = "Promise<void>")]
+    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), JsValue> {
+        self.room
+            .set_camera_enabled(enabled)
+            .await
+            .map_err(|e| error_to_js(&e))
+    }
+
+    /// Switches to camera `deviceId`, or to the next camera.
+    #[wasm_bindgen(js_name = switchCamera, unchecked_return_type = "Promise<void>")]
+    pub async fn switch_camera(&self, device_id: Option<String>) -> Result<(), JsValue> {
+        self.room
+            .switch_camera(device_id)
+            .await
+            .map_err(|e| error_to_js(&e))
+    }
+
+    /// Shares a screen in place of the camera.
+    #[wasm_bindgen(js_name = startScreenShare, unchecked_return_type = "Promise<void>")]
+    pub async fn start_screen_share(&self) -> Result<(), JsValue> {
+        self.room
+            .start_screen_share()
+            .await
+            .map_err(|e| error_to_js(&e))
+    }
+
+    /// Stops sharing the screen.
+    #[wasm_bindgen(js_name = stopScreenShare)]
+    pub async fn stop_screen_share(&self) {
+        self.room.stop_screen_share().await;
+    }
+
+    /// Lists cameras, microphones and speakers.
+    #[wasm_bindgen(js_name = listDevices, unchecked_return_type = "Promise<Device[]>")]
+    pub async fn list_devices(&self) -> Result<JsValue, JsValue> {
+        let devices = self
+            .room
+            .list_devices()
+            .await
+            .map_err(|e| error_to_js(&e))?;
+        Ok(convert::devices_to_js(&devices))
+    }
+}
+
+async fn dispatch(mut events: impl Stream<Item = RoomEvent> + Unpin, handlers: Map) {
+    while let Some(event) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut events).poll_next(cx)).await
+    {
+        let (name, value) = event_to_js(&event);
+        if let Ok(set) = handlers.get(&JsValue::from_str(name)).dyn_into::<Set>() {
+            call_all(&set, &value);
+        }
+    }
+}
+
+/// The library's version.
+#[wasm_bindgen(js_name = version)]
+pub fn version() -> String {
+    crate::VERSION.to_owned()
+}
