@@ -376,3 +376,97 @@ async fn repeated_join_and_leave_leaves_no_connection_or_track_alive() {
     assert_eq!(open, 0, "every peer connection is closed");
     assert_eq!(live_tracks, 0, "every captured track is stopped");
 }
+
+fn restartable() -> (String, String) {
+    match (
+        option_env!("CALLROOM_TEST_RESTARTABLE_SERVER"),
+        option_env!("CALLROOM_TEST_CONTROL"),
+    ) {
+        (Some(server), Some(control)) => (server.to_owned(), control.to_owned()),
+        _ => panic!("run the browser tests through `cargo xtask test`"),
+    }
+}
+
+/// Stops or starts the restartable server (through the test runner's control endpoint).
+async fn control(path: &str) {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let url = format!("{}{path}", restartable().1);
+    let response: web_sys::Response = JsFuture::from(
+        web_sys::window()
+            .unwrap()
+            .fetch_with_str_and_init(&url, &init),
+    )
+    .await
+    .expect("control endpoint reachable")
+    .unchecked_into();
+    assert!(response.ok(), "control {path} failed");
+}
+
+#[wasm_bindgen_test]
+async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_signaling() {
+    let name = unique("restart");
+    let join_restartable = |who: &'static str| {
+        let mut o = options(&name, who, Role::Peer, true);
+        o.server = restartable().0;
+        o.retry_max_ms = 1_000;
+        Room::join(o)
+    };
+    let a = join_restartable("A").await.expect("A joins");
+    let b = join_restartable("B").await.expect("B joins");
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert!(
+        eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await
+    );
+
+    control("/stop").await;
+    assert!(
+        eventually(15_000, || a.snapshot().connection_state.as_str()
+            == "reconnecting"
+            && b.snapshot().connection_state.as_str() == "reconnecting")
+        .await,
+        "both show reconnecting: {:?}",
+        a.snapshot().connection_state
+    );
+    let during = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(10_000, || frames_from(&b.snapshot(), &a_id) > during).await,
+        "media keeps flowing on the existing connection while the server is down"
+    );
+
+    control("/start").await;
+    assert!(
+        eventually(15_000, || a.snapshot().connection_state.as_str()
+            == "connected"
+            && b.snapshot().connection_state.as_str() == "connected")
+        .await,
+        "both are connected again"
+    );
+    assert_eq!(
+        a.snapshot().session_id.as_deref(),
+        Some(a_id.as_str()),
+        "the same session resumed"
+    );
+
+    // Signaling works after the restart: a newcomer reaches both.
+    let c = join_restartable("C")
+        .await
+        .expect("C joins after the restart");
+    let c_id = id(&c);
+    assert!(
+        eventually(30_000, || {
+            let cs = c.snapshot();
+            frames_from(&cs, &a_id) > 0.0
+                && frames_from(&cs, &b_id) > 0.0
+                && frames_from(&a.snapshot(), &c_id) > 0.0
+                && frames_from(&b.snapshot(), &c_id) > 0.0
+        })
+        .await,
+        "the newcomer and the others decode each other"
+    );
+    for room in [a, b, c] {
+        room.leave().await;
+    }
+}

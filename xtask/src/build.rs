@@ -49,6 +49,8 @@ pub fn run() -> Result<()> {
         "wasm-opt",
         cmd("wasm-opt")
             .arg("-Oz")
+            // Function names and the producers section are for debugging, not for shipping.
+            .args(["--strip-debug", "--strip-producers"])
             .args(WASM_FEATURES)
             .arg(&wasm)
             .arg("-o")

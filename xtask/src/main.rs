@@ -7,6 +7,7 @@ mod demo;
 mod run;
 mod setup;
 mod test;
+mod test_servers;
 
 use std::process::ExitCode;
 

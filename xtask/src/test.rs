@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use crate::run::{cmd, root, step, tee};
+use crate::test_servers::{Restartable, TestServer};
 
 struct Stage {
     name: &'static str,
@@ -127,9 +128,13 @@ fn cargo(args: &[&str]) -> Command {
 /// wasm-bindgen tests in headless Chromium, against a real callroom-server started for them.
 fn browser_stage(counts: &mut Counts) -> Stage {
     let started = Instant::now();
-    let server = build_server().and_then(|bin| TestServer::start(&bin));
-    let server = match server {
-        Ok(server) => server,
+    let servers = build_server().and_then(|bin| {
+        let main = TestServer::start(&bin, &["--db", ":memory:"])?;
+        let restartable = Restartable::start(&bin)?;
+        Ok((main, restartable))
+    });
+    let (server, restartable) = match servers {
+        Ok(servers) => servers,
         Err(err) => {
             return Stage {
                 name: "browser tests",
@@ -146,54 +151,14 @@ fn browser_stage(counts: &mut Counts) -> Stage {
         // The whole browser run shares this; calls take seconds each on 2 shared cores.
         .env("WASM_BINDGEN_TEST_TIMEOUT", "600")
         // Read by the tests at compile time (`option_env!`), as gloo's HTTP tests do.
-        .env("CALLROOM_TEST_SERVER", &server.url);
+        .env("CALLROOM_TEST_SERVER", &server.url)
+        .env("CALLROOM_TEST_RESTARTABLE_SERVER", restartable.url())
+        .env("CALLROOM_TEST_CONTROL", &restartable.control_url);
     let mut stage = run_stage("browser tests", command, counts);
     stage.seconds = started.elapsed().as_secs_f64();
     drop(server);
+    drop(restartable);
     stage
-}
-
-/// A callroom-server on a free loopback port with a throwaway database; killed on drop.
-struct TestServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl TestServer {
-    fn start(bin: &Path) -> anyhow::Result<Self> {
-        use std::io::BufRead;
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = lines
-            .find_map(|line| {
-                let line = line.ok()?;
-                Some(
-                    line.strip_prefix("callroom-server listening on ")?
-                        .trim_end_matches('/')
-                        .to_owned(),
-                )
-            })
-            .ok_or_else(|| anyhow::anyhow!("the server did not say where it listens"))?;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        println!("callroom-server for browser tests: {url}");
-        Ok(Self { child, url })
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn chromedriver() -> String {
