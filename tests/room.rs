@@ -470,3 +470,29 @@ async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_si
         room.leave().await;
     }
 }
+
+#[wasm_bindgen_test]
+async fn screen_share_replaces_the_camera_and_stopping_restores_it_with_the_call_up() {
+    let name = unique("screen");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    a.start_screen_share().await.expect("screen share starts");
+    assert!(a.snapshot().screen_sharing);
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "b keeps decoding while a shares"
+    );
+    a.stop_screen_share().await;
+    assert!(!a.snapshot().screen_sharing);
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "the camera flows again"
+    );
+    assert_eq!(b.snapshot().connection_state.as_str(), "connected");
+    a.leave().await;
+    b.leave().await;
+}
