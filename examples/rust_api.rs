@@ -17,7 +17,8 @@ mod call {
         let _others = snapshot.participants.len();
 
         let mut events = room.events(); // a futures Stream; with futures-util: events.next().await
-        while let Some(event) = std::future::poll_fn(|cx| Pin::new(&mut events).poll_next(cx)).await {
+        while let Some(event) = std::future::poll_fn(|cx| Pin::new(&mut events).poll_next(cx)).await
+        {
             match event {
                 RoomEvent::Track { peer_id, stream } => {
                     // Attach `stream` to a <video> for `peer_id`.

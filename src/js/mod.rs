@@ -6,25 +6,49 @@ mod convert;
 mod types;
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use futures_core::Stream;
-use js_sys::{Function, Map, Reflect, Set};
+use js_sys::{Function, Map, Promise, Reflect, Set};
 use wasm_bindgen::prelude::*;
 use web_sys::MediaStream;
 
 use crate::room::{Room, RoomEvent, Subscription};
+use crate::Error;
 use convert::{error_to_js, event_to_js, options_from_js, snapshot_to_js};
 
 /// A joined room, for JavaScript.
 #[wasm_bindgen(js_name = Room)]
 pub struct JsRoom {
-    room: Room,
+    room: Rc<Room>,
     cache: RefCell<Option<(u64, JsValue)>>,
     /// Snapshot listeners (a JS `Set` of functions).
     subscribers: Set,
     /// Event name -> `Set` of handlers.
     handlers: Map,
     _change: Subscription,
+}
+
+type BoxedFuture = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>;
+
+/// Every async method goes through this one (boxed) future-to-promise path: one copy of the
+/// promise glue in the bundle instead of one per method.
+fn promise(future: BoxedFuture) -> Promise {
+    wasm_bindgen_futures::future_to_promise(future)
+}
+
+/// Runs `action` on the room and maps its error to a `CallroomError`.
+fn room_promise<F, Fut>(room: &Rc<Room>, action: F) -> Promise
+where
+    F: FnOnce(Rc<Room>) -> Fut + 'static,
+    Fut: Future<Output = Result<JsValue, Error>> + 'static,
+{
+    let room = room.clone();
+    promise(Box::pin(async move {
+        action(room).await.map_err(|e| error_to_js(&e))
+    }))
 }
 
 fn call_all(set: &Set, arg: &JsValue) {
@@ -50,29 +74,34 @@ fn remover(set: &Set, item: &JsValue) -> Function {
         .unwrap_or_else(|| Function::new_no_args(""))
 }
 
-#[wasm_bindgen(js_class = Room)]
 impl JsRoom {
-    /// Captures media (unless `media: false`), joins the room and connects to everyone in it.
-    /// Rejects with an `Error` whose `code` says why (`room_full`, `network_error`, ...).
-    #[wasm_bindgen(js_name = join)]
-    pub async fn join(
-        #[wasm_bindgen(unchecked_param_type = "JoinOptions")] options: JsValue,
-    ) -> Result<JsRoom, JsValue> {
-        let options = options_from_js(&options).map_err(|e| error_to_js(&e))?;
-        let room = Room::join(options).await.map_err(|e| error_to_js(&e))?;
+    fn wrap(room: Room) -> Self {
         let subscribers = Set::new(&JsValue::UNDEFINED);
         let handlers = Map::new();
         let notify = subscribers.clone();
         let change = room.on_change(move || call_all(&notify, &JsValue::UNDEFINED));
-        let events = room.events();
-        wasm_bindgen_futures::spawn_local(dispatch(events, handlers.clone()));
-        Ok(JsRoom {
-            room,
+        wasm_bindgen_futures::spawn_local(dispatch(room.events(), handlers.clone()));
+        JsRoom {
+            room: Rc::new(room),
             cache: RefCell::new(None),
             subscribers,
             handlers,
             _change: change,
-        })
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = Room)]
+impl JsRoom {
+    /// Captures media (unless `media: false`), joins the room and connects to everyone in it.
+    /// Rejects with an `Error` whose `code` says why (`room_full`, `network_error`, ...).
+    #[wasm_bindgen(js_name = join, unchecked_return_type = "Promise<Room>")]
+    pub fn join(#[wasm_bindgen(unchecked_param_type = "JoinOptions")] options: JsValue) -> Promise {
+        promise(Box::pin(async move {
+            let options = options_from_js(&options).map_err(|e| error_to_js(&e))?;
+            let room = Room::join(options).await.map_err(|e| error_to_js(&e))?;
+            Ok(JsRoom::wrap(room).into())
+        }))
     }
 
     /// The current state: a frozen object that stays the same object until something changes.
@@ -121,8 +150,10 @@ impl JsRoom {
 
     /// Publishes `stream`, or captures with the join options' `media`.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub async fn publish(&self, stream: Option<MediaStream>) -> Result<(), JsValue> {
-        self.room.publish(stream).await.map_err(|e| error_to_js(&e))
+    pub fn publish(&self, stream: Option<MediaStream>) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.publish(stream).await.map(|()| JsValue::UNDEFINED)
+        })
     }
 
     /// Stops publishing.
@@ -131,8 +162,12 @@ impl JsRoom {
     }
 
     /// Leaves: stops tracks callroom opened, closes connections, tells the server.
-    pub async fn leave(&self) {
-        self.room.leave().await;
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn leave(&self) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.leave().await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Forces a full rejoin.
@@ -148,46 +183,49 @@ impl JsRoom {
 
     /// Turns the camera off (releasing it) or on again.
     #[wasm_bindgen(js_name = setCameraEnabled, unchecked_return_type = "Promise<void>")]
-    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), JsValue> {
-        self.room
-            .set_camera_enabled(enabled)
-            .await
-            .map_err(|e| error_to_js(&e))
+    pub fn set_camera_enabled(&self, enabled: bool) -> Promise {
+        room_promise(&self.room, move |room| async move {
+            room.set_camera_enabled(enabled)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
     }
 
     /// Switches to camera `deviceId`, or to the next camera.
     #[wasm_bindgen(js_name = switchCamera, unchecked_return_type = "Promise<void>")]
-    pub async fn switch_camera(&self, device_id: Option<String>) -> Result<(), JsValue> {
-        self.room
-            .switch_camera(device_id)
-            .await
-            .map_err(|e| error_to_js(&e))
+    pub fn switch_camera(&self, device_id: Option<String>) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.switch_camera(device_id)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
     }
 
     /// Shares a screen in place of the camera.
     #[wasm_bindgen(js_name = startScreenShare, unchecked_return_type = "Promise<void>")]
-    pub async fn start_screen_share(&self) -> Result<(), JsValue> {
-        self.room
-            .start_screen_share()
-            .await
-            .map_err(|e| error_to_js(&e))
+    pub fn start_screen_share(&self) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.start_screen_share().await.map(|()| JsValue::UNDEFINED)
+        })
     }
 
     /// Stops sharing the screen.
-    #[wasm_bindgen(js_name = stopScreenShare)]
-    pub async fn stop_screen_share(&self) {
-        self.room.stop_screen_share().await;
+    #[wasm_bindgen(js_name = stopScreenShare, unchecked_return_type = "Promise<void>")]
+    pub fn stop_screen_share(&self) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.stop_screen_share().await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Lists cameras, microphones and speakers.
     #[wasm_bindgen(js_name = listDevices, unchecked_return_type = "Promise<Device[]>")]
-    pub async fn list_devices(&self) -> Result<JsValue, JsValue> {
-        let devices = self
-            .room
-            .list_devices()
-            .await
-            .map_err(|e| error_to_js(&e))?;
-        Ok(convert::devices_to_js(&devices))
+    pub fn list_devices(&self) -> Promise {
+        room_promise(&self.room, |room| async move {
+            room.list_devices()
+                .await
+                .map(|d| convert::devices_to_js(&d))
+        })
     }
 }
 

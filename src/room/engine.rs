@@ -6,7 +6,7 @@
 //! so dropping the last `Room` frees everything; every timer, listener and in-flight request
 //! is owned by `Inner`, so leaving cancels it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use callroom_protocol::{
@@ -29,6 +29,39 @@ use crate::web::js;
 use crate::web::peer::{to_js, Link, LinkEvent, Sink};
 use crate::Error;
 
+/// The open links, one per remote peer. A handful at most, so a `Vec` beats a map (and
+/// costs less code in the bundle).
+#[derive(Default)]
+pub(crate) struct Links(Vec<Rc<Link>>);
+
+impl Links {
+    pub(crate) fn get(&self, peer: &str) -> Option<&Rc<Link>> {
+        self.0.iter().find(|l| l.peer_id() == peer)
+    }
+
+    fn contains_key(&self, peer: &str) -> bool {
+        self.get(peer).is_some()
+    }
+
+    /// Adds `link`, replacing (and so closing) any link to the same peer.
+    fn insert(&mut self, link: Rc<Link>) {
+        self.remove(link.peer_id());
+        self.0.push(link);
+    }
+
+    fn remove(&mut self, peer: &str) {
+        self.0.retain(|l| l.peer_id() != peer);
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Rc<Link>> {
+        self.0.iter()
+    }
+}
+
 /// Room state while joined.
 pub(crate) struct Session {
     pub(crate) peer_id: String,
@@ -43,8 +76,9 @@ pub(crate) struct Inner {
     http: Http,
     pub(crate) state: ConnectionState,
     pub(crate) session: Option<Session>,
-    pub(crate) links: BTreeMap<String, Rc<Link>>,
-    generations: BTreeMap<String, u32>,
+    pub(crate) links: Links,
+    /// Each link gets a new number, so events from a replaced link are recognised as stale.
+    next_generation: u32,
     pub(crate) local: Option<LocalMedia>,
     pub(crate) mic_enabled: bool,
     pub(crate) camera_enabled: bool,
@@ -77,8 +111,8 @@ impl Inner {
             options,
             state: ConnectionState::Connecting,
             session: None,
-            links: BTreeMap::new(),
-            generations: BTreeMap::new(),
+            links: Links::default(),
+            next_generation: 0,
             local: None,
             mic_enabled: false,
             camera_enabled: false,
@@ -321,12 +355,16 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
             let abort = AbortController::new().ok()?;
             let signal = abort.signal();
             inner.poll_abort = Some(abort);
+            // While reconnecting, ask without waiting: the first answer shows the server is
+            // back at once, instead of after a full long-poll.
+            let wait = if inner.state == ConnectionState::Reconnecting {
+                0
+            } else {
+                inner.options.poll_wait_ms
+            };
             Some((
                 inner.http.clone(),
-                format!(
-                    "/messages?since={}&wait={}",
-                    session.cursor, inner.options.poll_wait_ms
-                ),
+                format!("/messages?since={}&wait={wait}", session.cursor),
                 session.token.clone(),
                 signal,
             ))
@@ -445,7 +483,6 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) {
                 }
                 Change::Left { peer_id, reason } => {
                     inner.links.remove(&peer_id);
-                    inner.generations.remove(&peer_id);
                     inner
                         .events
                         .push(RoomEvent::ParticipantLeft { peer_id, reason });
@@ -478,8 +515,8 @@ fn open_link(inner: &mut Inner, weak: &Weak<Shared>, peer: &str) {
     let Some(session) = inner.session.as_ref() else {
         return;
     };
-    let generation = inner.generations.get(peer).map_or(1, |g| g + 1);
-    inner.generations.insert(peer.to_owned(), generation);
+    inner.next_generation = inner.next_generation.wrapping_add(1);
+    let generation = inner.next_generation;
     let sink_weak = weak.clone();
     let sink: Sink = Rc::new(move |peer: &str, generation: u32, event: LinkEvent| {
         on_link_event(&sink_weak, peer, generation, event);
@@ -495,7 +532,7 @@ fn open_link(inner: &mut Inner, weak: &Weak<Shared>, peer: &str) {
         sink,
     ) {
         Ok(link) => {
-            inner.links.insert(peer.to_owned(), link);
+            inner.links.insert(link);
             inner.changed = true;
         }
         Err(error) => inner.report(error),
