@@ -1,6 +1,6 @@
 //! Rust values to and from the plain JavaScript objects of the public API.
 
-use callroom_protocol::{IceServer, PeerInfo, Role};
+use callroom_protocol::{PeerInfo, Role};
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -115,8 +115,8 @@ pub(super) fn options_from_js(options: &JsValue) -> Result<JoinOptions, Error> {
     let ice = get(options, "iceServers");
     if !ice.is_undefined() && !ice.is_null() {
         o.ice_servers = Some(
-            serde_wasm_bindgen::from_value::<Vec<IceServer>>(ice)
-                .map_err(|e| invalid(&format!("`iceServers`: {e}")))?,
+            crate::web::wire::ice_servers(&ice)
+                .map_err(|_| invalid("`iceServers` must be [{ urls, username?, credential? }]"))?,
         );
     }
     optional_ms(options, "pollWaitMs", &mut o.poll_wait_ms)?;

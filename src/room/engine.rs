@@ -9,13 +9,8 @@
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use callroom_protocol::{
-    HostReset, IceCandidate, JoinResponse, Message, MessagesResponse, PeerInfo, PeerLeft,
-    RelayRequest, SessionDescription,
-};
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
-use serde::{Deserialize, Deserializer, Serialize};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{AbortController, MediaStream, MediaStreamTrack};
@@ -24,9 +19,10 @@ use super::{JoinOptions, RoomEvent, Shared};
 use crate::core::backoff::Backoff;
 use crate::core::roster::{classify, Change, ConnectionState, Inbound, Roster, RESET};
 use crate::media::{self, Device, LocalMedia, TrackRequest};
-use crate::web::http::{decode, Http};
+use crate::web::http::Http;
 use crate::web::js;
-use crate::web::peer::{to_js, Link, LinkEvent, Sink};
+use crate::web::peer::{Link, LinkEvent, Sink};
+use crate::web::wire;
 use crate::Error;
 
 /// The open links, one per remote peer. A handful at most, so a `Vec` beats a map (and
@@ -176,12 +172,7 @@ impl Drop for Inner {
             let http = self.http.clone();
             spawn_local(async move {
                 let _ = http
-                    .post::<_, serde::de::IgnoredAny>(
-                        "/signaling",
-                        Some(&session.token),
-                        &Leave::new(),
-                        None,
-                    )
+                    .post("/signaling", Some(&session.token), &wire::leave(), None)
                     .await;
             });
         }
@@ -208,42 +199,6 @@ fn with<R>(weak: &Weak<Shared>, f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
     update(&weak.upgrade()?, f)
 }
 
-// ------------------------------------------------------------------ wire shapes
-
-#[derive(Serialize)]
-struct Tagged<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    #[serde(flatten)]
-    body: &'a T,
-}
-
-#[derive(Serialize)]
-struct Leave {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-impl Leave {
-    fn new() -> Self {
-        Self { kind: "leave" }
-    }
-}
-
-/// A message payload kept as the JS value it arrived as; decoded by type later.
-struct JsPayload(JsValue);
-
-impl<'de> Deserialize<'de> for JsPayload {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde_wasm_bindgen::preserve::deserialize(d).map(JsPayload)
-    }
-}
-
-fn payload<T: serde::de::DeserializeOwned>(kind: &str, value: JsValue) -> Result<T, Error> {
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| Error::Protocol(format!("malformed `{kind}` message: {e}")))
-}
-
 // ------------------------------------------------------------------ join and rejoin
 
 /// Joins (or rejoins) and starts the poll loop and the ticker.
@@ -260,19 +215,18 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
     }) else {
         return Err(Error::Closed);
     };
-    let body = Tagged {
-        kind: "join",
-        body: &request,
-    };
-    let joined: JoinResponse = http.post("/signaling", None, &body, None).await?;
+    let answer = http
+        .post("/signaling", None, &wire::join_request(&request), None)
+        .await?;
+    let joined = wire::join_response(&answer)?;
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
         if inner.epoch != epoch || inner.state == ConnectionState::Disconnected {
             return Err(Error::Closed);
         }
         let ice_servers = match &inner.options.ice_servers {
-            Some(servers) => to_js(servers)?,
-            None => to_js(&joined.ice_servers)?,
+            Some(servers) => wire::ice_servers_js(servers),
+            None => wire::ice_servers_js(&joined.ice_servers),
         };
         let roster = Roster::new(&joined.peer_id, joined.role, joined.topology, joined.peers);
         let links: Vec<String> = roster.links().iter().map(|m| m.peer_id.clone()).collect();
@@ -378,17 +332,29 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
         if with(&weak, |inner| inner.epoch != epoch) != Some(false) {
             return;
         }
-        match result.and_then(decode::<MessagesResponse<JsPayload>>) {
-            Ok(batch) => {
-                for message in batch.messages {
-                    handle_message(&shared, message).await;
+        match result.and_then(|json| wire::messages(&json)) {
+            Ok((messages, cursor)) => {
+                for message in messages {
+                    // Each message is handled once: anything at or below the cursor was
+                    // handled already (the server never repeats, but a client must not trust
+                    // that with its peer connections).
+                    let fresh = with(&weak, |inner| {
+                        let session = inner.session.as_mut()?;
+                        let fresh = message.seq > session.cursor;
+                        session.cursor = session.cursor.max(message.seq);
+                        Some(fresh)
+                    })
+                    .flatten();
+                    if fresh == Some(true) {
+                        handle_message(&shared, message).await;
+                    }
                     if with(&weak, |inner| inner.epoch != epoch) != Some(false) {
                         return;
                     }
                 }
                 update(&shared, |inner| {
                     if let Some(session) = inner.session.as_mut() {
-                        session.cursor = session.cursor.max(batch.cursor);
+                        session.cursor = session.cursor.max(cursor);
                     }
                     inner.backoff.reset();
                     inner.set_state(ConnectionState::Connected);
@@ -417,19 +383,19 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
     }
 }
 
-async fn handle_message(shared: &Rc<Shared>, message: Message<JsPayload>) {
-    let kind = message.kind.as_str();
-    let result = match classify(kind) {
-        Inbound::PeerJoined => payload::<PeerInfo>(kind, message.payload.0)
-            .map(|peer| apply(shared, |roster| roster.joined(peer))),
-        Inbound::PeerLeft => payload::<PeerLeft>(kind, message.payload.0)
-            .map(|left| apply(shared, |roster| roster.left(left))),
-        Inbound::HostReset => payload::<HostReset>(kind, message.payload.0)
-            .map(|reset| apply(shared, |roster| roster.host_reset(reset))),
-        Inbound::Description => match (
-            payload::<SessionDescription>(kind, message.payload.0),
-            message.from,
-        ) {
+async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
+    let payload = &message.payload;
+    let result = match classify(&message.kind) {
+        Inbound::PeerJoined => {
+            wire::peer_info(payload).map(|peer| apply(shared, |roster| roster.joined(peer)))
+        }
+        Inbound::PeerLeft => {
+            wire::peer_left(payload).map(|left| apply(shared, |roster| roster.left(left)))
+        }
+        Inbound::HostReset => {
+            wire::host_reset(payload).map(|reset| apply(shared, |roster| roster.host_reset(reset)))
+        }
+        Inbound::Description => match (wire::session_description(payload), message.from) {
             (Ok(desc), Some(from)) => match link_for(shared, &from) {
                 Some(link) => link.on_description(desc).await,
                 None => Ok(()),
@@ -437,10 +403,7 @@ async fn handle_message(shared: &Rc<Shared>, message: Message<JsPayload>) {
             (Err(e), _) => Err(e),
             (Ok(_), None) => Ok(()),
         },
-        Inbound::Candidate => match (
-            payload::<IceCandidate>(kind, message.payload.0),
-            message.from,
-        ) {
+        Inbound::Candidate => match (wire::ice_candidate(payload), message.from) {
             (Ok(candidate), Some(from)) => match link_for(shared, &from) {
                 Some(link) => link.on_candidate(candidate).await,
                 None => Ok(()),
@@ -612,13 +575,8 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
             return;
         };
         let (http, token, (to, kind, payload)) = next;
-        let body = RelayRequest {
-            kind: kind.clone(),
-            to,
-            payload: JsPayloadRef(&payload),
-        };
-        let result: Result<serde::de::IgnoredAny, Error> =
-            http.post("/signaling", Some(&token), &body, None).await;
+        let body = wire::relay(&kind, &to, &payload);
+        let result = http.post("/signaling", Some(&token), &body, None).await;
         let retry = match &result {
             Ok(_) => false,
             Err(Error::Network(_)) => true,
@@ -644,15 +602,6 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
                 }
             }
         });
-    }
-}
-
-/// Serializes a JS payload as itself.
-struct JsPayloadRef<'a>(&'a JsValue);
-
-impl Serialize for JsPayloadRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_wasm_bindgen::preserve::serialize(self.0, s)
     }
 }
 
@@ -909,7 +858,7 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
     if let Some((http, token)) = session {
         // Best effort: if the server is unreachable, it times us out instead.
         let _ = http
-            .post::<_, serde::de::IgnoredAny>("/signaling", Some(&token), &Leave::new(), None)
+            .post("/signaling", Some(&token), &wire::leave(), None)
             .await;
     }
 }

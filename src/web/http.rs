@@ -2,8 +2,6 @@
 //! stable code, and malformed answers as protocol errors.
 
 use js_sys::JSON;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, RequestInit, Response};
@@ -27,23 +25,19 @@ impl Http {
         }
     }
 
-    /// `POST path` with a JSON body.
-    pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
+    /// `POST path` with a JSON body (a plain JS object); returns the parsed answer.
+    pub(crate) async fn post(
         &self,
         path: &str,
         token: Option<&str>,
-        body: &B,
+        body: &JsValue,
         signal: Option<&AbortSignal>,
-    ) -> Result<T, Error> {
-        let value = body
-            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-            .map_err(|e| Error::Protocol(format!("encoding request: {e}")))?;
-        let text = JSON::stringify(&value)
+    ) -> Result<JsValue, Error> {
+        let text = JSON::stringify(body)
             .ok()
             .and_then(|s| s.as_string())
             .ok_or_else(|| Error::Protocol("encoding request".into()))?;
-        let json = self.send("POST", path, token, Some(text), signal).await?;
-        decode(json)
+        self.send("POST", path, token, Some(text), signal).await
     }
 
     /// `GET path` returning raw JSON.
@@ -108,12 +102,6 @@ impl Http {
             Error::Protocol(format!("{method} {path}: the server sent malformed JSON"))
         })
     }
-}
-
-/// Decodes a JSON value into a typed answer; anything else is a protocol error.
-pub(crate) fn decode<T: DeserializeOwned>(json: JsValue) -> Result<T, Error> {
-    serde_wasm_bindgen::from_value(json)
-        .map_err(|e| Error::Protocol(format!("unexpected answer from the server: {e}")))
 }
 
 /// The server's `{error:{code,message}}`, or a code made from the status when a proxy in

@@ -9,3 +9,4 @@ pub(crate) mod http;
 pub(crate) mod js;
 pub(crate) mod peer;
 pub(crate) mod stats;
+pub(crate) mod wire;

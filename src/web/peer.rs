@@ -21,6 +21,7 @@ use crate::core::recovery::{IceState, Recovery, RecoveryAction, RecoveryOptions}
 use crate::js_error::exception_parts;
 use crate::web::js;
 use crate::web::stats;
+use crate::web::wire;
 use crate::Error;
 
 /// What a link tells its room.
@@ -201,9 +202,10 @@ impl Link {
                     sdp_m_line_index: candidate.sdp_m_line_index(),
                     username_fragment: js::get_str(&candidate, "usernameFragment"),
                 };
-                if let Ok(value) = to_js(&payload) {
-                    link.emit(LinkEvent::Send("candidate", value));
-                }
+                link.emit(LinkEvent::Send(
+                    "candidate",
+                    wire::ice_candidate_js(&payload),
+                ));
             }),
         ));
         listeners.push(on(
@@ -342,9 +344,10 @@ impl Link {
             sdp: desc.sdp(),
         };
         let kind = if kind == "answer" { "answer" } else { "offer" };
-        if let Ok(value) = to_js(&payload) {
-            self.emit(LinkEvent::Send(kind, value));
-        }
+        self.emit(LinkEvent::Send(
+            kind,
+            wire::session_description_js(&payload),
+        ));
     }
 
     /// A remote offer or answer.
@@ -493,11 +496,4 @@ impl Link {
             }
         }
     }
-}
-
-/// Encodes a wire type as a plain JS object.
-pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, Error> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Error::Protocol(format!("encoding: {e}")))
 }
