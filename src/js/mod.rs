@@ -133,7 +133,8 @@ impl JsRoom {
     pub fn on(
         &self,
         #[wasm_bindgen(unchecked_param_type = "RoomEventName")] name: String,
-        #[wasm_bindgen(unchecked_param_type = "(event: any) => void")] handler: Function,
+        #[wasm_bindgen(unchecked_param_type = "(event: RoomEvents[RoomEventName]) => void")]
+        handler: Function,
     ) -> Function {
         let key = JsValue::from_str(&name);
         let set = match self.handlers.get(&key).dyn_into::<Set>() {

@@ -20,17 +20,22 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
   "--no-first-run",
+  // Remote videos play with sound; a real user clicked "Join", a test cannot.
+  "--autoplay-policy=no-user-gesture-required",
 ];
 
-/** Starts callroom-server on a free loopback port; resolves to { url, stop() }. */
-export async function startServer(extraArgs = []) {
+/**
+ * Starts callroom-server (default: a free loopback port, a throwaway in-memory database);
+ * resolves to { url, port, stop(), kill() }.
+ */
+export async function startServer(extraArgs = [], { listen = "127.0.0.1:0", db = ":memory:", demoDir } = {}) {
   const bin = process.env.CALLROOM_SERVER_BIN ?? join(ROOT, "target", "debug", "callroom-server");
   if (!existsSync(bin)) {
     throw new Error(`callroom-server not found at ${bin}; run \`cargo xtask test\``);
   }
   const child = spawn(
     bin,
-    ["--listen", "127.0.0.1:0", "--db", ":memory:", "--demo-dir", join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
+    ["--listen", listen, "--db", db, "--demo-dir", demoDir ?? join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
   const url = await new Promise((resolve, reject) => {
@@ -49,12 +54,17 @@ export async function startServer(extraArgs = []) {
       reject(new Error(`server exited with ${code} before listening: ${seen}`));
     });
   });
+  const exited = once(child, "exit");
   return {
     url,
+    port: Number(new URL(url).port),
     async stop() {
-      if (child.exitCode !== null) return;
-      child.kill("SIGTERM");
-      await once(child, "exit");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
     },
   };
 }
@@ -69,4 +79,38 @@ export async function launchBrowser({ promptsAccepted = true } = {}) {
     headless: true,
     args: promptsAccepted ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== "--use-fake-ui-for-media-stream"),
   });
+}
+
+/** A browser in its own process, which `kill()` ends abruptly (no unload, no `leave()`). */
+export async function launchKillableBrowser() {
+  const server = await chromium.launchServer({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  const browser = await chromium.connect(server.wsEndpoint());
+  return { browser, kill: () => server.kill() };
+}
+
+/**
+ * Waits until at least `count` remote tiles in `page` show video frames, proven by
+ * `requestVideoFrameCallback` on their <video> elements.
+ */
+export async function waitForRemoteFrames(page, count, timeout = 30_000) {
+  await page.waitForFunction(
+    (count) => {
+      const videos = [...document.querySelectorAll('.tile:not([data-peer="local"]) video')];
+      for (const v of videos) {
+        if (!v.__callroomFrame) v.requestVideoFrameCallback(() => (v.__callroomFrame = true));
+      }
+      return videos.filter((v) => v.__callroomFrame && v.videoWidth > 0).length >= count;
+    },
+    count,
+    { timeout, polling: 250 },
+  );
+}
+
+/** The number of tiles (local included) in `page`. */
+export function tileCount(page) {
+  return page.locator(".tile").count();
 }

@@ -82,6 +82,28 @@ pub fn run() -> Result<()> {
     let tarball = target.join(name.lines().last().unwrap_or_default());
     println!("{}", tarball.display());
 
+    step("demo/react: install the tarball and build with Vite");
+    let react = root().join("demo").join("react");
+    status(
+        "npm install <tarball>",
+        cmd("npm")
+            .args([
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
+            .arg(&tarball)
+            .current_dir(&react),
+    )?;
+    status(
+        "vite build",
+        cmd("npx")
+            .args(["vite", "build", "--logLevel", "warn"])
+            .current_dir(&react),
+    )?;
+
     print_sizes(&pkg)?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::run::{cmd, is_root, output, root, status, step};
 const WASM_PACK_VERSION: &str = "0.15.1";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Root folders holding a package.json + package-lock.json that `npm ci` installs.
-const NPM_FOLDERS: &[&str] = &["."];
+const NPM_FOLDERS: &[&str] = &[".", "demo/react"];
 
 /// Runs every set-up step in order; the first failure stops with a message naming the step.
 pub fn run() -> Result<()> {

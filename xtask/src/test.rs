@@ -101,6 +101,11 @@ pub fn run() -> ExitCode {
         seconds: started.elapsed().as_secs_f64(),
         details: built.err().map(|e| format!("{e:#}")).into_iter().collect(),
     });
+    if server.is_some() {
+        let mut tsc = cmd("tsc");
+        tsc.args(["-p", "tests/types/tsconfig.json"]);
+        stages.push(run_stage("types (tsc --noEmit)", tsc, &mut counts));
+    }
     match server {
         Some(server) => {
             let mut e2e = cmd("node");

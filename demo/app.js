@@ -1,0 +1,100 @@
+// Shared code of the demo pages: joining, tiles, controls, readable errors.
+import { Room } from "/pkg/index.js";
+
+export { Room };
+
+export const params = new URLSearchParams(location.search);
+
+const MESSAGES = {
+  permission_denied: "Camera or microphone access was denied. You joined to watch; allow access in the browser and reload to be seen.",
+  device_not_found: "No camera or microphone was found. You joined to watch.",
+  device_in_use: "Your camera or microphone is in use by another program.",
+  overconstrained: "The chosen camera cannot be used with these settings.",
+  insecure_context: "Camera and microphone need https (or localhost).",
+  network_error: "The call server cannot be reached. Check that it is running.",
+  room_full: "This room is full.",
+  role_mismatch: "This room was started as another kind of room.",
+  protocol_error: "Something unexpected came over the network; the call carries on.",
+  device_lost: "A device stopped.",
+};
+
+export function readable(error) {
+  if (!error) return "";
+  const known = MESSAGES[error.code];
+  return known && error.code !== "device_lost" ? known : error.message;
+}
+
+const STATE_TEXT = {
+  disconnected: "Not connected",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  failed: "Connection failed",
+};
+
+export function showState(el, state) {
+  el.textContent = STATE_TEXT[state] ?? state;
+  el.dataset.state = state;
+}
+
+export function showError(el, error) {
+  el.textContent = readable(error);
+  el.hidden = !error;
+  el.dataset.code = error ? error.code : "";
+}
+
+function icon(on, label) {
+  return `<span class="icon ${on ? "on" : "off"}" title="${label} ${on ? "on" : "off"}">${label}</span>`;
+}
+
+/** Keeps one tile per stream in `grid`: a video, the name, mic/camera state and quality. */
+export function renderTiles(grid, tiles) {
+  const seen = new Set();
+  for (const t of tiles) {
+    seen.add(t.id);
+    let tile = grid.querySelector(`[data-peer="${CSS.escape(t.id)}"]`);
+    if (!tile) {
+      tile = document.createElement("figure");
+      tile.className = "tile";
+      tile.dataset.peer = t.id;
+      tile.innerHTML = `<video autoplay playsinline></video><figcaption><span class="name"></span><span class="badges"></span></figcaption>`;
+      grid.append(tile);
+    }
+    const video = tile.querySelector("video");
+    video.muted = t.local;
+    if (video.srcObject !== t.stream) video.srcObject = t.stream ?? null;
+    // `toggle` with a non-boolean second argument flips the class: always pass a boolean.
+    tile.classList.toggle("no-video", !t.stream || Boolean(t.cameraOff));
+    tile.querySelector(".name").textContent = t.local ? `${t.name || "You"} (you)` : t.name || "Guest";
+    const quality = t.quality ? `<span class="quality ${t.quality}" data-quality="${t.quality}">${t.quality}</span>` : "";
+    const media = t.local ? icon(t.mic, "mic") + icon(!t.cameraOff, "cam") : "";
+    tile.querySelector(".badges").innerHTML = media + quality;
+  }
+  for (const tile of grid.querySelectorAll(".tile")) {
+    if (!seen.has(tile.dataset.peer)) tile.remove();
+  }
+  grid.dataset.count = String(seen.size);
+}
+
+/** Tiles for a snapshot: ours first, then everyone we are linked to. */
+export function tilesOf(s, name, { includeLocal = true } = {}) {
+  const tiles = [];
+  if (includeLocal && s.localStream) {
+    tiles.push({ id: "local", local: true, name, stream: s.localStream, mic: s.micEnabled, cameraOff: !s.cameraEnabled });
+  }
+  for (const r of s.remoteStreams) {
+    tiles.push({ id: r.peerId, local: false, name: r.name, stream: r.stream, quality: r.quality });
+  }
+  return tiles;
+}
+
+/** Joins and keeps `render(snapshot)` called on every change; the room is `window.room`. */
+export async function joinAndRender(options, render) {
+  const room = await Room.join(options);
+  window.room = room;
+  const update = () => render(room.snapshot());
+  room.subscribe(update);
+  update();
+  addEventListener("pagehide", () => room.leave());
+  return room;
+}

@@ -1,0 +1,18 @@
+export * from "./callroom.js";
+import type { InitInput, RoomEventName, RoomEvents } from "./callroom.js";
+
+declare module "./callroom.js" {
+  interface Room {
+    /** Calls `handler` for each event of `name`; returns a function that unsubscribes. */
+    on<K extends RoomEventName>(name: K, handler: (event: RoomEvents[K]) => void): () => void;
+  }
+}
+
+/**
+ * Loads and instantiates the WebAssembly module. Safe to call any number of times; every call
+ * returns the same promise. `Room.join` calls it for you.
+ */
+export function init(moduleOrPath?: InitInput | Promise<InitInput>): Promise<void>;
+/** The library's version. Needs `init()` first. */
+export function version(): string;
+export default init;

@@ -1,0 +1,59 @@
+import type { ReactElement, VideoHTMLAttributes } from "react";
+import type {
+  ConnectionState,
+  Device,
+  JoinOptions,
+  CallroomErrorInfo,
+  Participant,
+  Quality,
+  RemoteStream,
+  Room,
+} from "./index.js";
+
+export interface UseWebRTCOptions extends Omit<JoinOptions, "room"> {
+  /** Join when the component mounts (default false: call `initialize()`). */
+  join?: boolean;
+}
+
+export interface UseWebRTC {
+  connectionState: ConnectionState;
+  remoteStreams: readonly RemoteStream[];
+  error: CallroomErrorInfo | null;
+  /** Our peer id while joined. */
+  sessionId: string | null;
+  /** Joins the room (once; later calls return the same room). */
+  initialize(create?: boolean): Promise<Room | null>;
+  publishStream(stream?: MediaStream): Promise<void>;
+  unpublishStream(): Promise<void>;
+  reconnect(): Promise<unknown>;
+  localStream: MediaStream | null;
+  participants: readonly Participant[];
+  /** The worst quality among our links, or null before the first measurement. */
+  quality: Quality | null;
+  devices: readonly Device[];
+  micEnabled: boolean;
+  cameraEnabled: boolean;
+  screenSharing: boolean;
+  setMicEnabled(enabled: boolean): Promise<void>;
+  setCameraEnabled(enabled: boolean): Promise<void>;
+  switchCamera(deviceId?: string): Promise<void>;
+  startScreenShare(): Promise<void>;
+  stopScreenShare(): Promise<void>;
+  leave(): Promise<void>;
+  /** The underlying room, for anything the hook does not wrap. */
+  room: Room | null;
+}
+
+/** A video call in a React component. Unmounting leaves and frees the room. */
+export function useWebRTC(roomId: string, options?: UseWebRTCOptions): UseWebRTC;
+
+/** A ref callback that keeps a `<video>` showing `stream`. */
+export function useVideoRef(stream: MediaStream | null | undefined): (video: HTMLVideoElement | null) => void;
+
+export interface VideoProps extends Omit<VideoHTMLAttributes<HTMLVideoElement>, "ref"> {
+  stream: MediaStream | null | undefined;
+  muted?: boolean;
+}
+
+/** A playing `<video>` for a stream. */
+export function Video(props: VideoProps): ReactElement;

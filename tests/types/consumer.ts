@@ -1,0 +1,57 @@
+// Compiled with `tsc --noEmit` by `cargo xtask test`: the published types must describe the
+// API as apps use it, with no `any` leaking into their code.
+import { Room, init, version, type Snapshot, type JoinOptions, type CallroomError } from "callroom";
+import { useWebRTC, Video, useVideoRef, type UseWebRTC } from "callroom/react";
+
+async function plain(): Promise<void> {
+  await init();
+  const options: JoinOptions = { room: "standup", name: "Ann", media: { audio: true, video: { deviceId: "cam" } } };
+  const room: Room = await Room.join(options);
+  const snapshot: Snapshot = room.snapshot();
+  const state: "disconnected" | "connecting" | "connected" | "reconnecting" | "failed" = snapshot.connectionState;
+  const firstStream: MediaStream | null = snapshot.remoteStreams[0]?.stream ?? null;
+  const quality: "good" | "fair" | "poor" | "lost" | null = snapshot.remoteStreams[0]?.quality ?? null;
+  const off: () => void = room.subscribe(() => undefined);
+  off();
+  const offJoined = room.on("participant-joined", (p) => {
+    const name: string = p.name;
+    void name;
+  });
+  offJoined();
+  room.on("state", (s) => {
+    const connection: Snapshot["connectionState"] = s;
+    void connection;
+  });
+  // @ts-expect-error: a state event carries a string, not a participant
+  room.on("state", (s) => s.name);
+  room.setMicEnabled(false);
+  await room.setCameraEnabled(true);
+  await room.switchCamera();
+  await room.leave();
+  const v: string = version();
+  // @ts-expect-error: a room id is required
+  await Room.join({ name: "no room" });
+  // @ts-expect-error: roles are a closed set
+  await Room.join({ room: "r", role: "admin" });
+  try {
+    await Room.join({ room: "r" });
+  } catch (e) {
+    const error = e as CallroomError;
+    const code: string = error.code;
+    void code;
+  }
+  void [state, firstStream, quality, v];
+}
+
+function Component(): ReturnType<typeof Video> {
+  const call: UseWebRTC = useWebRTC("standup", { join: true, name: "Ann" });
+  const { connectionState, remoteStreams, error, sessionId, initialize, publishStream, unpublishStream, reconnect } = call;
+  const ref = useVideoRef(call.localStream);
+  void [connectionState, remoteStreams, error, sessionId, initialize, publishStream, unpublishStream, reconnect, ref];
+  // @ts-expect-error: the stream prop is required
+  Video({});
+  return Video({ stream: call.localStream, muted: true });
+}
+
+void plain;
+void Component;
