@@ -120,6 +120,7 @@ pub(super) fn options_from_js(options: &JsValue) -> Result<JoinOptions, Error> {
         );
     }
     optional_ms(options, "pollWaitMs", &mut o.poll_wait_ms)?;
+    optional_ms(options, "pollIntervalMs", &mut o.poll_interval_ms)?;
     optional_ms(options, "retryBaseMs", &mut o.retry_base_ms)?;
     optional_ms(options, "retryMaxMs", &mut o.retry_max_ms)?;
     optional_ms(options, "statsIntervalMs", &mut o.stats_interval_ms)?;

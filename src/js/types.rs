@@ -36,6 +36,8 @@ export interface JoinOptions {
   iceServers?: IceServer[];
   /** Long-poll wait, ms (default 25000, at most 30000). */
   pollWaitMs?: number;
+  /** Pause between polls, ms (default 0: poll again at once). */
+  pollIntervalMs?: number;
   /** First and longest retry delay after a failed signaling call, ms (250, 5000). */
   retryBaseMs?: number;
   retryMaxMs?: number;

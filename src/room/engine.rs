@@ -21,7 +21,7 @@ use crate::core::roster::{classify, Change, ConnectionState, Inbound, Roster, RE
 use crate::media::{self, Device, LocalMedia, TrackRequest};
 use crate::web::http::Http;
 use crate::web::js;
-use crate::web::peer::{Link, LinkEvent, Sink};
+use crate::web::peer::{Link, LinkEvent, LinkSetup, Opening, Sink};
 use crate::web::wire;
 use crate::Error;
 
@@ -239,7 +239,8 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
         });
         inner.backoff.reset();
         for peer in links {
-            open_link(inner, &weak, &peer);
+            // We are the newcomer: we offer to everyone already here.
+            open_link(inner, &weak, &peer, Opening::Offer);
         }
         if inner.ticker.is_none() {
             let weak = weak.clone();
@@ -352,13 +353,24 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
                         return;
                     }
                 }
-                update(&shared, |inner| {
+                let pause = update(&shared, |inner| {
                     if let Some(session) = inner.session.as_mut() {
                         session.cursor = session.cursor.max(cursor);
                     }
                     inner.backoff.reset();
                     inner.set_state(ConnectionState::Connected);
+                    let pause = inner.options.poll_interval_ms;
+                    if pause > 0 {
+                        let weak = weak.clone();
+                        inner.retry_timer = Some(Timeout::new(pause, move || {
+                            spawn_local(poll_loop(weak, epoch));
+                        }));
+                    }
+                    pause
                 });
+                if pause != Some(0) {
+                    return;
+                }
             }
             Err(Error::Server { code, .. }) if code == "unauthorized" => {
                 // Our peer expired (the server timed us out or lost its state): join anew.
@@ -416,7 +428,7 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
                 let weak = Rc::downgrade(shared);
                 update(shared, |inner| {
                     if inner.links.contains_key(&from) {
-                        open_link(inner, &weak, &from);
+                        open_link(inner, &weak, &from, Opening::Answer);
                     }
                 });
             }
@@ -440,7 +452,7 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) {
             match change {
                 Change::Joined { peer, link } => {
                     if link {
-                        open_link(inner, &weak, &peer.peer_id);
+                        open_link(inner, &weak, &peer.peer_id, Opening::Answer);
                     }
                     inner.events.push(RoomEvent::ParticipantJoined(peer));
                 }
@@ -467,14 +479,14 @@ fn link_for(shared: &Rc<Shared>, peer: &str) -> Option<Rc<Link>> {
         if !inner.session.as_ref()?.roster.links_to(member.role) {
             return None;
         }
-        open_link(inner, &weak, peer);
+        open_link(inner, &weak, peer, Opening::Answer);
         inner.links.get(peer).cloned()
     })
     .flatten()
 }
 
 /// Opens (or replaces) the link to `peer`.
-fn open_link(inner: &mut Inner, weak: &Weak<Shared>, peer: &str) {
+fn open_link(inner: &mut Inner, weak: &Weak<Shared>, peer: &str, opening: Opening) {
     let Some(session) = inner.session.as_ref() else {
         return;
     };
@@ -485,15 +497,16 @@ fn open_link(inner: &mut Inner, weak: &Weak<Shared>, peer: &str) {
         on_link_event(&sink_weak, peer, generation, event);
     });
     let local = inner.local.as_ref().map(|m| Clone::clone(m.stream()));
-    match Link::open(
-        &session.peer_id,
-        peer,
+    let setup = LinkSetup {
+        my_id: &session.peer_id,
+        peer_id: peer,
         generation,
-        &session.ice_servers,
-        inner.options.recovery,
-        local.as_ref(),
-        sink,
-    ) {
+        ice_servers: &session.ice_servers,
+        recovery: inner.options.recovery,
+        local: local.as_ref(),
+        opening,
+    };
+    match Link::open(setup, sink) {
         Ok(link) => {
             inner.links.insert(link);
             inner.changed = true;
@@ -530,7 +543,9 @@ fn on_link_event(weak: &Weak<Shared>, peer: &str, generation: u32, event: LinkEv
         LinkEvent::Rebuild => {
             // The reset goes out first (the outbox keeps order), then the new link's offer.
             send(&shared, peer, RESET, JsValue::from(js_sys::Object::new()));
-            update(&shared, |inner| open_link(inner, weak, peer));
+            update(&shared, |inner| {
+                open_link(inner, weak, peer, Opening::Offer)
+            });
         }
         LinkEvent::Error(error) => {
             update(&shared, |inner| inner.report(error));

@@ -27,6 +27,9 @@ pub struct JoinOptions {
     pub recovery: RecoveryOptions,
     /// How long each long-poll waits for a message, ms.
     pub poll_wait_ms: u32,
+    /// Pause between polls, ms. 0 (the default) polls again at once; with `poll_wait_ms: 0`
+    /// and 1000 here, the client short-polls once a second (for comparisons).
+    pub poll_interval_ms: u32,
     /// First retry delay after a failed signaling request, ms.
     pub retry_base_ms: u32,
     /// Longest retry delay, ms.
@@ -48,6 +51,7 @@ impl JoinOptions {
             ice_servers: None,
             recovery: RecoveryOptions::default(),
             poll_wait_ms: 25_000,
+            poll_interval_ms: 0,
             retry_base_ms: 250,
             retry_max_ms: 5_000,
             stats_interval_ms: 2_000,
@@ -69,6 +73,11 @@ impl JoinOptions {
         if self.poll_wait_ms > callroom_protocol::MAX_WAIT_MS as u32 {
             return Err(Error::InvalidArgument(
                 "pollWaitMs must be at most 30000".into(),
+            ));
+        }
+        if self.poll_interval_ms > 60_000 {
+            return Err(Error::InvalidArgument(
+                "pollIntervalMs must be at most 60000".into(),
             ));
         }
         if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {

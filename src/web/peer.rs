@@ -38,6 +38,34 @@ pub(crate) enum LinkEvent {
     Error(Error),
 }
 
+/// Which side starts the first negotiation of a link. Letting exactly one side offer first
+/// avoids a collision (and the round trip perfect negotiation spends resolving it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// We just arrived (or rebuilt the link): we offer at once, with receive-only
+    /// transceivers when we publish nothing, so the other side's media has a place to go.
+    Offer,
+    /// The other side will offer: our tracks join when its offer arrives, so the answer
+    /// carries them without a second negotiation.
+    Answer,
+}
+
+/// How long an answering side waits for the offer before publishing (and so offering) itself.
+const OFFER_WAIT_MS: f64 = 3_000.0;
+
+/// What a new link needs to know.
+pub(crate) struct LinkSetup<'a> {
+    pub(crate) my_id: &'a str,
+    pub(crate) peer_id: &'a str,
+    /// Which build of the link to this peer this is.
+    pub(crate) generation: u32,
+    pub(crate) ice_servers: &'a JsValue,
+    pub(crate) recovery: RecoveryOptions,
+    /// What we publish, if anything.
+    pub(crate) local: Option<&'a MediaStream>,
+    pub(crate) opening: Opening,
+}
+
 /// Reacts to one peer-connection event.
 type Handler = Box<dyn Fn(&Rc<Link>, &web_sys::Event)>;
 
@@ -56,6 +84,9 @@ struct LinkState {
     remote_stream: Option<MediaStream>,
     quality: Option<QualityReport>,
     frames_decoded: f64,
+    /// Our stream, held back until the other side's first offer (see [`Opening::Answer`]).
+    held: Option<MediaStream>,
+    opened_at: f64,
 }
 
 /// A peer connection and everything that belongs to it. Dropping it closes the connection
@@ -94,15 +125,16 @@ fn browser_error(context: &str, e: &JsValue) -> Error {
 
 impl Link {
     /// Opens a connection to `peer_id`; `local` (if publishing) is sent from the start.
-    pub(crate) fn open(
-        my_id: &str,
-        peer_id: &str,
-        generation: u32,
-        ice_servers: &JsValue,
-        recovery: RecoveryOptions,
-        local: Option<&MediaStream>,
-        sink: Sink,
-    ) -> Result<Rc<Self>, Error> {
+    pub(crate) fn open(setup: LinkSetup<'_>, sink: Sink) -> Result<Rc<Self>, Error> {
+        let LinkSetup {
+            my_id,
+            peer_id,
+            generation,
+            ice_servers,
+            recovery,
+            local,
+            opening,
+        } = setup;
         let config = RtcConfiguration::new();
         config.set_ice_servers(ice_servers);
         let pc = RtcPeerConnection::new_with_configuration(&config)
@@ -121,13 +153,23 @@ impl Link {
                 remote_stream: None,
                 quality: None,
                 frames_decoded: 0.0,
+                held: None,
+                opened_at: js::now_ms(),
             }),
             sink,
             listeners: RefCell::new(Vec::new()),
         });
         link.listen();
-        if let Some(stream) = local {
-            link.publish(stream);
+        match (opening, local) {
+            (Opening::Offer, Some(stream)) => link.publish(stream),
+            (Opening::Offer, None) => {
+                let init = web_sys::RtcRtpTransceiverInit::new();
+                init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+                for kind in ["audio", "video"] {
+                    link.pc.add_transceiver_with_str_and_init(kind, &init);
+                }
+            }
+            (Opening::Answer, local) => link.state.borrow_mut().held = local.cloned(),
         }
         Ok(link)
     }
@@ -269,10 +311,25 @@ impl Link {
         }
     }
 
-    /// Time passed: drives recovery.
+    /// Time passed: drives recovery, and publishes held media if no offer came.
     pub(crate) fn tick(&self, now: f64) {
         let action = self.state.borrow_mut().recovery.on_tick(now);
         self.act(action);
+        let overdue = {
+            let state = self.state.borrow();
+            state.held.is_some() && now - state.opened_at >= OFFER_WAIT_MS
+        };
+        if overdue {
+            self.release_held();
+        }
+    }
+
+    /// Publishes the stream held back for the other side's offer.
+    fn release_held(&self) {
+        let held = self.state.borrow_mut().held.take();
+        if let Some(stream) = held {
+            self.publish(&stream);
+        }
     }
 
     /// Sends the tracks of `stream`, reusing transceivers the remote side opened.
@@ -290,6 +347,7 @@ impl Link {
 
     /// Stops sending; the remote side renegotiates to receive-only.
     pub(crate) fn unpublish(&self) {
+        self.state.borrow_mut().held = None;
         let senders = std::mem::take(&mut self.state.borrow_mut().senders);
         for (_, sender) in senders {
             self.pc.remove_track(&sender);
@@ -389,6 +447,9 @@ impl Link {
             self.add_candidate(candidate).await?;
         }
         if answer {
+            // Our held tracks take the transceivers the offer created, so the answer
+            // carries them.
+            self.release_held();
             JsFuture::from(js::set_local_description_auto(&self.pc))
                 .await
                 .map_err(|e| browser_error("creating an answer", &e))?;

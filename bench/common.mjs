@@ -1,0 +1,97 @@
+// Shared by the benchmark scripts: servers, browsers, page helpers, statistics, output.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ROOT, startServer } from "../tests/e2e/support.mjs";
+
+export { ROOT, startServer };
+
+export const RUNS = Number(process.env.BENCH_RUNS ?? 9);
+
+/** Chromium with fake devices, a GC hook and precise heap numbers. */
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-quic",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--autoplay-policy=no-user-gesture-required",
+      "--enable-precise-memory-info",
+      "--js-flags=--expose-gc",
+    ],
+  });
+}
+
+/** Page-side helpers, installed before any page script runs. */
+const HELPERS = `
+  window.benchNow = () => performance.timeOrigin + performance.now();
+  // Resolves with the times at which the first frame of \`count\` remote streams was shown.
+  window.benchFirstFrames = (room, count) => new Promise((resolve) => {
+    const videos = new Map();
+    const times = new Map();
+    const check = () => {
+      for (const r of room.snapshot().remoteStreams) {
+        if (!r.stream || videos.has(r.peerId)) continue;
+        const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true, width: 160, height: 90 });
+        v.srcObject = r.stream;
+        document.body.append(v);
+        videos.set(r.peerId, v);
+        v.requestVideoFrameCallback(() => {
+          times.set(r.peerId, window.benchNow());
+          if (times.size >= count) {
+            off();
+            for (const video of videos.values()) { video.srcObject = null; video.remove(); }
+            resolve([...times.values()]);
+          }
+        });
+      }
+    };
+    const off = room.subscribe(check);
+    check();
+  });
+`;
+
+/** A fresh page on the server's origin with callroom loaded as `window.callroom`. */
+export async function callroomPage(browser, server) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  await page.addInitScript(HELPERS);
+  await page.goto(`${server.url}/`);
+  await page.evaluate(async () => {
+    window.callroom = await import("/pkg/index.js");
+    await window.callroom.init();
+  });
+  return page;
+}
+
+export function median(values) {
+  return percentile(values, 50);
+}
+
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (!sorted.length) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.round((p / 100) * (sorted.length - 1)));
+  return sorted[rank];
+}
+
+export const ms = (v) => (Number.isFinite(v) ? `${v.toFixed(0)} ms` : "n/a");
+export const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
+
+/** Writes `target/bench/<part>.json`. */
+export function save(part, result) {
+  const dir = join(ROOT, "target", "bench");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${part}.json`), JSON.stringify(result, null, 2));
+}
+
+export const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;

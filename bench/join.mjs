@@ -1,0 +1,115 @@
+// Join -> first remote frame, against the physical limit measured in the same run: two
+// RTCPeerConnections in one page exchanging the fake camera with no server at all. Also the
+// same call with the client short-polling once a second, as the original system did.
+import { RUNS, callroomPage, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
+
+const server = await startServer();
+const browser = await launch();
+
+async function limitRun(page) {
+  return page.evaluate(async () => {
+    const t0 = performance.now();
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const a = new RTCPeerConnection();
+    const b = new RTCPeerConnection();
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    const frame = new Promise((resolve) => {
+      b.ontrack = (e) => {
+        if (e.track.kind !== "video") return;
+        const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true });
+        v.srcObject = e.streams[0];
+        document.body.append(v);
+        v.requestVideoFrameCallback(() => {
+          v.remove();
+          resolve(performance.now());
+        });
+      };
+    });
+    for (const track of stream.getTracks()) a.addTrack(track, stream);
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    const t1 = await frame;
+    stream.getTracks().forEach((t) => t.stop());
+    a.close();
+    b.close();
+    return t1 - t0;
+  });
+}
+
+/** Page A is in the room; B joins; time from B's join call to A's first frame from B. */
+async function callroomRun(a, b, options) {
+  const room = unique("join");
+  await a.evaluate(async ({ room, options }) => {
+    window.room = await window.callroom.Room.join({ room, ...options });
+    window.marks = {};
+    window.room.on("participant-joined", () => (window.marks.seen ??= window.benchNow()));
+    window.room.subscribe(() => {
+      const r = window.room.snapshot().remoteStreams[0];
+      if (r && r.connectionState === "connected") window.marks.connected ??= window.benchNow();
+    });
+    window.frame = window.benchFirstFrames(window.room, 1);
+  }, { room, options });
+  const t0 = await b.evaluate(async ({ room, options }) => {
+    const t0 = window.benchNow();
+    window.room = await window.callroom.Room.join({ room, ...options });
+    window.joined = window.benchNow();
+    return t0;
+  }, { room, options });
+  const marks = await a.evaluate(async () => ({ frame: (await window.frame)[0], ...window.marks }));
+  const joined = await b.evaluate(() => window.joined);
+  await Promise.all([a.evaluate(() => window.room.leave()), b.evaluate(() => window.room.leave())]);
+  return {
+    total: marks.frame - t0,
+    joinCall: joined - t0,
+    seen: marks.seen - t0,
+    connected: marks.connected - t0,
+    frame: marks.frame - t0,
+  };
+}
+
+const limitPage = await callroomPage(browser, server);
+const a = await callroomPage(browser, server);
+const b = await callroomPage(browser, server);
+const longPoll = {};
+const shortPoll = { pollWaitMs: 0, pollIntervalMs: 1000 };
+
+// One warm-up of each, not counted: the first getUserMedia and first wasm calls are slower.
+await limitRun(limitPage);
+await callroomRun(a, b, longPoll);
+
+const limit = [];
+const callroom = [];
+const short = [];
+for (let i = 0; i < RUNS; i++) {
+  // Interleaved, so machine noise lands on all three alike.
+  limit.push(await limitRun(limitPage));
+  callroom.push(await callroomRun(a, b, longPoll));
+  short.push(await callroomRun(a, b, shortPoll));
+}
+await browser.close();
+await server.stop();
+
+const stats = (xs) => ({ median: median(xs), p90: percentile(xs, 90), runs: xs });
+const totals = (runs) => runs.map((r) => r.total);
+const result = {
+  runs: RUNS,
+  limit: stats(limit),
+  callroom: stats(totals(callroom)),
+  shortPolling1s: stats(totals(short)),
+  ratio: median(totals(callroom)) / median(limit),
+  breakdown: {
+    joinCall: median(callroom.map((r) => r.joinCall)),
+    peerSeen: median(callroom.map((r) => r.seen)),
+    connected: median(callroom.map((r) => r.connected)),
+    firstFrame: median(callroom.map((r) => r.frame)),
+  },
+};
+console.log(`join -> first remote frame (${RUNS} runs each, interleaved)`);
+console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
+console.log(`  callroom (long-poll)               median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ratio ${result.ratio.toFixed(2)} x limit`);
+console.log(`  callroom short-polling every 1 s   median ${ms(result.shortPolling1s.median)}  p90 ${ms(result.shortPolling1s.p90)}`);
+console.log(`  breakdown (median, from B's join call): join answered ${ms(result.breakdown.joinCall)}, A sees B ${ms(result.breakdown.peerSeen)}, ICE+DTLS connected ${ms(result.breakdown.connected)}, first frame ${ms(result.breakdown.firstFrame)}`);
+save("join", result);

@@ -1,0 +1,56 @@
+// Size: gzip -9 and brotli of each file, and what a bundler ships for each entry point.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { build } from "esbuild";
+import { ROOT, kb, save } from "./common.mjs";
+
+const gzip = (buf) => gzipSync(buf, { level: 9 }).length;
+const brotli = (buf) =>
+  brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+const measure = (buf) => ({ raw: buf.length, gzip: gzip(buf), brotli: brotli(buf) });
+
+const pkg = join(ROOT, "pkg");
+const files = {};
+for (const name of ["callroom_bg.wasm", "callroom.js", "index.js", "react.js"]) {
+  files[name] = measure(readFileSync(join(pkg, name)));
+}
+
+// Bundle tiny entries the way an app's bundler would, resolving `callroom` as installed from
+// the packed tarball (demo/react/node_modules). React itself is the app's, so it is external.
+async function bundle(contents) {
+  const result = await build({
+    stdin: { contents, resolveDir: join(ROOT, "demo", "react"), loader: "js" },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    write: false,
+    external: ["react", "react-dom"],
+    logLevel: "silent",
+  });
+  const js = measure(Buffer.from(result.outputFiles[0].contents));
+  const wasm = files["callroom_bg.wasm"];
+  return { js, wasm, total: { raw: js.raw + wasm.raw, gzip: js.gzip + wasm.gzip, brotli: js.brotli + wasm.brotli } };
+}
+
+const entries = {
+  core: await bundle(`import { Room } from "callroom"; globalThis.Room = Room;`),
+  react: await bundle(`import { useWebRTC } from "callroom/react"; globalThis.useWebRTC = useWebRTC;`),
+};
+// The script-tag build is the package's own files, loaded as they are.
+const scriptTag = ["callroom_bg.wasm", "callroom.js", "index.js"].reduce(
+  (t, f) => ({ raw: t.raw + files[f].raw, gzip: t.gzip + files[f].gzip, brotli: t.brotli + files[f].brotli }),
+  { raw: 0, gzip: 0, brotli: 0 },
+);
+
+console.log("size (bytes: raw / gzip -9 / brotli 11)");
+for (const [name, m] of Object.entries(files)) {
+  console.log(`  ${name.padEnd(26)} ${String(m.raw).padStart(8)} ${String(m.gzip).padStart(8)} ${String(m.brotli).padStart(8)}`);
+}
+for (const [name, b] of Object.entries(entries)) {
+  const label = name === "core" ? "bundle: import { Room }" : "bundle: callroom/react";
+  console.log(`  ${label.padEnd(26)} ${String(b.total.raw).padStart(8)} ${String(b.total.gzip).padStart(8)} ${String(b.total.brotli).padStart(8)}   (js ${kb(b.js.gzip)} gzip + wasm)`);
+}
+console.log(`  ${"script tag (index.js)".padEnd(26)} ${String(scriptTag.raw).padStart(8)} ${String(scriptTag.gzip).padStart(8)} ${String(scriptTag.brotli).padStart(8)}`);
+console.log(`  core entry vs the 24 KB gzip budget: ${kb(entries.core.total.gzip)}`);
+save("size", { files, entries, scriptTag, budgetGzipBytes: 24 * 1024 });
