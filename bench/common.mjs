@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT, startServer } from "../tests/e2e/support.mjs";
+import { CHROMIUM_ARGS, ROOT, startServer } from "../tests/e2e/support.mjs";
 
 export { ROOT, startServer };
 
@@ -14,17 +14,7 @@ export async function launch() {
     executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
     headless: true,
     args: [
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-quic",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--autoplay-policy=no-user-gesture-required",
+      ...CHROMIUM_ARGS,
       "--enable-precise-memory-info",
       "--js-flags=--expose-gc",
     ],
@@ -36,6 +26,7 @@ const HELPERS = `
   window.benchNow = () => performance.timeOrigin + performance.now();
   // Resolves with the times at which the first frame of \`count\` remote streams was shown.
   window.benchFirstFrames = (room, count) => new Promise((resolve) => {
+    if (count === 0) return resolve([]);
     const videos = new Map();
     const times = new Map();
     const check = () => {

@@ -56,6 +56,11 @@ impl Links {
     pub(crate) fn values(&self) -> impl Iterator<Item = &Rc<Link>> {
         self.0.iter()
     }
+
+    /// The links, to use after the room state is released (across awaits).
+    fn snapshot(&self) -> Vec<Rc<Link>> {
+        self.0.clone()
+    }
 }
 
 /// Room state while joined.
@@ -627,7 +632,7 @@ fn tick(weak: &Weak<Shared>) {
         inner.ticks = inner.ticks.wrapping_add(1);
         let every = (inner.options.stats_interval_ms / 1000).max(1);
         let measure = inner.ticks % every == 0;
-        let links: Vec<Rc<Link>> = inner.links.values().cloned().collect();
+        let links = inner.links.snapshot();
         (links, measure)
     }) else {
         return;
@@ -762,11 +767,7 @@ pub(crate) async fn swap_local_track(
         }
         inner.changed = true;
         let screen_active = kind == "video" && inner.screen.is_some();
-        Some((
-            inner.links.values().cloned().collect::<Vec<_>>(),
-            stream,
-            screen_active,
-        ))
+        Some((inner.links.snapshot(), stream, screen_active))
     })
     .flatten() else {
         return;
@@ -821,7 +822,7 @@ pub(crate) async fn start_screen(shared: &Rc<Shared>, track: MediaStreamTrack) {
             .as_ref()
             .map(|l| Clone::clone(l.stream()))
             .or_else(|| MediaStream::new().ok())?;
-        Some((inner.links.values().cloned().collect::<Vec<_>>(), stream))
+        Some((inner.links.snapshot(), stream))
     })
     .flatten() else {
         return;
@@ -840,11 +841,7 @@ pub(crate) async fn stop_screen(shared: &Rc<Shared>) {
         let stream = local
             .map(|l| Clone::clone(l.stream()))
             .or_else(|| MediaStream::new().ok())?;
-        Some((
-            inner.links.values().cloned().collect::<Vec<_>>(),
-            camera,
-            stream,
-        ))
+        Some((inner.links.snapshot(), camera, stream))
     })
     .flatten() else {
         return;

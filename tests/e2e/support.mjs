@@ -9,7 +9,8 @@ import { chromium } from "playwright-core";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-const CHROMIUM_ARGS = [
+/** Headless Chromium with fake devices, quiet on this machine's closed network. */
+export const CHROMIUM_ARGS = [
   "--use-fake-device-for-media-stream",
   "--use-fake-ui-for-media-stream",
   "--no-sandbox",

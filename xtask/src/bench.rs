@@ -1,11 +1,14 @@
-//! `cargo xtask bench [part]`: benchmarks that print numbers. They report; they never assert
-//! timings (this machine is shared, and only figures measured side by side mean much).
+//! `cargo xtask bench [part ...]`: benchmarks that print numbers. They report; they never
+//! assert timings (this machine is shared, so figures measured side by side are what count).
+//! Parts: size, join, scale, server, memory. JSON goes to `target/bench/`.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
 
 use crate::run::{cmd, output, root, status, step};
 
-const PARTS: &[&str] = &["server"];
+const PARTS: &[&str] = &["size", "join", "scale", "server", "memory"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let parts: Vec<&str> = if args.is_empty() {
@@ -18,38 +21,8 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("unknown bench part `{part}`; parts: {}", PARTS.join(", "));
         }
     }
-    std::fs::create_dir_all(root().join("target").join("bench"))?;
-    print_machine();
-    for part in parts {
-        if part == "server" {
-            server()?;
-        }
-    }
-    Ok(())
-}
-
-fn print_machine() {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split(':')
-                    .nth(1)
-                    .map(str::trim)
-                    .map(String::from)
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let chromium = output(std::process::Command::new("chromium").arg("--version"))
-        .unwrap_or_else(|| "chromium not installed".into());
-    println!("machine: {cores} cores, {cpu}; {chromium}");
-}
-
-/// The signaling server under N long-polling clients, with one runtime worker (the load
-/// generator needs the other core here) and with one per core.
-fn server() -> Result<()> {
+    crate::setup::run()?;
+    crate::build::run()?;
     step("build callroom-server and the load generator (release)");
     status(
         "cargo build --release",
@@ -64,6 +37,61 @@ fn server() -> Result<()> {
             "load",
         ]),
     )?;
+    std::fs::create_dir_all(bench_dir())?;
+    let machine = machine();
+    println!("\nmachine: {machine}");
+    for part in &parts {
+        match *part {
+            "server" => server()?,
+            browser_part => node(browser_part)?,
+        }
+    }
+    summarize(&machine)
+}
+
+fn bench_dir() -> PathBuf {
+    root().join("target").join("bench")
+}
+
+fn release_server() -> PathBuf {
+    root()
+        .join("target")
+        .join("release")
+        .join("callroom-server")
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)
+                    .map(|s| s.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let chromium = output(std::process::Command::new("chromium").arg("--version"))
+        .unwrap_or_else(|| "chromium not installed".into());
+    format!("{cores} cores, {cpu}; {chromium}")
+}
+
+/// A browser benchmark: `node bench/<part>.mjs` against the release server.
+fn node(part: &str) -> Result<()> {
+    step(&format!("bench {part}"));
+    status(
+        &format!("bench {part}"),
+        cmd("node")
+            .arg(root().join("bench").join(format!("{part}.mjs")))
+            .env("CALLROOM_SERVER_BIN", release_server()),
+    )
+}
+
+/// The signaling server under 2000 long-polling clients, with one runtime worker (the load
+/// generator needs the other core here) and with one per core.
+fn server() -> Result<()> {
     let release = root().join("target").join("release");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut workers = vec![1];
@@ -74,15 +102,11 @@ fn server() -> Result<()> {
         step(&format!(
             "bench server: 2000 clients, server with {w} worker thread(s)"
         ));
-        let json = root()
-            .join("target")
-            .join("bench")
-            .join(format!("server-{w}w.json"));
         status(
             "load generator",
             cmd(&release.join("examples").join("load").to_string_lossy())
                 .arg("--server-bin")
-                .arg(release.join("callroom-server"))
+                .arg(release_server())
                 .args([
                     "--clients",
                     "2000",
@@ -92,9 +116,34 @@ fn server() -> Result<()> {
                     &w.to_string(),
                 ])
                 .arg("--json")
-                .arg(&json),
+                .arg(bench_dir().join(format!("server-{w}w.json"))),
         )?;
-        println!("(JSON: {})", json.display());
     }
+    Ok(())
+}
+
+/// Merges every part's JSON into `results.json`.
+fn summarize(machine: &str) -> Result<()> {
+    let mut merged = serde_json::Map::new();
+    merged.insert("machine".into(), machine.into());
+    for entry in std::fs::read_dir(bench_dir())? {
+        let path = entry?.path();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") || name == "results" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        merged.insert(name, value);
+    }
+    let out = bench_dir().join("results.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&merged)?)?;
+    println!("\nall results: {}", out.display());
     Ok(())
 }
