@@ -21,7 +21,7 @@ tasks:
   demo    setup + build, then serve the demo on http://127.0.0.1:8080/
   test    setup, then fmt, clippy (native + wasm32), native tests, browser tests,
           build, end-to-end tests; prints a summary line per stage
-  bench [server]
+  bench [size|join|scale|server|memory]
           benchmarks that print numbers (and JSON under target/bench/)";
 
 fn main() -> ExitCode {
