@@ -497,3 +497,109 @@ async fn screen_share_replaces_the_camera_and_stopping_restores_it_with_the_call
     a.leave().await;
     b.leave().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_camera_that_ends_on_its_own_falls_back_to_another_and_says_so() {
+    let name = unique("unplug");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    let old: web_sys::MediaStreamTrack = a
+        .snapshot()
+        .local_stream
+        .unwrap()
+        .get_video_tracks()
+        .get(0)
+        .unchecked_into();
+    // Fake devices cannot be unplugged; the browser signals an unplugged device with `ended`.
+    old.dispatch_event(&web_sys::Event::new("ended").unwrap())
+        .unwrap();
+    assert!(
+        eventually(10_000, || a
+            .snapshot()
+            .error
+            .is_some_and(|e| e.code() == "device_lost"))
+        .await,
+        "the snapshot says the camera was lost: {:?}",
+        a.snapshot().error
+    );
+    let new = a.snapshot().local_stream.unwrap().get_video_tracks().get(0);
+    assert_ne!(
+        JsValue::from(old),
+        new,
+        "a new camera track replaced the old one"
+    );
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "video flows from the new camera"
+    );
+    a.leave().await;
+    b.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn devicechange_updates_the_snapshots_device_list() {
+    let name = unique("devices");
+    let a = join(&name, "A", Role::Peer, true).await;
+    assert!(
+        a.snapshot().devices.is_empty(),
+        "not listed until asked or changed"
+    );
+    let devices = js_sys::Reflect::get(
+        &web_sys::window().unwrap().navigator(),
+        &"mediaDevices".into(),
+    )
+    .unwrap();
+    devices
+        .unchecked_ref::<web_sys::EventTarget>()
+        .dispatch_event(&web_sys::Event::new("devicechange").unwrap())
+        .unwrap();
+    assert!(
+        eventually(5_000, || a
+            .snapshot()
+            .devices
+            .iter()
+            .any(|d| d.kind == "videoinput"))
+        .await,
+        "the fake camera is listed after devicechange"
+    );
+    a.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn reconnect_rejoins_with_a_new_session_and_the_call_comes_back() {
+    let name = unique("rejoin");
+    let a = join(&name, "A", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, true).await;
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    a.reconnect().expect("reconnect");
+    assert!(
+        eventually(10_000, || a.snapshot().connection_state.as_str()
+            == "connected"
+            && a.snapshot().session_id.as_deref() != Some(a_id.as_str()))
+        .await,
+        "a has a new session"
+    );
+    let new_a = id(&a);
+    assert!(
+        eventually(30_000, || frames_from(&b.snapshot(), &new_a) > 0.0
+            && frames_from(&a.snapshot(), &b_id) > 0.0)
+        .await,
+        "video flows both ways again"
+    );
+    assert!(
+        eventually(5_000, || b
+            .snapshot()
+            .remote_streams
+            .iter()
+            .all(|r| r.peer_id != a_id))
+        .await,
+        "b dropped a's old session at once"
+    );
+    assert_eq!(b.snapshot().participants.len(), 1);
+    a.leave().await;
+    b.leave().await;
+}

@@ -262,19 +262,28 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
 
 /// A full rejoin: new session, new links; local media stays.
 pub(crate) fn rejoin(shared: &Rc<Shared>) {
-    let epoch = update(shared, |inner| {
+    let rejoin = update(shared, |inner| {
         if inner.state == ConnectionState::Disconnected {
             return None;
         }
         inner.stop_activity();
-        inner.session = None;
+        let old = inner.session.take().map(|s| (inner.http.clone(), s.token));
         inner.set_state(ConnectionState::Reconnecting);
-        Some(inner.epoch)
+        Some((inner.epoch, old))
     })
     .flatten();
-    if let Some(epoch) = epoch {
-        spawn_local(rejoin_attempt(Rc::downgrade(shared), epoch));
-    }
+    let Some((epoch, old)) = rejoin else { return };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        // End the old session first (when the server still knows it), so the others drop it
+        // at once instead of after the server's peer timeout.
+        if let Some((http, token)) = old {
+            let _ = http
+                .post("/signaling", Some(&token), &wire::leave(), None)
+                .await;
+        }
+        rejoin_attempt(weak, epoch).await;
+    });
 }
 
 async fn rejoin_attempt(weak: Weak<Shared>, epoch: u32) {
