@@ -603,3 +603,43 @@ async fn reconnect_rejoins_with_a_new_session_and_the_call_comes_back() {
     a.leave().await;
     b.leave().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_host_replaced_by_another_host_stops_instead_of_fighting_back() {
+    let name = unique("twohosts");
+    let first = join(&name, "Host 1", Role::Host, false).await;
+    let guest = join(&name, "Guest", Role::Guest, true).await;
+    let second = join(&name, "Host 2", Role::Host, false).await;
+    let second_id = id(&second);
+    assert!(
+        eventually(10_000, || first.snapshot().connection_state.as_str()
+            == "failed")
+        .await,
+        "the replaced host stops"
+    );
+    assert_eq!(
+        first
+            .snapshot()
+            .error
+            .map(|e| e.code().to_owned())
+            .as_deref(),
+        Some("replaced")
+    );
+    let guest_id = id(&guest);
+    assert!(
+        eventually(30_000, || frames_from(&second.snapshot(), &guest_id) > 0.0).await,
+        "the new host receives the guest"
+    );
+    // No tug of war: a few seconds later the second host is still the host.
+    TimeoutFuture::new(3_000).await;
+    assert_eq!(second.snapshot().connection_state.as_str(), "connected");
+    assert_eq!(id(&second), second_id);
+    assert!(guest
+        .snapshot()
+        .participants
+        .iter()
+        .any(|p| p.peer_id == second_id));
+    for room in [first, guest, second] {
+        room.leave().await;
+    }
+}

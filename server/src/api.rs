@@ -20,6 +20,9 @@ use crate::error::AppError;
 use crate::ids;
 use crate::state::{now_ms, AppState};
 
+/// How long a replaced host's token is answered with `replaced` rather than `unauthorized`.
+const REPLACED_MEMORY_MS: i64 = 10 * 60 * 1000;
+
 /// `POST /signaling`: join, leave, or relay a message to a peer of the same room.
 pub async fn signaling(
     State(state): State<AppState>,
@@ -103,9 +106,13 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
     )?;
     // Joining is the first heartbeat; until the first poll the timeout counts from here.
     state.live.touch(&peer_id, now_ms());
-    if let Some(old) = &joined.replaced {
-        state.live.forget(old);
-        tracing::info!(room = %request.room, old_host = %old, new_host = %peer_id, "hub host reset");
+    if let Some(old) = joined.replaced {
+        state.live.forget(&old.peer_id);
+        // Its next call learns it was replaced, so it does not rejoin and replace us back.
+        state
+            .live
+            .mark_replaced(old.token_hash, now_ms() + REPLACED_MEMORY_MS);
+        tracing::info!(room = %request.room, old_host = %old.peer_id, new_host = %peer_id, "hub host reset");
     }
     state.live.wake(&joined.wake);
     tracing::info!(peer = %peer_id, room = %request.room, role = request.role.as_str(), "peer joined");

@@ -24,6 +24,9 @@ pub enum AppError {
     /// No token, or a token of no current peer.
     #[error("missing or invalid token; join again")]
     Unauthorized,
+    /// This token's hub host was replaced by a newer host of the same room.
+    #[error("another host took over this hub; join again to take it back")]
+    Replaced,
     /// The server needs a join ticket and none was given.
     #[error("this server requires a join ticket")]
     TicketRequired,
@@ -83,6 +86,7 @@ impl AppError {
             AppError::UnknownType(_) => "unknown_type",
             AppError::BodyTooLarge(_) => "body_too_large",
             AppError::Unauthorized => "unauthorized",
+            AppError::Replaced => "replaced",
             AppError::TicketRequired => "ticket_required",
             AppError::InvalidTicket(_) => "invalid_ticket",
             AppError::PeerNotFound(_) => "peer_not_found",
@@ -106,7 +110,9 @@ impl AppError {
             }
             AppError::CursorAhead { .. } => StatusCode::BAD_REQUEST,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unauthorized | AppError::TicketRequired => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized | AppError::Replaced | AppError::TicketRequired => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
             AppError::RoleMismatch { .. } | AppError::RoomFull(_) => StatusCode::CONFLICT,

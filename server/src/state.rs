@@ -97,9 +97,12 @@ impl AppState {
             .map(str::trim)
             .filter(|t| ids::is_token_shaped(t))
             .ok_or(AppError::Unauthorized)?;
-        self.store
-            .authenticate(&ids::hash_token(token))?
-            .ok_or(AppError::Unauthorized)
+        let hash = ids::hash_token(token);
+        match self.store.authenticate(&hash)? {
+            Some(peer) => Ok(peer),
+            None if self.live.was_replaced(&hash, now_ms()) => Err(AppError::Replaced),
+            None => Err(AppError::Unauthorized),
+        }
     }
 
     /// Deletes acknowledged messages, removes silent peers and old messages, and wakes

@@ -84,6 +84,15 @@ pub struct Peer {
     pub topology: Topology,
 }
 
+/// A hub host that a newer host replaced.
+#[derive(Debug)]
+pub struct Replaced {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The hash of its token, so its next call can be told why it no longer works.
+    pub token_hash: Vec<u8>,
+}
+
 /// What a join produced.
 #[derive(Debug)]
 pub struct Joined {
@@ -94,7 +103,7 @@ pub struct Joined {
     /// Everyone else in the room.
     pub others: Vec<PeerInfo>,
     /// The host this join replaced, if a hub host rejoined.
-    pub replaced: Option<String>,
+    pub replaced: Option<Replaced>,
     /// Recipients of `peer-joined` / `host-reset`.
     pub wake: Vec<Wake>,
 }
@@ -260,16 +269,21 @@ impl Store {
             let mut wake = Vec::new();
             let mut replaced = None;
             if role == Role::Host {
-                let old: Option<String> = tx
+                let old: Option<Replaced> = tx
                     .query_row(
-                        "SELECT id FROM peers WHERE room = ?1 AND role = 'host'",
+                        "SELECT id, token_hash FROM peers WHERE room = ?1 AND role = 'host'",
                         [room],
-                        |r| r.get(0),
+                        |r| {
+                            Ok(Replaced {
+                                peer_id: r.get(0)?,
+                                token_hash: r.get(1)?,
+                            })
+                        },
                     )
                     .optional()?;
                 if let Some(old) = old {
                     // Cascades to the old host's undelivered messages.
-                    tx.execute("DELETE FROM peers WHERE id = ?1", [&old])?;
+                    tx.execute("DELETE FROM peers WHERE id = ?1", [&old.peer_id])?;
                     replaced = Some(old);
                 }
             }
@@ -297,7 +311,7 @@ impl Store {
                     "host-reset",
                     to_json(&HostReset {
                         host: peer.clone(),
-                        previous_peer_id: old.clone(),
+                        previous_peer_id: old.peer_id.clone(),
                     })?,
                 ),
                 None => ("peer-joined", to_json(&peer)?),

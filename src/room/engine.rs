@@ -386,6 +386,17 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
                     return;
                 }
             }
+            Err(error @ Error::Server { .. }) if error.code() == "replaced" => {
+                // Another host of this hub took over. Rejoining would take it back and start
+                // a tug of war; the app decides (`reconnect()` takes over deliberately).
+                update(&shared, |inner| {
+                    inner.stop_activity();
+                    inner.session = None;
+                    inner.set_state(ConnectionState::Failed);
+                    inner.report(error);
+                });
+                return;
+            }
             Err(Error::Server { code, .. }) if code == "unauthorized" => {
                 // Our peer expired (the server timed us out or lost its state): join anew.
                 rejoin(&shared);
