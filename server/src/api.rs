@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use crate::error::AppError;
 use crate::ids;
 use crate::state::{now_ms, AppState};
+use crate::store::Backlog;
 
 /// How long a replaced host's token is answered with `replaced` rather than `unauthorized`.
 const REPLACED_MEMORY_MS: i64 = 10 * 60 * 1000;
@@ -62,7 +63,17 @@ pub async fn signaling(
                 .map_err(AppError::RateLimited)?;
             let wake = state
                 .store
-                .relay(&peer, &request.to, kind, request.payload.get(), now_ms())?;
+                .relay(
+                    &peer,
+                    &request.to,
+                    kind,
+                    request.payload.get(),
+                    Backlog {
+                        acknowledged: state.live.acknowledged(&request.to),
+                        max: config.max_backlog,
+                    },
+                    now_ms(),
+                )?;
             state.live.wake(&[wake]);
             Ok(Json(json!({ "ok": true })))
         }
@@ -95,23 +106,28 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
     }
     let peer_id = ids::new_peer_id()?;
     let token = ids::new_token()?;
-    let joined = state.store.join(
-        &peer_id,
-        &ids::hash_token(&token),
-        &request.room,
-        request.role,
-        name,
-        state.config.room_capacity,
-        now_ms(),
-    )?;
-    // Joining is the first heartbeat; until the first poll the timeout counts from here.
+    // Joining is the first heartbeat (recorded before the commit, so a sweep in between
+    // cannot take the new peer for a silent one); until the first poll it counts from here.
     state.live.touch(&peer_id, now_ms());
+    let joined = state
+        .store
+        .join(
+            &peer_id,
+            &ids::hash_token(&token),
+            &request.room,
+            request.role,
+            name,
+            state.config.room_capacity,
+            now_ms(),
+        )
+        .inspect_err(|_| state.live.forget(&peer_id))?;
     if let Some(old) = joined.replaced {
-        state.live.forget(&old.peer_id);
-        // Its next call learns it was replaced, so it does not rejoin and replace us back.
+        // Marked before its pending poll wakes, so that poll (and every later call) learns it
+        // was replaced and does not rejoin and replace us back.
         state
             .live
             .mark_replaced(old.token_hash, now_ms() + REPLACED_MEMORY_MS);
+        state.live.forget(&old.peer_id);
         tracing::info!(room = %request.room, old_host = %old.peer_id, new_host = %peer_id, "hub host reset");
     }
     state.live.wake(&joined.wake);
@@ -169,15 +185,25 @@ pub async fn messages(
         .ok_or(AppError::TooManyPolls(state.config.max_polls_per_peer))?;
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = state.shutdown_signal();
-    state.live.acknowledge(&peer.id, query.since);
     // Subscribed before the first read, so a message stored in between still wakes us.
     let mut wake = state.live.subscribe(&peer.id);
+    let mut first = true;
+    let mut resubscribe = false;
     loop {
+        let Some(batch) = state.store.read(&peer.id, query.since)? else {
+            // Removed meanwhile (left, timed out, replaced): say which.
+            return Err(state.gone(&headers));
+        };
+        if first {
+            // Only now is `since` known to be a cursor this peer was really given.
+            state.live.acknowledge(&peer.id, query.since);
+            first = false;
+        }
+        if resubscribe {
+            wake = state.live.subscribe(&peer.id);
+            resubscribe = false;
+        }
         state.live.touch(&peer.id, now_ms());
-        let batch = state
-            .store
-            .read(&peer.id, query.since)?
-            .ok_or(AppError::Unauthorized)?;
         let done =
             !batch.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow();
         if done {
@@ -198,10 +224,9 @@ pub async fn messages(
         }
         tokio::select! {
             changed = wake.changed() => {
-                if changed.is_err() {
-                    // The peer was removed (its next read says so) or its entry was recycled.
-                    wake = state.live.subscribe(&peer.id);
-                }
+                // Closed: the peer was removed, and the next read says so. Only if it is
+                // still there is a new wake-up needed (and created).
+                resubscribe = changed.is_err();
             }
             () = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
@@ -215,6 +240,12 @@ pub async fn turn_credentials(
     headers: HeaderMap,
 ) -> Result<Json<TurnCredentials>, AppError> {
     let peer = state.authenticate(&headers)?;
+    // Minting credentials may call out to a provider: it shares the relay budget.
+    let config = &state.config;
+    state
+        .live
+        .try_relay(&peer.id, now_ms(), config.relay_rate, config.relay_burst)
+        .map_err(AppError::RateLimited)?;
     state
         .turn
         .credentials(&peer.id, unix_secs())

@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_RELAY_BURST", default_value_t = 200.0)]
     pub relay_burst: f64,
 
+    /// Messages a recipient may have unacknowledged before relays to it are refused
+    /// (429 `recipient_backlog`), so no peer can fill the disk through another.
+    #[arg(long, env = "CALLROOM_MAX_BACKLOG", default_value_t = 1000)]
+    pub max_backlog: u64,
+
     /// Long-polls one peer may hold open at once (more: 429 `too_many_polls`).
     #[arg(long, env = "CALLROOM_MAX_POLLS_PER_PEER", default_value_t = 2)]
     pub max_polls_per_peer: u32,

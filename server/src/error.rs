@@ -55,6 +55,9 @@ pub enum AppError {
     /// Too many relays; retry after the given seconds.
     #[error("too many messages; retry in {0} s")]
     RateLimited(u64),
+    /// The recipient has this many messages it has not acknowledged.
+    #[error("the recipient is {0} messages behind; retry later")]
+    RecipientBacklog(u64),
     /// Too many concurrent long-polls for one peer.
     #[error("at most {0} concurrent polls per peer")]
     TooManyPolls(u32),
@@ -95,6 +98,7 @@ impl AppError {
             AppError::RoomFull(_) => "room_full",
             AppError::RateLimited(_) => "rate_limited",
             AppError::TooManyPolls(_) => "too_many_polls",
+            AppError::RecipientBacklog(_) => "recipient_backlog",
             AppError::CursorAhead { .. } => "cursor_ahead",
             AppError::TurnUnavailable(_) => "turn_unavailable",
             AppError::MethodNotAllowed => "method_not_allowed",
@@ -116,7 +120,9 @@ impl AppError {
             AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
             AppError::RoleMismatch { .. } | AppError::RoomFull(_) => StatusCode::CONFLICT,
-            AppError::RateLimited(_) | AppError::TooManyPolls(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_)
+            | AppError::TooManyPolls(_)
+            | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::TurnUnavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,7 +151,7 @@ impl IntoResponse for AppError {
         };
         let retry_after = match &self {
             AppError::RateLimited(seconds) => Some(*seconds),
-            AppError::TooManyPolls(_) => Some(1),
+            AppError::TooManyPolls(_) | AppError::RecipientBacklog(_) => Some(1),
             _ => None,
         };
         let body = ErrorResponse {

@@ -23,6 +23,8 @@ struct PeerLive {
     /// Highest cursor the peer has acknowledged, and how far deletion has caught up.
     acked: u64,
     deleted: u64,
+    /// True once the peer has polled in this process (so `acked` means something).
+    polled: bool,
 }
 
 /// Shared by every request.
@@ -96,6 +98,15 @@ impl Live {
         let mut peers = self.lock();
         let peer = peers.entry(peer_id.to_owned()).or_default();
         peer.acked = peer.acked.max(since);
+        peer.polled = true;
+    }
+
+    /// The cursor the peer last acknowledged in this process, if it has polled since start.
+    pub fn acknowledged(&self, peer_id: &str) -> Option<u64> {
+        self.lock()
+            .get(peer_id)
+            .filter(|p| p.polled)
+            .map(|p| p.acked)
     }
 
     /// Acknowledged cursors not yet deleted; each is reported once.

@@ -53,6 +53,17 @@ pub enum StartError {
     Config(String),
 }
 
+/// The hash of a well-formed bearer token in `headers`.
+fn bearer_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| ids::is_token_shaped(t))
+        .map(ids::hash_token)
+}
+
 /// Milliseconds since the unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -90,18 +101,19 @@ impl AppState {
 
     /// The peer whose bearer token is in `headers`.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Peer, AppError> {
-        let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| ids::is_token_shaped(t))
-            .ok_or(AppError::Unauthorized)?;
-        let hash = ids::hash_token(token);
+        let hash = bearer_hash(headers).ok_or(AppError::Unauthorized)?;
         match self.store.authenticate(&hash)? {
             Some(peer) => Ok(peer),
-            None if self.live.was_replaced(&hash, now_ms()) => Err(AppError::Replaced),
-            None => Err(AppError::Unauthorized),
+            None => Err(self.gone(headers)),
+        }
+    }
+
+    /// Why the token in `headers` no longer works: `replaced` for a hub host another host
+    /// took over, `unauthorized` otherwise.
+    pub fn gone(&self, headers: &HeaderMap) -> AppError {
+        match bearer_hash(headers) {
+            Some(hash) if self.live.was_replaced(&hash, now_ms()) => AppError::Replaced,
+            _ => AppError::Unauthorized,
         }
     }
 
@@ -110,7 +122,10 @@ impl AppState {
     pub fn sweep(&self, now: i64) -> Result<Swept, AppError> {
         let timeout = i64::try_from(self.config.peer_timeout.as_millis()).unwrap_or(i64::MAX);
         let ttl = i64::try_from(self.config.message_ttl.as_millis()).unwrap_or(i64::MAX);
-        self.store.delete_acknowledged(&self.live.take_acks())?;
+        // A failure here must not stop the rest of the sweep (presence, expiry).
+        if let Err(err) = self.store.delete_acknowledged(&self.live.take_acks()) {
+            tracing::error!(%err, "deleting acknowledged messages failed");
+        }
         let swept = self
             .store
             .sweep(now, ttl, |id| self.live.is_silent(id, now, timeout))?;

@@ -84,6 +84,15 @@ pub struct Peer {
     pub topology: Topology,
 }
 
+/// How far behind a recipient may fall before relays to it are refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    /// The recipient's last acknowledged cursor, if known in this process.
+    pub acknowledged: Option<u64>,
+    /// Most unacknowledged messages allowed.
+    pub max: u64,
+}
+
 /// A hub host that a newer host replaced.
 #[derive(Debug)]
 pub struct Replaced {
@@ -349,23 +358,30 @@ impl Store {
         Ok(peer)
     }
 
-    /// Queues a message from `from` to `to`, who must be in the same room.
+    /// Queues a message from `from` to `to`, who must be in the same room and not too far
+    /// behind (`backlog`).
     pub fn relay(
         &self,
         from: &Peer,
         to: &str,
         kind: &str,
         payload: &str,
+        backlog: Backlog,
         now: i64,
     ) -> Result<Wake, AppError> {
         self.write(|tx| {
-            let recipient_role: Option<String> = tx
-                .prepare_cached("SELECT role FROM peers WHERE id = ?1 AND room = ?2")?
-                .query_row(params![to, from.room], |r| r.get(0))
+            let recipient: Option<(String, u64)> = tx
+                .prepare_cached("SELECT role, last_seq FROM peers WHERE id = ?1 AND room = ?2")?
+                .query_row(params![to, from.room], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some(recipient_role) = recipient_role else {
+            let Some((recipient_role, last_seq)) = recipient else {
                 return Err(AppError::PeerNotFound(to.to_owned()));
             };
+            if let Some(acknowledged) = backlog.acknowledged {
+                if last_seq.saturating_sub(acknowledged) >= backlog.max {
+                    return Err(AppError::RecipientBacklog(backlog.max));
+                }
+            }
             if from.topology == Topology::Hub
                 && from.role == Role::Guest
                 && role_from_str(&recipient_role) != Role::Host

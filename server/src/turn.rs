@@ -13,6 +13,12 @@ use sha1::Sha1;
 use crate::config::Config;
 use crate::error::AppError;
 
+/// The provider's last answer (or failure) and when it came.
+type Fetched = (Instant, Result<Vec<IceServer>, String>);
+
+/// How long a failed call to the TURN provider is remembered before trying again.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Where TURN credentials come from.
 pub struct Turn {
     static_servers: Vec<IceServer>,
@@ -32,7 +38,9 @@ enum Mode {
         client: reqwest::Client,
         /// Credentials are shared until half their lifetime is used, so joins do not each
         /// cost a call to Cloudflare.
-        cache: tokio::sync::Mutex<Option<(Instant, Vec<IceServer>)>>,
+        /// A failure is remembered for [`FAILURE_BACKOFF`], so while the provider is down
+        /// joins do not each wait for its timeout (and one fetch serves all waiters).
+        cache: tokio::sync::Mutex<Option<Fetched>>,
     },
 }
 
@@ -121,18 +129,25 @@ impl Turn {
                 cache,
             } => {
                 let mut cache = cache.lock().await;
-                let fresh = cache
-                    .as_ref()
-                    .filter(|(fetched, _)| fetched.elapsed() < self.ttl / 2)
-                    .map(|(_, servers)| servers.clone());
-                let servers = match fresh {
-                    Some(servers) => servers,
+                let fresh = cache.as_ref().and_then(|(fetched, result)| {
+                    let valid_for = if result.is_ok() {
+                        self.ttl / 2
+                    } else {
+                        FAILURE_BACKOFF
+                    };
+                    (fetched.elapsed() < valid_for).then(|| result.clone())
+                });
+                let result = match fresh {
+                    Some(result) => result,
                     None => {
-                        let servers = fetch_cloudflare(client, url, api_token, self.ttl).await?;
-                        *cache = Some((Instant::now(), servers.clone()));
-                        servers
+                        let result = fetch_cloudflare(client, url, api_token, self.ttl)
+                            .await
+                            .map_err(|e| e.to_string());
+                        *cache = Some((Instant::now(), result.clone()));
+                        result
                     }
                 };
+                let servers = result.map_err(AppError::TurnUnavailable)?;
                 ice_servers.extend(servers);
             }
         }

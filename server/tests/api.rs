@@ -844,3 +844,108 @@ async fn contradictory_turn_flags_stop_the_server_from_starting() {
     config.ice_servers = Some("not json".into());
     assert!(callroom_server::AppState::new(config).is_err());
 }
+
+// ---------------------------------------------------------------- review fixes
+
+#[tokio::test]
+async fn a_replaced_hosts_pending_poll_learns_it_was_replaced() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let old_host = app.join("hub", "host", "").await;
+    let pending = {
+        let app = app.clone();
+        let token = token(&old_host).to_owned();
+        tokio::spawn(async move { app.poll(&token, 0, 25_000).await })
+    };
+    while !app.state.live.is_polling(peer_id(&old_host)) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app.join("hub", "host", "").await;
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), pending)
+        .await
+        .expect("the pending poll answers")
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "replaced")
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_too_large_for_sqlite_is_refused_and_sweeps_keep_working() {
+    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(1));
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    let reply = app.poll(token(&a), u64::MAX, 0).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "cursor_ahead")
+    );
+    app.state
+        .live
+        .touch(peer_id(&a), callroom_server::state::now_ms() + 5_000);
+    let swept = app
+        .state
+        .sweep(callroom_server::state::now_ms() + 5_000)
+        .expect("sweep works");
+    assert_eq!(
+        swept.timed_out,
+        vec![peer_id(&b).to_owned()],
+        "presence still swept"
+    );
+}
+
+#[tokio::test]
+async fn relays_to_a_recipient_that_does_not_read_are_refused_past_the_backlog() {
+    let app = TestApp::with(|c| c.max_backlog = 3);
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    // b polls once (acknowledging nothing), then stops reading.
+    let seen = app.messages(token(&b), 0).await;
+    assert!(seen.is_empty());
+    for _ in 0..3 {
+        assert_eq!(
+            app.relay(token(&a), peer_id(&b), "candidate", json!({}))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let reply = app
+        .relay(token(&a), peer_id(&b), "candidate", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "recipient_backlog")
+    );
+    assert!(reply.headers.contains_key("retry-after"));
+    // Once b catches up, relays flow again.
+    app.poll(token(&b), 3, 0).await;
+    assert_eq!(
+        app.relay(token(&a), peer_id(&b), "candidate", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn turn_credentials_share_the_relay_rate_budget() {
+    let app = TestApp::with(|c| {
+        c.relay_burst = 2.0;
+        c.relay_rate = 0.5;
+    });
+    let a = app.join("r", "peer", "").await;
+    for _ in 0..2 {
+        let reply = app
+            .call(Method::POST, "/turn-credentials", Some(token(&a)), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let reply = app
+        .call(Method::POST, "/turn-credentials", Some(token(&a)), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+}
