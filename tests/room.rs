@@ -643,3 +643,55 @@ async fn a_host_replaced_by_another_host_stops_instead_of_fighting_back() {
         room.leave().await;
     }
 }
+
+#[wasm_bindgen_test]
+async fn a_capture_that_finishes_after_leave_is_stopped_and_rejected() {
+    let record = js_sys::Function::new_no_args(
+        r#"
+        window.__screens = [];
+        const real = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
+        navigator.mediaDevices.getDisplayMedia = async (c) => {
+            const s = await real(c);
+            window.__screens.push(...s.getTracks());
+            // Like a user taking their time in the picker.
+            await new Promise((r) => setTimeout(r, 300));
+            return s;
+        };
+        "#,
+    );
+    record.call0(&JsValue::NULL).unwrap();
+    let name = unique("late");
+    let room = std::rc::Rc::new(join(&name, "A", Role::Peer, false).await);
+    let result = std::rc::Rc::new(std::cell::RefCell::new(None));
+    {
+        let (room, result) = (room.clone(), result.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let outcome = room.start_screen_share().await;
+            *result.borrow_mut() = Some(outcome);
+        });
+    }
+    TimeoutFuture::new(100).await; // the share call is now waiting for the browser
+    room.leave().await;
+    assert!(
+        eventually(5_000, || result.borrow().is_some()).await,
+        "the share call settles"
+    );
+    let outcome = result.borrow_mut().take().unwrap();
+    assert_eq!(
+        outcome.map_err(|e| e.code().to_owned()),
+        Err("closed".to_owned())
+    );
+    let counts: js_sys::Array = js_sys::Function::new_no_args(
+        "return [window.__screens.length, window.__screens.filter(t => t.readyState === 'live').length]",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap()
+    .unchecked_into();
+    assert_eq!(
+        counts.get(0).as_f64(),
+        Some(1.0),
+        "a screen really was captured, late"
+    );
+    assert_eq!(counts.get(1).as_f64(), Some(0.0), "and it was stopped");
+    assert!(!room.snapshot().screen_sharing);
+}

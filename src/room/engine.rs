@@ -94,7 +94,9 @@ pub(crate) struct Inner {
     ticker: Option<Interval>,
     ticks: u32,
     outbox: VecDeque<(String, String, JsValue)>,
-    sending: bool,
+    /// The epoch whose outbox drainer is running, if any (a drainer of an older epoch
+    /// stops by itself and must not keep a new one from starting).
+    sending: Option<u32>,
     /// `devicechange`, local tracks' `ended`.
     listeners: Vec<EventListener>,
     events: Vec<RoomEvent>,
@@ -127,7 +129,7 @@ impl Inner {
             ticker: None,
             ticks: 0,
             outbox: VecDeque::new(),
-            sending: false,
+            sending: None,
             listeners: Vec::new(),
             events: Vec::new(),
             changed: false,
@@ -164,6 +166,7 @@ impl Inner {
         }
         self.retry_timer = None;
         self.outbox.clear();
+        self.sending = None;
         self.links.clear();
     }
 }
@@ -227,6 +230,15 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
         if inner.epoch != epoch || inner.state == ConnectionState::Disconnected {
+            // Left (or rejoined) while this join was in flight: end the session it made, so
+            // nobody sees a ghost until the server's timeout.
+            let http = inner.http.clone();
+            let token = joined.token.clone();
+            spawn_local(async move {
+                let _ = http
+                    .post("/signaling", Some(&token), &wire::leave(), None)
+                    .await;
+            });
             return Err(Error::Closed);
         }
         let ice_servers = match &inner.options.ice_servers {
@@ -586,12 +598,12 @@ fn send(shared: &Rc<Shared>, to: &str, kind: &str, payload: JsValue) {
         inner
             .outbox
             .push_back((to.to_owned(), kind.to_owned(), payload));
-        !std::mem::replace(&mut inner.sending, true)
-    });
-    if start == Some(true) {
-        let weak = Rc::downgrade(shared);
-        let epoch = shared.inner.borrow().epoch;
-        spawn_local(drain_outbox(weak, epoch));
+        let epoch = inner.epoch;
+        (inner.sending.replace(epoch) != Some(epoch)).then_some(epoch)
+    })
+    .flatten();
+    if let Some(epoch) = start {
+        spawn_local(drain_outbox(Rc::downgrade(shared), epoch));
     }
 }
 
@@ -606,7 +618,9 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
             match (front, token) {
                 (Some(front), Some(token)) => Some((inner.http.clone(), token, front)),
                 _ => {
-                    inner.sending = false;
+                    if inner.sending == Some(epoch) {
+                        inner.sending = None;
+                    }
                     None
                 }
             }

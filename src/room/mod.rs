@@ -252,6 +252,15 @@ mod web_room {
             self.shared.notify.stream()
         }
 
+        /// After an await: if the room was left meanwhile, release what was just captured.
+        fn still_joined(&self, captured: &web_sys::MediaStreamTrack) -> Result<(), Error> {
+            if self.shared.inner.borrow().state == ConnectionState::Disconnected {
+                captured.stop();
+                return Err(Error::Closed);
+            }
+            Ok(())
+        }
+
         fn ensure_joined(&self) -> Result<(), Error> {
             match self.shared.inner.borrow().state {
                 ConnectionState::Disconnected => Err(Error::Closed),
@@ -280,6 +289,8 @@ mod web_room {
                         .inspect_err(|e| self.report(e.clone()))?
                 }
             };
+            // Left while the browser was asking? Dropping `media` releases what it opened.
+            self.ensure_joined()?;
             engine::publish_media(&self.shared, media);
             Ok(())
         }
@@ -332,6 +343,7 @@ mod web_room {
             let track = media::open_track("video", &device)
                 .await
                 .inspect_err(|e| self.report(e.clone()))?;
+            self.still_joined(&track)?;
             engine::swap_local_track(&self.shared, "video", Some(track)).await;
             update(&self.shared, |inner| {
                 inner.camera_enabled = true;
@@ -382,6 +394,7 @@ mod web_room {
             let track = media::open_track("video", &TrackRequest::Device(target))
                 .await
                 .inspect_err(|e| self.report(e.clone()))?;
+            self.still_joined(&track)?;
             engine::swap_local_track(&self.shared, "video", Some(track)).await;
             update(&self.shared, |inner| {
                 inner.camera_enabled = true;
@@ -401,6 +414,7 @@ mod web_room {
             let track = media::open_screen()
                 .await
                 .inspect_err(|e| self.report(e.clone()))?;
+            self.still_joined(&track)?;
             engine::start_screen(&self.shared, track).await;
             Ok(())
         }

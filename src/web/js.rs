@@ -3,7 +3,7 @@
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{RtcPeerConnection, RtcRtpSender};
+use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpSender};
 
 #[wasm_bindgen]
 extern "C" {
@@ -16,6 +16,13 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = setLocalDescription)]
     fn set_local_description(this: &PeerConnectionExt) -> Promise;
+
+    #[wasm_bindgen(method, catch, js_name = addTrack)]
+    fn add_track(
+        this: &PeerConnectionExt,
+        track: &MediaStreamTrack,
+        stream: &MediaStream,
+    ) -> Result<RtcRtpSender, JsValue>;
 
     /// `RTCRtpSender` with parameters as plain objects.
     #[wasm_bindgen(js_name = RTCRtpSender)]
@@ -38,6 +45,17 @@ pub(crate) fn restart_ice(pc: &RtcPeerConnection) -> Result<(), JsValue> {
 pub(crate) fn set_local_description_auto(pc: &RtcPeerConnection) -> Promise {
     pc.unchecked_ref::<PeerConnectionExt>()
         .set_local_description()
+}
+
+/// `pc.addTrack(track, stream)`, with the exception it may throw (a closed connection, a
+/// track already sent) returned rather than unwinding through Rust frames.
+pub(crate) fn add_track(
+    pc: &RtcPeerConnection,
+    track: &MediaStreamTrack,
+    stream: &MediaStream,
+) -> Result<RtcRtpSender, JsValue> {
+    pc.unchecked_ref::<PeerConnectionExt>()
+        .add_track(track, stream)
 }
 
 /// `sender.getParameters()`.

@@ -334,14 +334,12 @@ impl Link {
 
     /// Sends the tracks of `stream`, reusing transceivers the remote side opened.
     pub(crate) fn publish(&self, stream: &MediaStream) {
-        let mut state = self.state.borrow_mut();
         for track in stream
             .get_tracks()
             .iter()
             .filter_map(|t| t.dyn_into::<MediaStreamTrack>().ok())
         {
-            let sender = self.pc.add_track(&track, stream, &Array::new());
-            state.senders.push((track.kind(), sender));
+            self.add_track(&track, stream);
         }
     }
 
@@ -374,10 +372,18 @@ impl Link {
         Ok(found)
     }
 
-    /// Adds one outgoing track (renegotiates).
+    /// Adds one outgoing track (renegotiates), unless a sender of its kind exists already
+    /// (then `replace_track` is the way to change what it sends).
     pub(crate) fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
-        let sender = self.pc.add_track(track, stream, &Array::new());
-        self.state.borrow_mut().senders.push((track.kind(), sender));
+        let kind = track.kind();
+        if self.state.borrow().senders.iter().any(|(k, _)| *k == kind) {
+            return;
+        }
+        // No borrow is held while the browser runs, and its exceptions come back as values.
+        match js::add_track(&self.pc, track, stream) {
+            Ok(sender) => self.state.borrow_mut().senders.push((kind, sender)),
+            Err(e) => self.emit(LinkEvent::Error(browser_error("adding a track", &e))),
+        }
     }
 
     /// On `negotiationneeded`: make an offer and send it (perfect negotiation).
@@ -556,5 +562,78 @@ impl Link {
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Runs in the browser (`wasm-pack test`).
+    use super::*;
+    use crate::media::{LocalMedia, MediaRequest};
+    use std::cell::RefCell;
+    use wasm_bindgen_test::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    fn recording_sink() -> (Sink, Rc<RefCell<Vec<String>>>) {
+        let errors = Rc::new(RefCell::new(Vec::new()));
+        let seen = errors.clone();
+        let sink: Sink = Rc::new(move |_: &str, _: u32, event: LinkEvent| {
+            if let LinkEvent::Error(e) = event {
+                seen.borrow_mut().push(e.to_string());
+            }
+        });
+        (sink, errors)
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_held_stream_released_after_a_track_swap_never_adds_a_second_sender() {
+        let media = LocalMedia::open(&MediaRequest::camera_and_microphone())
+            .await
+            .unwrap();
+        let stream = Clone::clone(media.stream());
+        let (sink, errors) = recording_sink();
+        let link = Link::open(
+            LinkSetup {
+                my_id: "pa",
+                peer_id: "pb",
+                generation: 1,
+                ice_servers: &js_sys::Array::new().into(),
+                recovery: RecoveryOptions::default(),
+                local: Some(&stream),
+                opening: Opening::Answer,
+            },
+            sink,
+        )
+        .unwrap();
+        // The camera changes before the offer arrives: the new track is added to the link and
+        // put into the very stream the link holds back.
+        let new_camera = crate::media::open_track("video", &crate::media::TrackRequest::Any)
+            .await
+            .unwrap();
+        link.add_track(&new_camera, &stream);
+        stream.add_track(&new_camera);
+        // Then the held stream is released (as when the offer arrives): no second video sender,
+        // no exception, and the link still works.
+        link.release_held();
+        let kinds: Vec<String> = link
+            .state
+            .borrow()
+            .senders
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "video").count(),
+            1,
+            "{kinds:?}"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "audio").count(),
+            1,
+            "{kinds:?}"
+        );
+        assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
+        new_camera.stop();
     }
 }
