@@ -14,6 +14,16 @@ pub(crate) fn exception_parts(value: &JsValue) -> (String, String) {
     (name, message)
 }
 
+/// Any other thrown value as an [`Error::Browser`], its message prefixed with what we were
+/// doing.
+pub(crate) fn browser_error(context: &str, value: &JsValue) -> Error {
+    let (name, message) = exception_parts(value);
+    Error::Browser {
+        name,
+        message: format!("{context}: {message}"),
+    }
+}
+
 /// A rejected `getUserMedia` / `getDisplayMedia` as an [`Error`] with a stable code.
 pub(crate) fn media_error(value: &JsValue) -> Error {
     let (name, message) = exception_parts(value);

@@ -198,27 +198,6 @@ impl Store {
         Ok(())
     }
 
-    /// The settings actually in force, as SQLite reports them.
-    pub fn settings(&self) -> Vec<(String, String)> {
-        let conn = self.lock();
-        PRAGMAS
-            .iter()
-            .map(|(name, _)| {
-                let value = conn
-                    .query_row(&format!("PRAGMA {name}"), [], |row| {
-                        row.get::<_, rusqlite::types::Value>(0)
-                    })
-                    .map(|v| match v {
-                        rusqlite::types::Value::Integer(i) => i.to_string(),
-                        rusqlite::types::Value::Text(t) => t,
-                        other => format!("{other:?}"),
-                    })
-                    .unwrap_or_else(|e| format!("error: {e}"));
-                ((*name).to_owned(), value)
-            })
-            .collect()
-    }
-
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open (rusqlite rolls back
         // on drop), so the connection is still consistent.

@@ -9,7 +9,7 @@ use web_sys::{
 };
 
 use super::{Device, MediaRequest, TrackRequest};
-use crate::js_error::{exception_parts, media_error};
+use crate::js_error::{browser_error, media_error};
 use crate::Error;
 
 /// A camera/microphone stream.
@@ -38,10 +38,9 @@ impl LocalMedia {
             .get_user_media_with_constraints(&constraints)
             .map_err(|e| media_error(&e))?;
         let stream = JsFuture::from(promise).await.map_err(|e| media_error(&e))?;
-        let stream = stream.dyn_into::<MediaStream>().map_err(|v| {
-            let (name, message) = exception_parts(&v);
-            Error::Browser { name, message }
-        })?;
+        let stream = stream
+            .dyn_into::<MediaStream>()
+            .map_err(|v| browser_error("getUserMedia gave no MediaStream", &v))?;
         Ok(Self {
             stream,
             owned: true,

@@ -178,11 +178,7 @@ impl Drop for Inner {
         self.stop_activity();
         if let Some(session) = self.session.take() {
             let http = self.http.clone();
-            spawn_local(async move {
-                let _ = http
-                    .post("/signaling", Some(&session.token), &wire::leave(), None)
-                    .await;
-            });
+            spawn_local(async move { end_session(&http, &session.token).await });
         }
     }
 }
@@ -234,11 +230,7 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             // nobody sees a ghost until the server's timeout.
             let http = inner.http.clone();
             let token = joined.token.clone();
-            spawn_local(async move {
-                let _ = http
-                    .post("/signaling", Some(&token), &wire::leave(), None)
-                    .await;
-            });
+            spawn_local(async move { end_session(&http, &token).await });
             return Err(Error::Closed);
         }
         let ice_servers = match &inner.options.ice_servers {
@@ -290,9 +282,7 @@ pub(crate) fn rejoin(shared: &Rc<Shared>) {
         // End the old session first (when the server still knows it), so the others drop it
         // at once instead of after the server's peer timeout.
         if let Some((http, token)) = old {
-            let _ = http
-                .post("/signaling", Some(&token), &wire::leave(), None)
-                .await;
+            end_session(&http, &token).await;
         }
         rejoin_attempt(weak, epoch).await;
     });
@@ -902,9 +892,14 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
     .flatten();
     shared.notify.close();
     if let Some((http, token)) = session {
-        // Best effort: if the server is unreachable, it times us out instead.
-        let _ = http
-            .post("/signaling", Some(&token), &wire::leave(), None)
-            .await;
+        end_session(&http, &token).await;
     }
+}
+
+/// Tells the server a session is over. Best effort: if the server is unreachable, it times
+/// the session out instead.
+async fn end_session(http: &Http, token: &str) {
+    let _ = http
+        .post("/signaling", Some(token), &wire::leave(), None)
+        .await;
 }

@@ -339,8 +339,12 @@ mod web_room {
                 update(&self.shared, |inner| inner.camera_enabled = false);
                 return Ok(());
             }
-            let device = self.preferred_camera();
-            let track = media::open_track("video", &device)
+            self.use_camera(&self.preferred_camera()).await
+        }
+
+        /// Opens `device` and sends it in place of the current camera (no renegotiation).
+        async fn use_camera(&self, device: &TrackRequest) -> Result<(), Error> {
+            let track = media::open_track("video", device)
                 .await
                 .inspect_err(|e| self.report(e.clone()))?;
             self.still_joined(&track)?;
@@ -391,13 +395,8 @@ mod web_room {
                         .ok_or(Error::DeviceNotFound)?
                 }
             };
-            let track = media::open_track("video", &TrackRequest::Device(target))
-                .await
-                .inspect_err(|e| self.report(e.clone()))?;
-            self.still_joined(&track)?;
-            engine::swap_local_track(&self.shared, "video", Some(track)).await;
+            self.use_camera(&TrackRequest::Device(target)).await?;
             update(&self.shared, |inner| {
-                inner.camera_enabled = true;
                 inner.devices = cameras
                     .into_iter()
                     .chain(inner.devices.drain(..).filter(|d| d.kind != "videoinput"))

@@ -6,7 +6,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
-use crate::js_error::exception_parts;
+use crate::js_error::{browser_error, exception_parts};
 use crate::web::js;
 use crate::Error;
 
@@ -59,16 +59,16 @@ impl Http {
         signal: Option<&AbortSignal>,
     ) -> Result<JsValue, Error> {
         let window = web_sys::window().ok_or_else(|| Error::Network("no window".into()))?;
-        let headers = Headers::new().map_err(browser)?;
+        let headers = Headers::new().map_err(|e| browser_error("building a request", &e))?;
         if body.is_some() {
             headers
                 .set("content-type", "application/json")
-                .map_err(browser)?;
+                .map_err(|e| browser_error("building a request", &e))?;
         }
         if let Some(token) = token {
             headers
                 .set("authorization", &format!("Bearer {token}"))
-                .map_err(browser)?;
+                .map_err(|e| browser_error("building a request", &e))?;
         }
         let init = RequestInit::new();
         init.set_method(method);
@@ -89,11 +89,15 @@ impl Http {
         let response: Response = response
             .dyn_into()
             .map_err(|_| Error::Network("fetch did not return a Response".into()))?;
-        let text = JsFuture::from(response.text().map_err(browser)?)
-            .await
-            .map_err(|e| Error::Network(exception_parts(&e).1))?
-            .as_string()
-            .unwrap_or_default();
+        let text = JsFuture::from(
+            response
+                .text()
+                .map_err(|e| browser_error("reading the answer", &e))?,
+        )
+        .await
+        .map_err(|e| Error::Network(exception_parts(&e).1))?
+        .as_string()
+        .unwrap_or_default();
         let json = JSON::parse(&text);
         if !response.ok() {
             return Err(server_error(response.status(), json.ok().as_ref()));
@@ -120,9 +124,4 @@ fn server_error(status: u16, json: Option<&JsValue>) -> Error {
             message: format!("the server answered HTTP {status}"),
         },
     }
-}
-
-fn browser(e: JsValue) -> Error {
-    let (name, message) = exception_parts(&e);
-    Error::Browser { name, message }
 }

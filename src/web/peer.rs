@@ -18,7 +18,7 @@ use web_sys::{
 use crate::core::negotiation::{Negotiator, OnDescription, SignalingState};
 use crate::core::quality::{Adapter, QualityMeter, QualityReport, SendLimits};
 use crate::core::recovery::{IceState, Recovery, RecoveryAction, RecoveryOptions};
-use crate::js_error::exception_parts;
+use crate::js_error::{browser_error, exception_parts};
 use crate::web::js;
 use crate::web::stats;
 use crate::web::wire;
@@ -112,14 +112,6 @@ fn signaling_state(pc: &RtcPeerConnection) -> SignalingState {
         RtcSignalingState::Stable => SignalingState::Stable,
         RtcSignalingState::Closed => SignalingState::Closed,
         _ => SignalingState::Negotiating,
-    }
-}
-
-fn browser_error(context: &str, e: &JsValue) -> Error {
-    let (name, message) = exception_parts(e);
-    Error::Browser {
-        name,
-        message: format!("{context}: {message}"),
     }
 }
 
