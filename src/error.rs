@@ -77,13 +77,13 @@ impl Error {
 
     /// True when retrying cannot help: the server refused this join for good.
     pub fn is_fatal_for_join(&self) -> bool {
-        matches!(
-            self,
-            Error::Server { code, .. } if matches!(
-                code.as_str(),
-                "room_full" | "role_mismatch" | "ticket_required" | "invalid_ticket" | "invalid_input"
-            )
-        ) || matches!(self, Error::InvalidArgument(_))
+        match self {
+            Error::Server { code, .. } => {
+                callroom_protocol::ErrorCode::parse(code).is_some_and(|c| c.fatal_for_join())
+            }
+            Error::InvalidArgument(_) => true,
+            _ => false,
+        }
     }
 
     /// Classifies a failed `getUserMedia` / `getDisplayMedia` by the exception's `name`.

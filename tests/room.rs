@@ -85,7 +85,11 @@ async fn two_rooms_in_one_page_decode_each_others_video() {
     assert_eq!(snap.participants.len(), 1);
     assert_eq!(snap.participants[0].name, "Bob");
     assert_eq!(snap.remote_streams[0].name, "Bob");
-    assert!(snap.remote_streams[0].stream.is_some());
+    assert_eq!(
+        snap.remote_streams[0].stream.get_tracks().length(),
+        2,
+        "Bob's stream carries his camera and microphone"
+    );
     assert!(
         snap.remote_streams[0].quality.is_some(),
         "quality is measured"

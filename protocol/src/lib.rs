@@ -9,6 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
+mod code;
+mod kind;
+pub use code::ErrorCode;
+pub use kind::MessageKind;
+
 /// Longest accepted room id.
 pub const ROOM_ID_MAX_LEN: usize = 64;
 /// Longest accepted display name, in characters.
@@ -39,7 +44,13 @@ pub fn is_valid_relay_type(kind: &str) -> bool {
 }
 
 /// Message types that only the server emits, or that mean something else in a request.
-pub const RESERVED_TYPES: &[&str] = &["join", "leave", "peer-joined", "peer-left", "host-reset"];
+pub const RESERVED_TYPES: &[&str] = &[
+    "join",
+    "leave",
+    MessageKind::PeerJoined.as_str(),
+    MessageKind::PeerLeft.as_str(),
+    MessageKind::HostReset.as_str(),
+];
 
 /// How the peers of a room connect, fixed by the room's first joiner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,7 +75,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// The topology a room gets when a peer with this role creates it.
+    /// The topology a room gets when a peer with this role creates it without naming one.
     pub fn topology(self) -> Topology {
         match self {
             Role::Peer => Topology::Mesh,
@@ -80,6 +91,13 @@ impl Role {
             Role::Guest => "guest",
         }
     }
+
+    /// The role with this wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Role::Peer, Role::Host, Role::Guest]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
 }
 
 impl Topology {
@@ -88,6 +106,34 @@ impl Topology {
         match self {
             Topology::Mesh => "mesh",
             Topology::Hub => "hub",
+        }
+    }
+
+    /// The topology with this wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Topology::Mesh, Topology::Hub]
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+
+    /// True when a peer with `role` may be a member of a room of this topology: `peer`s in
+    /// a mesh, `host` and `guest`s in a hub.
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            Topology::Mesh => role == Role::Peer,
+            Topology::Hub => matches!(role, Role::Host | Role::Guest),
+        }
+    }
+
+    /// True when members with roles `a` and `b` connect to (and so may message) each other:
+    /// everyone in a mesh; in a hub, the host and each guest, never two guests.
+    pub fn links(self, a: Role, b: Role) -> bool {
+        match self {
+            Topology::Mesh => true,
+            Topology::Hub => matches!(
+                (a, b),
+                (Role::Host, Role::Guest) | (Role::Guest, Role::Host)
+            ),
         }
     }
 }
@@ -131,6 +177,10 @@ pub struct JoinRequest {
     /// A join ticket signed by the embedding app's backend, when the server requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// The topology to create the room with; ignored when the room exists, where the role
+    /// must fit the room's topology. `None` means the role's default ([`Role::topology`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
 }
 
 /// The answer to a join.
@@ -177,6 +227,24 @@ pub enum LeaveReason {
     Timeout,
     /// A hub host rejoined and reset the room.
     Reset,
+}
+
+impl LeaveReason {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Left => "left",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Reset => "reset",
+        }
+    }
+
+    /// The reason with this wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [LeaveReason::Left, LeaveReason::Timeout, LeaveReason::Reset]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
 }
 
 /// Payload of a `peer-left` event.
@@ -329,6 +397,43 @@ mod tests {
     }
 
     #[test]
+    fn wire_names_parse_back_and_unknown_ones_are_none() {
+        for role in [Role::Peer, Role::Host, Role::Guest] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), json!(role.as_str()));
+        }
+        for topology in [Topology::Mesh, Topology::Hub] {
+            assert_eq!(Topology::parse(topology.as_str()), Some(topology));
+            assert_eq!(
+                serde_json::to_value(topology).unwrap(),
+                json!(topology.as_str())
+            );
+        }
+        for reason in [LeaveReason::Left, LeaveReason::Timeout, LeaveReason::Reset] {
+            assert_eq!(LeaveReason::parse(reason.as_str()), Some(reason));
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                json!(reason.as_str())
+            );
+        }
+        assert_eq!(Role::parse("admin"), None);
+        assert_eq!(Topology::parse("star"), None);
+        assert_eq!(LeaveReason::parse("kicked"), None);
+    }
+
+    #[test]
+    fn a_mesh_links_everyone_and_a_hub_links_host_and_guests_only() {
+        use Role::*;
+        assert!(Topology::Mesh.links(Peer, Peer));
+        assert!(Topology::Hub.links(Host, Guest));
+        assert!(Topology::Hub.links(Guest, Host));
+        assert!(!Topology::Hub.links(Guest, Guest));
+        assert!(!Topology::Hub.links(Host, Host));
+        assert!(Topology::Mesh.admits(Peer) && !Topology::Mesh.admits(Host));
+        assert!(Topology::Hub.admits(Guest) && !Topology::Hub.admits(Peer));
+    }
+
+    #[test]
     fn roles_decide_the_topology_of_a_new_room() {
         assert_eq!(Role::Peer.topology(), Topology::Mesh);
         assert_eq!(Role::Host.topology(), Topology::Hub);
@@ -371,14 +476,16 @@ mod tests {
             serde_json::from_value(json!({"room": "r", "role": "peer"})).unwrap();
         assert_eq!(req.name, "");
         assert_eq!(req.ticket, None);
+        assert_eq!(req.topology, None);
         round_trip(
             &JoinRequest {
                 room: "r".into(),
                 role: Role::Guest,
                 name: "Bo".into(),
                 ticket: Some("jwt".into()),
+                topology: Some(Topology::Hub),
             },
-            json!({"room": "r", "role": "guest", "name": "Bo", "ticket": "jwt"}),
+            json!({"room": "r", "role": "guest", "name": "Bo", "ticket": "jwt", "topology": "hub"}),
         );
     }
 

@@ -9,7 +9,8 @@ use axum::http::HeaderMap;
 use axum::Json;
 use callroom_protocol::{
     is_valid_relay_type, is_valid_room_id, JoinRequest, JoinResponse, LeaveReason, Message,
-    MessagesResponse, RelayRequest, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN, RESERVED_TYPES,
+    MessagesResponse, RelayRequest, Topology, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN,
+    RESERVED_TYPES,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -38,7 +39,22 @@ pub async fn signaling(
     }
     let Kind { kind } = parse_json(&bytes)?;
     match kind.as_str() {
-        "join" => join(&state, parse_json(&bytes)?).await,
+        "join" => {
+            // Checked first, so an unknown topology is `invalid_input` rather than the generic
+            // `invalid_json` of a body that does not match the join shape.
+            #[derive(Deserialize)]
+            struct Requested {
+                topology: Option<String>,
+            }
+            let Requested { topology } = parse_json(&bytes)?;
+            if let Some(topology) = topology.filter(|t| Topology::parse(t).is_none()) {
+                return Err(AppError::InvalidInput(format!(
+                    "unknown topology `{}`; use \"mesh\" or \"hub\"",
+                    truncate(&topology, 20)
+                )));
+            }
+            join(&state, parse_json(&bytes)?).await
+        }
         "leave" => {
             let peer = state.authenticate(&headers)?;
             let wake = state.store.leave(&peer.id, LeaveReason::Left, now_ms())?;
@@ -96,6 +112,14 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
             "name must be at most {NAME_MAX_LEN} characters, without control characters"
         )));
     }
+    let topology = request.topology.unwrap_or(request.role.topology());
+    if !topology.admits(request.role) {
+        return Err(AppError::InvalidInput(format!(
+            "role `{}` cannot join a {} room",
+            request.role.as_str(),
+            topology.as_str()
+        )));
+    }
     if let Some(secret) = &state.config.ticket_secret {
         crate::ticket::verify(
             secret,
@@ -115,6 +139,7 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
             &peer_id,
             &ids::hash_token(&token),
             &request.room,
+            topology,
             request.role,
             name,
             state.config.room_capacity,

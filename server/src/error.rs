@@ -4,7 +4,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use callroom_protocol::{ErrorBody, ErrorResponse};
+use callroom_protocol::{ErrorBody, ErrorCode, ErrorResponse};
+
+use crate::store::StoreError;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -39,16 +41,9 @@ pub enum AppError {
     /// The topology does not allow this (a guest messaging another guest).
     #[error("{0}")]
     Forbidden(String),
-    /// The room exists with another topology than the role implies.
-    #[error("room `{room}` is a {topology} room; role `{role}` cannot join it")]
-    RoleMismatch {
-        /// Room id.
-        room: String,
-        /// The room's topology.
-        topology: &'static str,
-        /// The requested role.
-        role: &'static str,
-    },
+    /// The room's topology does not admit the requested role.
+    #[error("{0}")]
+    RoleMismatch(String),
     /// The room has reached its capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
@@ -82,27 +77,27 @@ pub enum AppError {
 
 impl AppError {
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::InvalidJson(_) => "invalid_json",
-            AppError::InvalidInput(_) => "invalid_input",
-            AppError::UnknownType(_) => "unknown_type",
-            AppError::BodyTooLarge(_) => "body_too_large",
-            AppError::Unauthorized => "unauthorized",
-            AppError::Replaced => "replaced",
-            AppError::TicketRequired => "ticket_required",
-            AppError::InvalidTicket(_) => "invalid_ticket",
-            AppError::PeerNotFound(_) => "peer_not_found",
-            AppError::Forbidden(_) => "forbidden",
-            AppError::RoleMismatch { .. } => "role_mismatch",
-            AppError::RoomFull(_) => "room_full",
-            AppError::RateLimited(_) => "rate_limited",
-            AppError::TooManyPolls(_) => "too_many_polls",
-            AppError::RecipientBacklog(_) => "recipient_backlog",
-            AppError::CursorAhead { .. } => "cursor_ahead",
-            AppError::TurnUnavailable(_) => "turn_unavailable",
-            AppError::MethodNotAllowed => "method_not_allowed",
-            AppError::Internal(_) => "internal",
+            AppError::InvalidJson(_) => ErrorCode::InvalidJson,
+            AppError::InvalidInput(_) => ErrorCode::InvalidInput,
+            AppError::UnknownType(_) => ErrorCode::UnknownType,
+            AppError::BodyTooLarge(_) => ErrorCode::BodyTooLarge,
+            AppError::Unauthorized => ErrorCode::Unauthorized,
+            AppError::Replaced => ErrorCode::Replaced,
+            AppError::TicketRequired => ErrorCode::TicketRequired,
+            AppError::InvalidTicket(_) => ErrorCode::InvalidTicket,
+            AppError::PeerNotFound(_) => ErrorCode::PeerNotFound,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::RoleMismatch(_) => ErrorCode::RoleMismatch,
+            AppError::RoomFull(_) => ErrorCode::RoomFull,
+            AppError::RateLimited(_) => ErrorCode::RateLimited,
+            AppError::TooManyPolls(_) => ErrorCode::TooManyPolls,
+            AppError::RecipientBacklog(_) => ErrorCode::RecipientBacklog,
+            AppError::CursorAhead { .. } => ErrorCode::CursorAhead,
+            AppError::TurnUnavailable(_) => ErrorCode::TurnUnavailable,
+            AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -119,7 +114,7 @@ impl AppError {
             }
             AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
-            AppError::RoleMismatch { .. } | AppError::RoomFull(_) => StatusCode::CONFLICT,
+            AppError::RoleMismatch(_) | AppError::RoomFull(_) => StatusCode::CONFLICT,
             AppError::RateLimited(_)
             | AppError::TooManyPolls(_)
             | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -133,6 +128,22 @@ impl AppError {
 impl From<rusqlite::Error> for AppError {
     fn from(err: rusqlite::Error) -> Self {
         AppError::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::PeerNotFound(peer) => AppError::PeerNotFound(peer),
+            StoreError::RecipientBacklog(max) => AppError::RecipientBacklog(max),
+            e @ StoreError::NotLinked { .. } => AppError::Forbidden(e.to_string()),
+            e @ StoreError::RoleMismatch { .. } => AppError::RoleMismatch(e.to_string()),
+            StoreError::RoomFull(capacity) => AppError::RoomFull(capacity),
+            StoreError::CursorAhead { since, last } => AppError::CursorAhead { since, last },
+            e @ (StoreError::Database(_) | StoreError::Encoding(_)) => {
+                AppError::Internal(e.to_string())
+            }
+        }
     }
 }
 
@@ -156,7 +167,7 @@ impl IntoResponse for AppError {
         };
         let body = ErrorResponse {
             error: ErrorBody {
-                code: self.code().to_owned(),
+                code: self.code().as_str().to_owned(),
                 message,
             },
         };

@@ -74,6 +74,12 @@ pub fn now_ms() -> i64 {
 impl AppState {
     /// Opens the database and checks the configuration.
     pub fn new(config: Config) -> Result<Self, StartError> {
+        Self::started_at(config, now_ms())
+    }
+
+    /// As [`AppState::new`], for a process that started at `started_ms` (tests pass in a
+    /// start long ago to see what a long-running server does).
+    pub fn started_at(config: Config, started_ms: i64) -> Result<Self, StartError> {
         let store = Store::open(&config.db).map_err(|source| StartError::Database {
             path: config.db.clone(),
             source,
@@ -93,7 +99,7 @@ impl AppState {
             config,
             store,
             // Peers stored before a restart get a full timeout from now to poll again.
-            live: Live::new(now_ms()),
+            live: Live::new(started_ms),
             turn,
             shutdown: watch::channel(false).0,
         })))

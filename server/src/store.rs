@@ -5,10 +5,61 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use callroom_protocol::{HostReset, LeaveReason, PeerInfo, PeerLeft, Role, Topology};
+use callroom_protocol::{HostReset, LeaveReason, MessageKind, PeerInfo, PeerLeft, Role, Topology};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::error::AppError;
+/// What the store refuses, or fails with. Handlers turn it into an `StoreError` with `?`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The recipient is not a peer of the sender's room.
+    #[error("no peer `{0}` in this room")]
+    PeerNotFound(String),
+    /// The recipient has this many unacknowledged messages.
+    #[error("the recipient is {0} messages behind")]
+    RecipientBacklog(u64),
+    /// The topology does not link sender and recipient.
+    #[error(
+        "in a {} room, a {} may not message a {}",
+        topology.as_str(),
+        from.as_str(),
+        to.as_str()
+    )]
+    NotLinked {
+        /// The room's topology.
+        topology: Topology,
+        /// The sender's role.
+        from: Role,
+        /// The recipient's role.
+        to: Role,
+    },
+    /// The role does not fit the room's topology.
+    #[error("room `{room}` is a {} room; role `{}` cannot join it", topology.as_str(), role.as_str())]
+    RoleMismatch {
+        /// Room id.
+        room: String,
+        /// The room's topology.
+        topology: Topology,
+        /// The requested role.
+        role: Role,
+    },
+    /// The room is at capacity.
+    #[error("room is full ({0} peers)")]
+    RoomFull(u32),
+    /// `since` is ahead of anything sent to this peer.
+    #[error("cursor {since} is ahead of the last message {last}")]
+    CursorAhead {
+        /// Requested cursor.
+        since: u64,
+        /// Last sequence number issued.
+        last: u64,
+    },
+    /// SQLite failed, or holds something this version cannot read.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// An event could not be encoded.
+    #[error("encoding event: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
 
 /// Who to wake after a commit: recipient peer id and the seq it now has.
 pub type Wake = (String, u64);
@@ -141,24 +192,21 @@ pub struct Swept {
     pub expired_messages: usize,
 }
 
-fn role_from_str(text: &str) -> Role {
-    match text {
-        "host" => Role::Host,
-        "guest" => Role::Guest,
-        _ => Role::Peer,
-    }
+/// Reads column `i` as one of the protocol's words; a word this version does not know is a
+/// database error, never a silent default.
+fn word<T>(row: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown word `{text}`").into(),
+        )
+    })
 }
 
-fn topology_from_str(text: &str) -> Topology {
-    if text == "hub" {
-        Topology::Hub
-    } else {
-        Topology::Mesh
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, AppError> {
-    serde_json::to_string(value).map_err(|e| AppError::Internal(format!("encoding event: {e}")))
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(value)?)
 }
 
 impl Store {
@@ -190,7 +238,7 @@ impl Store {
     }
 
     /// Moves the WAL into the database file without blocking readers or writers.
-    pub fn checkpoint(&self) -> Result<(), AppError> {
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
         if let Some(conn) = &self.checkpointer {
             let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
@@ -208,8 +256,8 @@ impl Store {
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, AppError>,
-    ) -> Result<T, AppError> {
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
@@ -217,28 +265,28 @@ impl Store {
         Ok(value)
     }
 
-    /// Adds a peer to `room`, creating the room with the role's topology if needed.
+    /// Adds a peer to `room`, creating the room with `topology` if needed.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &self,
         peer_id: &str,
         token_hash: &[u8],
         room: &str,
+        topology: Topology,
         role: Role,
         name: &str,
         capacity: u32,
         now: i64,
-    ) -> Result<Joined, AppError> {
+    ) -> Result<Joined, StoreError> {
         self.write(|tx| {
-            let existing: Option<String> = tx
+            let existing: Option<Topology> = tx
                 .query_row("SELECT topology FROM rooms WHERE id = ?1", [room], |r| {
-                    r.get(0)
+                    word(r, 0, Topology::parse)
                 })
                 .optional()?;
             let topology = match existing {
-                Some(t) => topology_from_str(&t),
+                Some(t) => t,
                 None => {
-                    let topology = role.topology();
                     tx.execute(
                         "INSERT INTO rooms (id, topology, created_at) VALUES (?1, ?2, ?3)",
                         params![room, topology.as_str(), now],
@@ -246,11 +294,11 @@ impl Store {
                     topology
                 }
             };
-            if role.topology() != topology {
-                return Err(AppError::RoleMismatch {
+            if !topology.admits(role) {
+                return Err(StoreError::RoleMismatch {
                     room: room.to_owned(),
-                    topology: topology.as_str(),
-                    role: role.as_str(),
+                    topology,
+                    role,
                 });
             }
 
@@ -281,7 +329,7 @@ impl Store {
                     r.get(0)
                 })?;
             if count >= capacity {
-                return Err(AppError::RoomFull(capacity));
+                return Err(StoreError::RoomFull(capacity));
             }
             tx.execute(
                 "INSERT INTO peers (id, room, role, name, token_hash, last_seq, joined_at)
@@ -296,16 +344,23 @@ impl Store {
             let others = room_peers(tx, room, Some(peer_id))?;
             let (kind, payload) = match &replaced {
                 Some(old) => (
-                    "host-reset",
+                    MessageKind::HostReset,
                     to_json(&HostReset {
                         host: peer.clone(),
                         previous_peer_id: old.peer_id.clone(),
                     })?,
                 ),
-                None => ("peer-joined", to_json(&peer)?),
+                None => (MessageKind::PeerJoined, to_json(&peer)?),
             };
             for other in &others {
-                wake.push(enqueue(tx, &other.peer_id, kind, None, &payload, now)?);
+                wake.push(enqueue(
+                    tx,
+                    &other.peer_id,
+                    kind.as_str(),
+                    None,
+                    &payload,
+                    now,
+                )?);
             }
             Ok(Joined {
                 peer,
@@ -318,7 +373,7 @@ impl Store {
     }
 
     /// The peer holding the token with this hash. (Polls, not every call, are heartbeats.)
-    pub fn authenticate(&self, token_hash: &[u8]) -> Result<Option<Peer>, AppError> {
+    pub fn authenticate(&self, token_hash: &[u8]) -> Result<Option<Peer>, StoreError> {
         let conn = self.lock();
         let peer = conn
             .prepare_cached(
@@ -329,8 +384,8 @@ impl Store {
                 Ok(Peer {
                     id: r.get(0)?,
                     room: r.get(1)?,
-                    role: role_from_str(&r.get::<_, String>(2)?),
-                    topology: topology_from_str(&r.get::<_, String>(3)?),
+                    role: word(r, 2, Role::parse)?,
+                    topology: word(r, 3, Topology::parse)?,
                 })
             })
             .optional()?;
@@ -347,27 +402,28 @@ impl Store {
         payload: &str,
         backlog: Backlog,
         now: i64,
-    ) -> Result<Wake, AppError> {
+    ) -> Result<Wake, StoreError> {
         self.write(|tx| {
-            let recipient: Option<(String, u64)> = tx
+            let recipient: Option<(Role, u64)> = tx
                 .prepare_cached("SELECT role, last_seq FROM peers WHERE id = ?1 AND room = ?2")?
-                .query_row(params![to, from.room], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![to, from.room], |r| {
+                    Ok((word(r, 0, Role::parse)?, r.get(1)?))
+                })
                 .optional()?;
             let Some((recipient_role, last_seq)) = recipient else {
-                return Err(AppError::PeerNotFound(to.to_owned()));
+                return Err(StoreError::PeerNotFound(to.to_owned()));
             };
             if let Some(acknowledged) = backlog.acknowledged {
                 if last_seq.saturating_sub(acknowledged) >= backlog.max {
-                    return Err(AppError::RecipientBacklog(backlog.max));
+                    return Err(StoreError::RecipientBacklog(backlog.max));
                 }
             }
-            if from.topology == Topology::Hub
-                && from.role == Role::Guest
-                && role_from_str(&recipient_role) != Role::Host
-            {
-                return Err(AppError::Forbidden(
-                    "in a hub room, guests may only message the host".into(),
-                ));
+            if !from.topology.links(from.role, recipient_role) {
+                return Err(StoreError::NotLinked {
+                    topology: from.topology,
+                    from: from.role,
+                    to: recipient_role,
+                });
             }
             enqueue(tx, to, kind, Some(&from.id), payload, now)
         })
@@ -379,7 +435,7 @@ impl Store {
         peer_id: &str,
         reason: LeaveReason,
         now: i64,
-    ) -> Result<Vec<Wake>, AppError> {
+    ) -> Result<Vec<Wake>, StoreError> {
         self.write(|tx| remove_peer(tx, peer_id, reason, now))
     }
 
@@ -387,7 +443,11 @@ impl Store {
     /// deleted later, in batches, by [`Store::delete_acknowledged`].)
     ///
     /// `Ok(None)` means the peer no longer exists.
-    pub fn read(&self, peer_id: &str, since: u64) -> Result<Option<Vec<StoredMessage>>, AppError> {
+    pub fn read(
+        &self,
+        peer_id: &str,
+        since: u64,
+    ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
         let conn = self.lock();
         let last: Option<u64> = conn
             .prepare_cached("SELECT last_seq FROM peers WHERE id = ?1")?
@@ -395,7 +455,7 @@ impl Store {
             .optional()?;
         let Some(last) = last else { return Ok(None) };
         if since > last {
-            return Err(AppError::CursorAhead { since, last });
+            return Err(StoreError::CursorAhead { since, last });
         }
         let mut stmt = conn.prepare_cached(
             "SELECT seq, kind, sender, payload FROM messages
@@ -414,7 +474,7 @@ impl Store {
     }
 
     /// Deletes, per recipient, every message up to the cursor it has acknowledged.
-    pub fn delete_acknowledged(&self, acks: &[(String, u64)]) -> Result<usize, AppError> {
+    pub fn delete_acknowledged(&self, acks: &[(String, u64)]) -> Result<usize, StoreError> {
         if acks.is_empty() {
             return Ok(0);
         }
@@ -436,7 +496,7 @@ impl Store {
         now: i64,
         message_ttl_ms: i64,
         is_silent: impl Fn(&str) -> bool,
-    ) -> Result<Swept, AppError> {
+    ) -> Result<Swept, StoreError> {
         self.write(|tx| {
             let mut swept = Swept::default();
             let ids: Vec<String> = {
@@ -461,7 +521,7 @@ impl Store {
     }
 
     /// Peers of a room, for tests and diagnostics.
-    pub fn room_peers(&self, room: &str) -> Result<Vec<PeerInfo>, AppError> {
+    pub fn room_peers(&self, room: &str) -> Result<Vec<PeerInfo>, StoreError> {
         let conn = self.lock();
         room_peers(&conn, room, None)
     }
@@ -471,14 +531,14 @@ fn room_peers(
     conn: &Connection,
     room: &str,
     except: Option<&str>,
-) -> Result<Vec<PeerInfo>, AppError> {
+) -> Result<Vec<PeerInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, role, name FROM peers WHERE room = ?1 AND id != ?2 ORDER BY joined_at, id",
     )?;
     let rows = stmt.query_map(params![room, except.unwrap_or("")], |r| {
         Ok(PeerInfo {
             peer_id: r.get(0)?,
-            role: role_from_str(&r.get::<_, String>(1)?),
+            role: word(r, 1, Role::parse)?,
             name: r.get(2)?,
         })
     })?;
@@ -492,7 +552,7 @@ fn enqueue(
     from: Option<&str>,
     payload: &str,
     now: i64,
-) -> Result<Wake, AppError> {
+) -> Result<Wake, StoreError> {
     let seq: u64 = tx
         .prepare_cached(
             "UPDATE peers SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
@@ -511,7 +571,7 @@ fn remove_peer(
     peer_id: &str,
     reason: LeaveReason,
     now: i64,
-) -> Result<Vec<Wake>, AppError> {
+) -> Result<Vec<Wake>, StoreError> {
     let room: Option<String> = tx
         .query_row(
             "DELETE FROM peers WHERE id = ?1 RETURNING room",
@@ -531,7 +591,7 @@ fn remove_peer(
         wake.push(enqueue(
             tx,
             &other.peer_id,
-            "peer-left",
+            MessageKind::PeerLeft.as_str(),
             None,
             &payload,
             now,

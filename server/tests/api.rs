@@ -69,6 +69,40 @@ async fn roles_that_do_not_fit_the_rooms_topology_are_refused() {
 }
 
 #[tokio::test]
+async fn the_first_joiner_names_the_topology_and_unknown_ones_are_invalid_input() {
+    let app = TestApp::new();
+    let join = |room: &str, role: &str, topology: serde_json::Value| json!({"type": "join", "room": room, "role": role, "topology": topology});
+    let reply = app.post(None, join("h", "host", json!("hub"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.json["topology"], "hub");
+
+    let reply = app.post(None, join("m", "peer", json!("star"))).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input"),
+        "an unknown topology never silently becomes a mesh"
+    );
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("star"));
+
+    let reply = app.post(None, join("m", "guest", json!("mesh"))).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input"),
+        "a guest cannot create a mesh"
+    );
+
+    // The room `h` is a hub: asking for a mesh as a peer meets the room's own topology.
+    let reply = app.post(None, join("h", "peer", json!("mesh"))).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "role_mismatch")
+    );
+}
+
+#[tokio::test]
 async fn a_full_room_refuses_the_next_joiner() {
     let app = TestApp::with(|c| c.room_capacity = 2);
     app.join("r", "peer", "a").await;
@@ -556,20 +590,24 @@ async fn a_silent_peer_times_out_and_the_room_hears_why() {
 
 #[tokio::test]
 async fn a_new_peer_gets_a_full_timeout_before_its_first_poll() {
-    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(10));
-    // As if the server had been running for an hour before this join.
-    let later = callroom_server::state::now_ms() + 3_600_000;
+    // The server has been running for an hour: a peer that never polled would count as last
+    // seen at the start, an hour ago, unless its join counts as its first heartbeat.
+    let now = callroom_server::state::now_ms();
+    let app = TestApp::started_at(now - 3_600_000, |c| {
+        c.peer_timeout = std::time::Duration::from_secs(10)
+    });
     let a = app.join("r", "peer", "").await;
-    app.state.live.touch(peer_id(&a), later);
-    assert!(app.state.sweep(later + 5_000).unwrap().timed_out.is_empty());
-    let b = app.join("r", "peer", "").await;
-    let swept = app
-        .state
-        .sweep(callroom_server::state::now_ms() + 5_000)
-        .unwrap();
+    let swept = app.state.sweep(now + 5_000).unwrap();
     assert!(
-        !swept.timed_out.contains(&peer_id(&b).to_owned()),
-        "joined just now"
+        !swept.timed_out.contains(&peer_id(&a).to_owned()),
+        "joined 5 s before the sweep, well within the 10 s timeout: {:?}",
+        swept.timed_out
+    );
+    let swept = app.state.sweep(now + 11_000).unwrap();
+    assert_eq!(
+        swept.timed_out,
+        [peer_id(&a).to_owned()],
+        "silent for longer than the timeout after its join"
     );
 }
 

@@ -7,3 +7,4 @@ pub mod negotiation;
 pub mod quality;
 pub mod recovery;
 pub mod roster;
+pub mod session;

@@ -30,41 +30,6 @@ impl ConnectionState {
     }
 }
 
-/// What a relayed or server message is, by its type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inbound {
-    /// An SDP offer or answer.
-    Description,
-    /// A trickled ICE candidate.
-    Candidate,
-    /// The other side rebuilt its connection to us; rebuild ours.
-    Reset,
-    /// `peer-joined`.
-    PeerJoined,
-    /// `peer-left`.
-    PeerLeft,
-    /// `host-reset`.
-    HostReset,
-    /// Something newer than this library; ignored.
-    Unknown,
-}
-
-/// Relay type of a connection reset.
-pub const RESET: &str = "peer-reset";
-
-/// Classifies a message by its `type`.
-pub fn classify(kind: &str) -> Inbound {
-    match kind {
-        "offer" | "answer" => Inbound::Description,
-        "candidate" => Inbound::Candidate,
-        RESET => Inbound::Reset,
-        "peer-joined" => Inbound::PeerJoined,
-        "peer-left" => Inbound::PeerLeft,
-        "host-reset" => Inbound::HostReset,
-        _ => Inbound::Unknown,
-    }
-}
-
 /// A change to the room's membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -136,13 +101,7 @@ impl Roster {
     /// True when our topology connects us to a member with `role`: everyone in a mesh; in a
     /// hub, the host to each guest and each guest to the host.
     pub fn links_to(&self, role: Role) -> bool {
-        match self.topology {
-            Topology::Mesh => true,
-            Topology::Hub => matches!(
-                (self.role, role),
-                (Role::Host, Role::Guest) | (Role::Guest, Role::Host)
-            ),
-        }
+        self.topology.links(self.role, role)
     }
 
     /// The members we connect to.
@@ -304,16 +263,6 @@ mod tests {
             ]
         );
         assert_eq!(guest.links()[0].peer_id, "ph2");
-    }
-
-    #[test]
-    fn message_types_are_classified_and_unknown_ones_tolerated() {
-        assert_eq!(classify("offer"), Inbound::Description);
-        assert_eq!(classify("answer"), Inbound::Description);
-        assert_eq!(classify("candidate"), Inbound::Candidate);
-        assert_eq!(classify(RESET), Inbound::Reset);
-        assert_eq!(classify("host-reset"), Inbound::HostReset);
-        assert_eq!(classify("from-the-future"), Inbound::Unknown);
     }
 
     #[test]

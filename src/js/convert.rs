@@ -1,6 +1,6 @@
 //! Rust values to and from the plain JavaScript objects of the public API.
 
-use callroom_protocol::{PeerInfo, Role};
+use callroom_protocol::{PeerInfo, Role, Topology};
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -88,12 +88,14 @@ pub(super) fn options_from_js(options: &JsValue) -> Result<JoinOptions, Error> {
         o.server = server;
     }
     if let Some(role) = optional_string(options, "role")? {
-        o.role = match role.as_str() {
-            "peer" => Role::Peer,
-            "host" => Role::Host,
-            "guest" => Role::Guest,
-            _ => return Err(invalid("`role` must be \"peer\", \"host\" or \"guest\"")),
-        };
+        o.role = Role::parse(&role)
+            .ok_or_else(|| invalid("`role` must be \"peer\", \"host\" or \"guest\""))?;
+    }
+    if let Some(topology) = optional_string(options, "topology")? {
+        o.topology = Some(
+            Topology::parse(&topology)
+                .ok_or_else(|| invalid("`topology` must be \"mesh\" or \"hub\""))?,
+        );
     }
     if let Some(name) = optional_string(options, "name")? {
         o.name = name;
@@ -180,7 +182,7 @@ fn remote(r: &RemoteStream) -> JsValue {
     set(&o, "peerId", r.peer_id.as_str());
     set(&o, "name", r.name.as_str());
     set(&o, "role", r.role.as_str());
-    set(&o, "stream", or_null(r.stream.clone()));
+    set(&o, "stream", Clone::clone(&r.stream));
     set(&o, "connectionState", r.connection_state.as_str());
     set(
         &o,
@@ -242,12 +244,7 @@ pub(super) fn event_to_js(event: &RoomEvent) -> (&'static str, JsValue) {
         RoomEvent::ParticipantLeft { peer_id, reason } => {
             let o = Object::new();
             set(&o, "peerId", peer_id.as_str());
-            let reason = match reason {
-                callroom_protocol::LeaveReason::Left => "left",
-                callroom_protocol::LeaveReason::Timeout => "timeout",
-                callroom_protocol::LeaveReason::Reset => "reset",
-            };
-            set(&o, "reason", reason);
+            set(&o, "reason", reason.as_str());
             ("participant-left", frozen(o))
         }
         RoomEvent::Track { peer_id, stream } => {

@@ -1,6 +1,6 @@
 //! What an app passes to `Room::join`, with defaults in line with mature WebRTC libraries.
 
-use callroom_protocol::{is_valid_room_id, IceServer, Role, NAME_MAX_LEN};
+use callroom_protocol::{is_valid_room_id, IceServer, Role, Topology, NAME_MAX_LEN};
 
 use crate::core::recovery::RecoveryOptions;
 use crate::media::MediaRequest;
@@ -15,6 +15,9 @@ pub struct JoinOptions {
     pub room: String,
     /// `peer` for a mesh room; `host` or `guest` for a hub.
     pub role: Role,
+    /// The topology to create the room with, if this join creates it (the first joiner
+    /// fixes it). `None`: the role's ([`Role::topology`]).
+    pub topology: Option<Topology>,
     /// Display name.
     pub name: String,
     /// Join ticket from the app's backend, when the server requires one.
@@ -45,6 +48,7 @@ impl JoinOptions {
             server: String::new(),
             room: room.to_owned(),
             role: Role::Peer,
+            topology: None,
             name: String::new(),
             ticket: None,
             media: Some(MediaRequest::camera_and_microphone()),
@@ -64,6 +68,13 @@ impl JoinOptions {
             return Err(Error::InvalidArgument(
                 "room must match [A-Za-z0-9_-]{1,64}".into(),
             ));
+        }
+        if let Some(topology) = self.topology.filter(|t| !t.admits(self.role)) {
+            return Err(Error::InvalidArgument(format!(
+                "role `{}` cannot join a {} room",
+                self.role.as_str(),
+                topology.as_str()
+            )));
         }
         if self.name.chars().count() > NAME_MAX_LEN {
             return Err(Error::InvalidArgument(format!(
@@ -109,20 +120,37 @@ mod tests {
     }
 
     #[test]
-    fn bad_options_are_invalid_argument_errors() {
-        let mut o = JoinOptions::new("no spaces allowed");
-        assert_eq!(o.validate().unwrap_err().code(), "invalid_argument");
-        o = JoinOptions::new("ok");
-        o.poll_wait_ms = 60_000;
-        assert!(o.validate().is_err());
-        o = JoinOptions::new("ok");
-        o.retry_max_ms = 10;
-        assert!(o.validate().is_err());
-        o = JoinOptions::new("ok");
-        o.name = "x".repeat(65);
-        assert!(o.validate().is_err());
-        o = JoinOptions::new("ok");
-        o.stats_interval_ms = 10;
-        assert!(o.validate().is_err());
+    fn bad_options_are_invalid_argument_errors_that_name_the_rule() {
+        type Break = fn(&mut JoinOptions);
+        let cases: [(&str, Break); 7] = [
+            ("room must match", |o| o.room = "no spaces allowed".into()),
+            ("pollWaitMs must be at most 30000", |o| {
+                o.poll_wait_ms = 60_000
+            }),
+            ("retryMaxMs >= retryBaseMs", |o| o.retry_max_ms = 10),
+            ("retry delays must be positive", |o| o.retry_base_ms = 0),
+            ("name must be at most 64", |o| o.name = "x".repeat(65)),
+            ("statsIntervalMs must be at least 500", |o| {
+                o.stats_interval_ms = 10
+            }),
+            ("role `guest` cannot join a mesh room", |o| {
+                o.role = Role::Guest;
+                o.topology = Some(Topology::Mesh);
+            }),
+        ];
+        for (rule, break_it) in cases {
+            let mut o = JoinOptions::new("ok");
+            break_it(&mut o);
+            let error = o.validate().unwrap_err();
+            assert_eq!(error.code(), "invalid_argument", "{rule}");
+            assert!(
+                error.to_string().contains(rule),
+                "expected the rule `{rule}` to fire, got `{error}`"
+            );
+        }
+        let mut hub = JoinOptions::new("ok");
+        hub.role = Role::Host;
+        hub.topology = Some(Topology::Hub);
+        assert_eq!(hub.validate(), Ok(()));
     }
 }

@@ -4,15 +4,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use callroom_protocol::{IceCandidate, SessionDescription};
+use callroom_protocol::{IceCandidate, MessageKind, SessionDescription};
 use gloo_events::EventListener;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit,
-    RtcSignalingState, RtcTrackEvent,
+    MediaStream, MediaStreamTrack, MediaStreamTrackEvent, RtcConfiguration, RtcIceCandidateInit,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::core::negotiation::{Negotiator, OnDescription, SignalingState};
@@ -27,8 +27,8 @@ use crate::Error;
 /// What a link tells its room.
 pub(crate) enum LinkEvent {
     /// Send this message to the remote peer (`offer`, `answer` or `candidate`).
-    Send(&'static str, JsValue),
-    /// A remote stream arrived or changed.
+    Send(MessageKind, JsValue),
+    /// The remote stream gained a track.
     Track(MediaStream),
     /// The connection state changed.
     StateChanged,
@@ -81,7 +81,9 @@ struct LinkState {
     adapter: Adapter,
     /// Our senders with their track kind (the track itself may be swapped out or null).
     senders: Vec<(String, RtcRtpSender)>,
-    remote_stream: Option<MediaStream>,
+    /// The streams the remote side sends its tracks in, watched for removed tracks (a few at
+    /// most: one per stream the remote publishes, capped against a hostile peer).
+    sources: Vec<(String, EventListener)>,
     quality: Option<QualityReport>,
     frames_decoded: f64,
     /// Our stream, held back until the other side's first offer (see [`Opening::Answer`]).
@@ -95,6 +97,10 @@ pub(crate) struct Link {
     peer_id: String,
     generation: u32,
     pc: RtcPeerConnection,
+    /// The remote participant's media: one stream for the link's whole life, which gains
+    /// the tracks that arrive and loses those the remote side removes, so an app can set
+    /// `srcObject` once.
+    remote_stream: MediaStream,
     state: RefCell<LinkState>,
     sink: Sink,
     listeners: RefCell<Vec<EventListener>>,
@@ -103,6 +109,7 @@ pub(crate) struct Link {
 impl Drop for Link {
     fn drop(&mut self) {
         self.listeners.borrow_mut().clear();
+        self.state.borrow_mut().sources.clear();
         self.pc.close();
     }
 }
@@ -131,10 +138,13 @@ impl Link {
         config.set_ice_servers(ice_servers);
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| browser_error("creating a peer connection", &e))?;
+        let remote_stream =
+            MediaStream::new().map_err(|e| browser_error("creating a media stream", &e))?;
         let link = Rc::new(Self {
             peer_id: peer_id.to_owned(),
             generation,
             pc,
+            remote_stream,
             state: RefCell::new(LinkState {
                 negotiator: Negotiator::new(my_id, peer_id),
                 pending: Vec::new(),
@@ -142,7 +152,7 @@ impl Link {
                 meter: QualityMeter::default(),
                 adapter: Adapter::default(),
                 senders: Vec::new(),
-                remote_stream: None,
+                sources: Vec::new(),
                 quality: None,
                 frames_decoded: 0.0,
                 held: None,
@@ -181,9 +191,9 @@ impl Link {
         js::get_str(&self.pc, "connectionState").unwrap_or_else(|| "new".into())
     }
 
-    /// The remote participant's stream, once a track arrived.
-    pub(crate) fn remote_stream(&self) -> Option<MediaStream> {
-        self.state.borrow().remote_stream.clone()
+    /// The remote participant's stream: empty until their first track arrives.
+    pub(crate) fn remote_stream(&self) -> MediaStream {
+        Clone::clone(&self.remote_stream)
     }
 
     /// The last quality report.
@@ -237,7 +247,7 @@ impl Link {
                     username_fragment: js::get_str(&candidate, "usernameFragment"),
                 };
                 link.emit(LinkEvent::Send(
-                    "candidate",
+                    MessageKind::Candidate,
                     wire::ice_candidate_js(&payload),
                 ));
             }),
@@ -248,22 +258,14 @@ impl Link {
                 let Some(e) = e.dyn_ref::<RtcTrackEvent>() else {
                     return;
                 };
-                let stream = e
-                    .streams()
-                    .get(0)
-                    .dyn_into::<MediaStream>()
-                    .ok()
-                    .or_else(|| {
-                        // A track sent without a stream: collect such tracks in one of our own.
-                        let existing = link.state.borrow().remote_stream.clone();
-                        let stream = existing.or_else(|| MediaStream::new().ok())?;
-                        stream.add_track(&e.track());
-                        Some(stream)
-                    });
-                if let Some(stream) = stream {
-                    link.state.borrow_mut().remote_stream = Some(Clone::clone(&stream));
-                    link.emit(LinkEvent::Track(stream));
+                let track = e.track();
+                if link.remote_stream.get_track_by_id(&track.id()).is_none() {
+                    link.remote_stream.add_track(&track);
                 }
+                if let Ok(source) = e.streams().get(0).dyn_into::<MediaStream>() {
+                    link.watch_source(&source);
+                }
+                link.emit(LinkEvent::Track(link.remote_stream()));
             }),
         ));
         listeners.push(on(
@@ -286,6 +288,26 @@ impl Link {
             }),
         ));
         *self.listeners.borrow_mut() = listeners;
+    }
+
+    /// Mirrors tracks the remote side removes from `source` (it unpublished) into our stream.
+    fn watch_source(self: &Rc<Self>, source: &MediaStream) {
+        const MAX_SOURCES: usize = 4;
+        let id = source.id();
+        let mut state = self.state.borrow_mut();
+        if state.sources.len() >= MAX_SOURCES || state.sources.iter().any(|(s, _)| *s == id) {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        let listener = EventListener::new(source, "removetrack", move |e| {
+            let Some(link) = weak.upgrade() else { return };
+            let Some(e) = e.dyn_ref::<MediaStreamTrackEvent>() else {
+                return;
+            };
+            link.remote_stream.remove_track(&e.track());
+            link.emit(LinkEvent::StateChanged);
+        });
+        state.sources.push((id, listener));
     }
 
     fn act(&self, action: RecoveryAction) {
@@ -399,7 +421,11 @@ impl Link {
             kind: kind.clone(),
             sdp: desc.sdp(),
         };
-        let kind = if kind == "answer" { "answer" } else { "offer" };
+        let kind = if kind == "answer" {
+            MessageKind::Answer
+        } else {
+            MessageKind::Offer
+        };
         self.emit(LinkEvent::Send(
             kind,
             wire::session_description_js(&payload),

@@ -44,20 +44,11 @@ fn array(obj: &JsValue, key: &str, what: &str) -> Result<Array, Error> {
 }
 
 fn role(text: &str) -> Result<Role, Error> {
-    match text {
-        "peer" => Ok(Role::Peer),
-        "host" => Ok(Role::Host),
-        "guest" => Ok(Role::Guest),
-        _ => Err(malformed("role")),
-    }
+    Role::parse(text).ok_or_else(|| malformed("role"))
 }
 
 fn topology(text: &str) -> Result<Topology, Error> {
-    match text {
-        "mesh" => Ok(Topology::Mesh),
-        "hub" => Ok(Topology::Hub),
-        _ => Err(malformed("topology")),
-    }
+    Topology::parse(text).ok_or_else(|| malformed("topology"))
 }
 
 /// `PeerInfo`.
@@ -71,12 +62,8 @@ pub(crate) fn peer_info(v: &JsValue) -> Result<PeerInfo, Error> {
 
 /// `PeerLeft`.
 pub(crate) fn peer_left(v: &JsValue) -> Result<PeerLeft, Error> {
-    let reason = match string(v, "reason", "peer-left")?.as_str() {
-        "left" => LeaveReason::Left,
-        "timeout" => LeaveReason::Timeout,
-        "reset" => LeaveReason::Reset,
-        _ => return Err(malformed("peer-left")),
-    };
+    let reason = LeaveReason::parse(&string(v, "reason", "peer-left")?)
+        .ok_or_else(|| malformed("peer-left"))?;
     Ok(PeerLeft {
         peer_id: string(v, "peerId", "peer-left")?,
         reason,
@@ -198,6 +185,9 @@ pub(crate) fn join_request(r: &JoinRequest) -> JsValue {
     set(&o, "role", r.role.as_str());
     set(&o, "name", r.name.as_str());
     set_optional(&o, "ticket", &r.ticket);
+    if let Some(topology) = r.topology {
+        set(&o, "topology", topology.as_str());
+    }
     o.into()
 }
 
@@ -438,12 +428,14 @@ mod tests {
             role: Role::Host,
             name: "Ann".into(),
             ticket: Some("jwt".into()),
+            topology: Some(Topology::Hub),
         };
         let encoded = join_request(&join);
         assert_eq!(reparsed::<JoinRequest>(&encoded), join);
         assert_eq!(get(&encoded, "type").as_string().as_deref(), Some("join"));
         let no_ticket = JoinRequest {
             ticket: None,
+            topology: None,
             ..join
         };
         assert_eq!(

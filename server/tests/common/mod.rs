@@ -42,9 +42,14 @@ impl TestApp {
     }
 
     pub fn with(change: impl FnOnce(&mut Config)) -> Self {
+        Self::started_at(callroom_server::state::now_ms(), change)
+    }
+
+    /// A server whose process started at `started_ms`.
+    pub fn started_at(started_ms: i64, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config();
         change(&mut config);
-        let state = AppState::new(config).expect("test server starts");
+        let state = AppState::started_at(config, started_ms).expect("test server starts");
         Self {
             router: app(state.clone()),
             state,

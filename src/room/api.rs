@@ -1,0 +1,167 @@
+//! `Room`, the Rust API: each method hands its work to the file that owns that job.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use web_sys::MediaStream;
+
+use super::notify::{Events, Notifier, Subscription};
+use super::state::{read, update, Inner, Shared};
+use super::{local, signaling, JoinOptions, Snapshot};
+use crate::core::roster::ConnectionState;
+use crate::media::{self, Device, LocalMedia};
+use crate::Error;
+
+/// A joined room. Dropping it leaves (best effort); `leave().await` leaves and waits.
+pub struct Room {
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("version", &self.shared.notify.version())
+            .finish()
+    }
+}
+
+impl Room {
+    /// Captures media (if `options.media` asks for it), joins, and connects to the room.
+    ///
+    /// A denied camera does not fail the join: the room joins without publishing and its
+    /// snapshot carries the error (`permission_denied`, ...), so the user can still watch.
+    /// A refused or failed join request does fail it.
+    pub async fn join(options: JoinOptions) -> Result<Room, Error> {
+        options.validate()?;
+        let media = options.media.clone();
+        let shared = Rc::new(Shared {
+            inner: RefCell::new(Inner::new(options)),
+            notify: Notifier::default(),
+        });
+        if let Some(request) = media.filter(|r| !r.is_empty()) {
+            match LocalMedia::open(&request).await {
+                Ok(local) => local::publish(&shared, local),
+                Err(error) => {
+                    update(&shared, |inner| inner.view.error = Some(error));
+                }
+            }
+        }
+        if let Err(error) = signaling::connect(&shared).await {
+            update(&shared, |inner| {
+                inner.view.state = ConnectionState::Failed;
+                inner.view.error = Some(error.clone());
+            });
+            return Err(error);
+        }
+        local::watch_devices(&shared);
+        Ok(Room { shared })
+    }
+
+    /// The current state. Cheap; build UI from it.
+    pub fn snapshot(&self) -> Snapshot {
+        let version = self.shared.notify.version();
+        let inner = self.shared.inner.borrow();
+        inner.snapshot(version)
+    }
+
+    /// The snapshot version; changes whenever [`Room::snapshot`] would differ.
+    pub fn version(&self) -> u64 {
+        self.shared.notify.version()
+    }
+
+    /// Calls `callback` after every change, until the subscription is dropped.
+    pub fn on_change(&self, callback: impl Fn() + 'static) -> Subscription {
+        let id = self.shared.notify.add_callback(Rc::new(callback));
+        Subscription {
+            notifier: Rc::downgrade(&self.shared),
+            id,
+        }
+    }
+
+    /// A stream of everything that happens from now on; it ends on leave.
+    pub fn events(&self) -> Events {
+        self.shared.notify.stream()
+    }
+
+    fn ensure_joined(&self) -> Result<(), Error> {
+        match read(&self.shared, |inner| inner.view.state) {
+            Some(ConnectionState::Disconnected) | None => Err(Error::Closed),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Publishes `stream`, or captures with the join options' media request (camera and
+    /// microphone by default). Replaces what was published before.
+    pub async fn publish(&self, stream: Option<MediaStream>) -> Result<(), Error> {
+        self.ensure_joined()?;
+        let media = match stream {
+            Some(stream) => LocalMedia::adopt(stream),
+            None => LocalMedia::open(&local::default_request(&self.shared))
+                .await
+                .inspect_err(|e| local::report(&self.shared, e.clone()))?,
+        };
+        // Left while the browser was asking? Dropping `media` releases what it opened.
+        self.ensure_joined()?;
+        local::publish(&self.shared, media);
+        Ok(())
+    }
+
+    /// Stops publishing (and releases devices callroom opened).
+    pub fn unpublish(&self) {
+        local::unpublish(&self.shared);
+    }
+
+    /// Leaves: stops every track callroom opened, closes every connection, cancels every
+    /// request, timer and listener, and tells the server.
+    pub async fn leave(&self) {
+        signaling::leave(&self.shared).await;
+    }
+
+    /// Forces a full rejoin (new session, new connections; media stays).
+    pub fn reconnect(&self) -> Result<(), Error> {
+        self.ensure_joined()?;
+        signaling::rejoin(&self.shared);
+        Ok(())
+    }
+
+    /// Mutes or unmutes the microphone (the track stays open, so unmuting is instant).
+    pub fn set_mic_enabled(&self, enabled: bool) {
+        local::set_mic_enabled(&self.shared, enabled);
+    }
+
+    /// Turns the camera off (releasing it: the light goes off) or on again, without
+    /// renegotiating.
+    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), Error> {
+        self.ensure_joined()?;
+        local::set_camera_enabled(&self.shared, enabled).await
+    }
+
+    /// Switches to camera `device_id`, or to the next camera when `None`, with
+    /// `replaceTrack` (no renegotiation).
+    pub async fn switch_camera(&self, device_id: Option<String>) -> Result<(), Error> {
+        self.ensure_joined()?;
+        local::switch_camera(&self.shared, device_id).await
+    }
+
+    /// Shares a screen, window or tab in place of the camera (`contentHint = "detail"`).
+    /// Ends by itself when the user stops sharing from the browser's UI.
+    pub async fn start_screen_share(&self) -> Result<(), Error> {
+        self.ensure_joined()?;
+        let track = media::open_screen()
+            .await
+            .inspect_err(|e| local::report(&self.shared, e.clone()))?;
+        local::still_joined(&self.shared, &track)?;
+        local::start_screen(&self.shared, track).await;
+        Ok(())
+    }
+
+    /// Stops sharing and sends the camera again (if it is on).
+    pub async fn stop_screen_share(&self) {
+        local::stop_screen(&self.shared).await;
+    }
+
+    /// Lists cameras, microphones and speakers, and updates the snapshot's `devices`.
+    pub async fn list_devices(&self) -> Result<Vec<Device>, Error> {
+        local::list_devices(&self.shared).await
+    }
+}

@@ -1,0 +1,253 @@
+//! The `Peers` media plane: one peer connection ([`Link`]) per remote participant our
+//! topology links us to. Mesh and hub rooms differ only in which pairs link
+//! ([`Topology::links`](callroom_protocol::Topology::links), applied by the roster).
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use callroom_protocol::{MessageKind, Role};
+use wasm_bindgen::JsValue;
+use web_sys::{MediaStream, MediaStreamTrack};
+
+use super::plane::{PlaneEvent, PlaneSetup, Signal};
+use super::RemoteStream;
+use crate::core::quality::QualityReport;
+use crate::core::roster::{Change, Roster};
+use crate::web::peer::{Link, LinkEvent, LinkSetup, Opening, Sink};
+use crate::Error;
+
+/// The state the links' event handlers reach through a `Weak`: when the plane is dropped
+/// (leave, rejoin), late events from its links find nothing and are ignored.
+struct State {
+    setup: PlaneSetup,
+    /// One link per remote peer. A handful at most, so a `Vec` beats a map (and costs less
+    /// code in the bundle).
+    links: RefCell<Vec<Rc<Link>>>,
+    /// Each link gets a new number, so events from a replaced link are recognised as stale.
+    next_generation: Cell<u32>,
+    /// What we publish, for links opened later.
+    local: RefCell<Option<MediaStream>>,
+}
+
+/// One connection per linked pair.
+pub(crate) struct Peers {
+    state: Rc<State>,
+}
+
+impl Peers {
+    pub(crate) fn new(setup: PlaneSetup, local: Option<&MediaStream>) -> Self {
+        Self {
+            state: Rc::new(State {
+                setup,
+                links: RefCell::new(Vec::new()),
+                next_generation: Cell::new(0),
+                local: RefCell::new(local.cloned()),
+            }),
+        }
+    }
+
+    fn links(&self) -> Vec<Rc<Link>> {
+        self.state.links.borrow().clone()
+    }
+
+    fn link(&self, peer: &str) -> Option<Rc<Link>> {
+        find(&self.state, peer)
+    }
+
+    pub(crate) fn start(&self, roster: &Roster) {
+        for member in roster.links() {
+            // We are the newcomer: we offer to everyone already here.
+            open(&self.state, &member.peer_id, Opening::Offer);
+        }
+    }
+
+    pub(crate) fn on_roster(&self, change: &Change) {
+        match change {
+            Change::Joined { peer, link: true } => {
+                open(&self.state, &peer.peer_id, Opening::Answer)
+            }
+            Change::Joined { .. } => {}
+            Change::Left { peer_id, .. } => {
+                self.state
+                    .links
+                    .borrow_mut()
+                    .retain(|l| l.peer_id() != peer_id);
+            }
+        }
+    }
+
+    pub(crate) async fn on_signal(
+        &self,
+        from: &str,
+        linked: bool,
+        signal: Signal,
+    ) -> Result<(), Error> {
+        // The link to `from`, opened on demand if our topology links us.
+        let link = match self.link(from) {
+            Some(link) => Some(link),
+            None if linked && !matches!(signal, Signal::Reset) => {
+                open(&self.state, from, Opening::Answer);
+                self.link(from)
+            }
+            None => None,
+        };
+        let Some(link) = link else { return Ok(()) };
+        match signal {
+            Signal::Description(desc) => link.on_description(desc).await,
+            Signal::Candidate(candidate) => link.on_candidate(candidate).await,
+            Signal::Reset => {
+                open(&self.state, from, Opening::Answer);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn publish(&self, stream: &MediaStream) {
+        *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+        for link in self.links() {
+            link.unpublish();
+            link.publish(stream);
+        }
+    }
+
+    pub(crate) fn unpublish(&self) {
+        *self.state.local.borrow_mut() = None;
+        for link in self.links() {
+            link.unpublish();
+        }
+    }
+
+    pub(crate) async fn send_track(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for link in self.links() {
+            match link.replace_track(kind, track).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Some(track) = track {
+                        link.add_track(track, stream);
+                    }
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        errors
+    }
+
+    pub(crate) fn tick(&self, now: f64) {
+        for link in self.links() {
+            link.tick(now);
+        }
+    }
+
+    pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
+        let mut reports = Vec::new();
+        for link in self.links() {
+            if let Some(report) = link.clone().measure().await {
+                reports.push((link.peer_id().to_owned(), report));
+            }
+        }
+        reports
+    }
+
+    pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
+        self.state
+            .links
+            .borrow()
+            .iter()
+            .map(|link| {
+                let member = roster.member(link.peer_id());
+                RemoteStream {
+                    peer_id: link.peer_id().to_owned(),
+                    name: member.map(|m| m.name.clone()).unwrap_or_default(),
+                    role: member.map_or(Role::Peer, |m| m.role),
+                    stream: link.remote_stream(),
+                    connection_state: link.connection_state(),
+                    quality: link.quality(),
+                    frames_decoded: link.frames_decoded(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn find(state: &State, peer: &str) -> Option<Rc<Link>> {
+    state
+        .links
+        .borrow()
+        .iter()
+        .find(|l| l.peer_id() == peer)
+        .cloned()
+}
+
+/// Opens (or replaces, and so closes) the link to `peer`.
+fn open(state: &Rc<State>, peer: &str, opening: Opening) {
+    let generation = state.next_generation.get().wrapping_add(1);
+    state.next_generation.set(generation);
+    let weak = Rc::downgrade(state);
+    let sink: Sink = Rc::new(move |peer: &str, generation: u32, event: LinkEvent| {
+        on_link_event(&weak, peer, generation, event);
+    });
+    let local = state.local.borrow().clone();
+    let setup = LinkSetup {
+        my_id: &state.setup.my_id,
+        peer_id: peer,
+        generation,
+        ice_servers: &state.setup.ice_servers,
+        recovery: state.setup.recovery,
+        local: local.as_ref(),
+        opening,
+    };
+    match Link::open(setup, sink) {
+        Ok(link) => {
+            let old = {
+                let mut links = state.links.borrow_mut();
+                let old = links
+                    .iter()
+                    .position(|l| l.peer_id() == peer)
+                    .map(|i| links.remove(i));
+                links.push(link);
+                old
+            };
+            // Closed outside the borrow: closing fires no events we handle, but a `Drop`
+            // that did would find the list free.
+            drop(old);
+            (state.setup.sink)(PlaneEvent::Changed);
+        }
+        Err(error) => (state.setup.sink)(PlaneEvent::Error(error)),
+    }
+}
+
+fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEvent) {
+    let Some(state) = weak.upgrade() else { return };
+    if find(&state, peer).is_none_or(|l| l.generation() != generation) {
+        return;
+    }
+    let sink = &state.setup.sink;
+    match event {
+        LinkEvent::Send(kind, payload) => sink(PlaneEvent::Send {
+            to: peer.to_owned(),
+            kind,
+            payload,
+        }),
+        LinkEvent::Track(stream) => sink(PlaneEvent::Track {
+            peer_id: peer.to_owned(),
+            stream,
+        }),
+        LinkEvent::StateChanged => sink(PlaneEvent::Changed),
+        LinkEvent::Rebuild => {
+            // The reset goes out first (the outbox keeps order), then the new link's offer.
+            sink(PlaneEvent::Send {
+                to: peer.to_owned(),
+                kind: MessageKind::PeerReset,
+                payload: JsValue::from(js_sys::Object::new()),
+            });
+            open(&state, peer, Opening::Offer);
+        }
+        LinkEvent::Error(error) => sink(PlaneEvent::Error(error)),
+    }
+}

@@ -1,0 +1,157 @@
+//! The media plane: everything between the room and its remote media. The room tells the
+//! plane who is here, what we publish and what arrived for it; the plane owns the
+//! connections and reports back through a [`PlaneSink`]. Nothing outside the plane walks
+//! connections.
+//!
+//! `mesh` and `hub` rooms use [`Peers`] (one connection per linked pair; only which pairs
+//! link differs). An SFU room, one connection for the whole room, is the next variant.
+
+use std::rc::Rc;
+
+use callroom_protocol::{IceCandidate, MessageKind, SessionDescription};
+use wasm_bindgen::JsValue;
+use web_sys::{MediaStream, MediaStreamTrack};
+
+use super::peers::Peers;
+use super::RemoteStream;
+use crate::core::quality::QualityReport;
+use crate::core::recovery::RecoveryOptions;
+use crate::core::roster::{Change, Roster};
+use crate::Error;
+
+/// What a plane tells its room.
+pub(crate) enum PlaneEvent {
+    /// Relay this message to a peer, in order with every other relay.
+    Send {
+        /// Recipient.
+        to: String,
+        /// Message type.
+        kind: MessageKind,
+        /// Its payload.
+        payload: JsValue,
+    },
+    /// A participant's stream gained a track.
+    Track {
+        /// Whose.
+        peer_id: String,
+        /// Their stream (the same object for the whole call).
+        stream: MediaStream,
+    },
+    /// Something the snapshot shows changed (a connection state, a track removed).
+    Changed,
+    /// Something failed; the plane carries on.
+    Error(Error),
+}
+
+/// Where plane events go. Called while no room state is borrowed.
+pub(crate) type PlaneSink = Rc<dyn Fn(PlaneEvent)>;
+
+/// What a plane needs from the session that made it.
+pub(crate) struct PlaneSetup {
+    /// Our peer id.
+    pub(crate) my_id: String,
+    /// ICE servers, as `RTCConfiguration.iceServers`.
+    pub(crate) ice_servers: JsValue,
+    /// ICE recovery timings.
+    pub(crate) recovery: RecoveryOptions,
+    /// Where events go.
+    pub(crate) sink: PlaneSink,
+}
+
+/// A signaling message for the plane, from another peer.
+pub(crate) enum Signal {
+    /// An SDP offer or answer.
+    Description(SessionDescription),
+    /// A trickled ICE candidate.
+    Candidate(IceCandidate),
+    /// The sender rebuilt its connection to us.
+    Reset,
+}
+
+/// The media plane of one session. Shared (`Rc`) so async work runs on it after the room
+/// state is released; dropping the last handle closes every connection.
+pub(crate) enum Plane {
+    /// One connection per linked pair (mesh and hub).
+    Peers(Peers),
+}
+
+impl Plane {
+    /// The plane for a mesh or hub room, publishing `local` from the start.
+    pub(crate) fn new(setup: PlaneSetup, local: Option<&MediaStream>) -> Rc<Self> {
+        Rc::new(Plane::Peers(Peers::new(setup, local)))
+    }
+
+    /// We just joined: connect to whoever the topology links us to.
+    pub(crate) fn start(&self, roster: &Roster) {
+        match self {
+            Plane::Peers(peers) => peers.start(roster),
+        }
+    }
+
+    /// The room's membership changed.
+    pub(crate) fn on_roster(&self, change: &Change) {
+        match self {
+            Plane::Peers(peers) => peers.on_roster(change),
+        }
+    }
+
+    /// A signaling message from `from`; `linked` says whether our topology links us to it.
+    pub(crate) async fn on_signal(
+        &self,
+        from: &str,
+        linked: bool,
+        signal: Signal,
+    ) -> Result<(), Error> {
+        match self {
+            Plane::Peers(peers) => peers.on_signal(from, linked, signal).await,
+        }
+    }
+
+    /// Starts sending `stream` (replacing what was published).
+    pub(crate) fn publish(&self, stream: &MediaStream) {
+        match self {
+            Plane::Peers(peers) => peers.publish(stream),
+        }
+    }
+
+    /// Stops sending.
+    pub(crate) fn unpublish(&self) {
+        match self {
+            Plane::Peers(peers) => peers.unpublish(),
+        }
+    }
+
+    /// Sends `track` (or nothing) as the outgoing track of `kind`, without renegotiation
+    /// where a sender of that kind exists. `stream` is the local stream it belongs to.
+    pub(crate) async fn send_track(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
+        match self {
+            Plane::Peers(peers) => peers.send_track(kind, track, stream).await,
+        }
+    }
+
+    /// Time passed: drives recovery.
+    pub(crate) fn tick(&self, now: f64) {
+        match self {
+            Plane::Peers(peers) => peers.tick(now),
+        }
+    }
+
+    /// Reads stats and scores quality, per remote participant; adapts what we send.
+    pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
+        match self {
+            Plane::Peers(peers) => peers.measure().await,
+        }
+    }
+
+    /// One entry per remote participant whose media we receive or expect.
+    pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
+        match self {
+            Plane::Peers(peers) => peers.remote_streams(roster),
+        }
+    }
+}

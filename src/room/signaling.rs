@@ -1,0 +1,445 @@
+//! The signaling client: join and rejoin, the long-poll loop and what each message means, the
+//! outbox of relays, and leaving. Its decisions (retry, rejoin, stop; which messages are
+//! fresh; which failed relays are sent again) are made by `core::session`; this file carries
+//! them out with `fetch` and timers.
+
+use std::rc::{Rc, Weak};
+
+use callroom_protocol::{JoinRequest, MessageKind};
+use gloo_timers::callback::{Interval, Timeout};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::AbortController;
+
+use super::plane::{Plane, PlaneEvent, PlaneSetup, PlaneSink, Signal};
+use super::state::{read, update, with, Session, Shared, Signaling};
+use super::{ticker, RoomEvent};
+use crate::core::backoff::Backoff;
+use crate::core::roster::{Change, ConnectionState, Roster};
+use crate::core::session::{on_join_error, on_relay_error, PollAction, PollPolicy, RelayAction};
+use crate::web::http::Http;
+use crate::web::js;
+use crate::web::wire;
+use crate::Error;
+
+/// A relay waiting in the outbox.
+pub(crate) struct Relay {
+    to: String,
+    kind: MessageKind,
+    payload: JsValue,
+}
+
+// ------------------------------------------------------------------ join and rejoin
+
+/// Joins (or rejoins) and starts the poll loop and the ticker.
+pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
+    let Some((http, request, epoch)) = read(shared, |inner| {
+        let o = &inner.options;
+        let request = JoinRequest {
+            room: o.room.clone(),
+            role: o.role,
+            name: o.name.clone(),
+            ticket: o.ticket.clone(),
+            topology: o.topology,
+        };
+        (inner.http.clone(), request, inner.epoch)
+    }) else {
+        return Err(Error::Closed);
+    };
+    let answer = http
+        .post("/signaling", None, &wire::join_request(&request), None)
+        .await?;
+    let joined = wire::join_response(&answer)?;
+    let weak = Rc::downgrade(shared);
+    let started = update(shared, |inner| {
+        if inner.epoch != epoch || inner.view.state == ConnectionState::Disconnected {
+            // Left (or rejoined) while this join was in flight: end the session it made, so
+            // nobody sees a ghost until the server's timeout.
+            end_session_later(&inner.http, joined.token.clone());
+            return Err(Error::Closed);
+        }
+        let ice_servers = match &inner.options.ice_servers {
+            Some(servers) => wire::ice_servers_js(servers),
+            None => wire::ice_servers_js(&joined.ice_servers),
+        };
+        let roster = Roster::new(&joined.peer_id, joined.role, joined.topology, joined.peers);
+        let setup = PlaneSetup {
+            my_id: joined.peer_id.clone(),
+            ice_servers,
+            recovery: inner.options.recovery,
+            sink: plane_sink(&weak),
+        };
+        let plane = Plane::new(setup, inner.local_stream().as_ref());
+        plane.start(&roster);
+        let o = &inner.options;
+        inner.signaling = Some(Signaling {
+            token: joined.token,
+            poll: PollPolicy::new(
+                joined.cursor,
+                o.poll_wait_ms,
+                o.poll_interval_ms,
+                Backoff::new(f64::from(o.retry_base_ms), f64::from(o.retry_max_ms)),
+            ),
+        });
+        inner.view.session = Some(Session {
+            peer_id: joined.peer_id,
+            roster,
+            plane,
+        });
+        inner.join_backoff.reset();
+        if inner.ticker.is_none() {
+            let weak = weak.clone();
+            inner.ticker = Some(Interval::new(1_000, move || ticker::tick(&weak)));
+        }
+        inner.set_state(ConnectionState::Connected);
+        Ok(inner.epoch)
+    });
+    let epoch = started.ok_or(Error::Closed)??;
+    spawn_local(poll_loop(weak, epoch));
+    Ok(())
+}
+
+/// Where the plane's events go: relays into the outbox, the rest into the room's state.
+fn plane_sink(weak: &Weak<Shared>) -> PlaneSink {
+    let weak = weak.clone();
+    Rc::new(move |event| {
+        let Some(shared) = weak.upgrade() else { return };
+        match event {
+            PlaneEvent::Send { to, kind, payload } => send(&shared, to, kind, payload),
+            PlaneEvent::Track { peer_id, stream } => {
+                update(&shared, |inner| {
+                    inner.view.touch();
+                    inner.events.push(RoomEvent::Track { peer_id, stream });
+                });
+            }
+            PlaneEvent::Changed => {
+                update(&shared, |inner| inner.view.touch());
+            }
+            PlaneEvent::Error(error) => {
+                update(&shared, |inner| inner.report(error));
+            }
+        }
+    })
+}
+
+/// A full rejoin: new session, new connections; local media stays.
+pub(crate) fn rejoin(shared: &Rc<Shared>) {
+    let rejoin = update(shared, |inner| {
+        if inner.view.state == ConnectionState::Disconnected {
+            return None;
+        }
+        inner.stop_activity();
+        inner.view.session = None;
+        let old = inner
+            .signaling
+            .take()
+            .map(|s| (inner.http.clone(), s.token));
+        inner.set_state(ConnectionState::Reconnecting);
+        Some((inner.epoch, old))
+    })
+    .flatten();
+    let Some((epoch, old)) = rejoin else { return };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        // End the old session first (when the server still knows it), so the others drop it
+        // at once instead of after the server's peer timeout.
+        if let Some((http, token)) = old {
+            end_session(&http, &token).await;
+        }
+        rejoin_attempt(weak, epoch).await;
+    });
+}
+
+async fn rejoin_attempt(weak: Weak<Shared>, epoch: u32) {
+    let Some(shared) = weak.upgrade() else { return };
+    if read(&shared, |inner| inner.epoch != epoch) != Some(false) {
+        return;
+    }
+    let result = connect(&shared).await;
+    drop(shared);
+    if let Err(error) = result {
+        with(&weak, |inner| {
+            if inner.epoch != epoch {
+                return;
+            }
+            match on_join_error(&error, &mut inner.join_backoff, js::random()) {
+                None => {
+                    inner.set_state(ConnectionState::Failed);
+                    inner.report(error);
+                }
+                Some(delay) => {
+                    let weak = weak.clone();
+                    inner.retry_timer = Some(Timeout::new(delay, move || {
+                        spawn_local(rejoin_attempt(weak, epoch));
+                    }));
+                }
+            }
+        });
+    }
+}
+
+// ------------------------------------------------------------------ polling
+
+async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
+    loop {
+        let Some((http, path, token, signal)) = with(&weak, |inner| {
+            if inner.epoch != epoch {
+                return None;
+            }
+            let signaling = inner.signaling.as_ref()?;
+            let abort = AbortController::new().ok()?;
+            let signal = abort.signal();
+            let path = format!(
+                "/messages?since={}&wait={}",
+                signaling.poll.cursor(),
+                signaling.poll.wait_ms()
+            );
+            let token = signaling.token.clone();
+            inner.poll_abort = Some(abort);
+            Some((inner.http.clone(), path, token, signal))
+        })
+        .flatten() else {
+            return;
+        };
+        let result = http.get(&path, Some(&token), Some(&signal)).await;
+        let Some(shared) = weak.upgrade() else { return };
+        let current = |shared: &Shared| read(shared, |inner| inner.epoch == epoch) == Some(true);
+        if !current(&shared) {
+            return;
+        }
+        let answer = result.and_then(|json| wire::messages(&json));
+        let action = match answer {
+            Ok((messages, cursor)) => {
+                for message in messages {
+                    let fresh = with(&weak, |inner| {
+                        Some(inner.signaling.as_mut()?.poll.accept(message.seq))
+                    })
+                    .flatten();
+                    if fresh == Some(true) {
+                        handle_message(&shared, message).await;
+                    }
+                    if !current(&shared) {
+                        return;
+                    }
+                }
+                update(&shared, |inner| {
+                    let action = inner.signaling.as_mut()?.poll.on_answer(cursor);
+                    inner.set_state(ConnectionState::Connected);
+                    Some(action)
+                })
+                .flatten()
+            }
+            Err(error) => update(&shared, |inner| {
+                let action = inner
+                    .signaling
+                    .as_mut()?
+                    .poll
+                    .on_error(&error, js::random());
+                match action {
+                    PollAction::Poll { .. } => {
+                        if matches!(error, Error::Protocol(_)) {
+                            inner.report(error);
+                        }
+                        inner.set_state(ConnectionState::Reconnecting);
+                    }
+                    PollAction::Stop => {
+                        inner.stop_activity();
+                        inner.view.session = None;
+                        inner.signaling = None;
+                        inner.set_state(ConnectionState::Failed);
+                        inner.report(error);
+                    }
+                    PollAction::Rejoin => {}
+                }
+                Some(action)
+            })
+            .flatten(),
+        };
+        match action {
+            Some(PollAction::Poll { after_ms: 0 }) => continue,
+            Some(PollAction::Poll { after_ms }) => {
+                update(&shared, |inner| {
+                    let weak = weak.clone();
+                    inner.retry_timer = Some(Timeout::new(after_ms, move || {
+                        spawn_local(poll_loop(weak, epoch));
+                    }));
+                });
+                return;
+            }
+            // Our peer expired (the server timed us out or lost its state): join anew.
+            Some(PollAction::Rejoin) => {
+                rejoin(&shared);
+                return;
+            }
+            Some(PollAction::Stop) | None => return,
+        }
+    }
+}
+
+async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
+    let payload = &message.payload;
+    let Some(kind) = MessageKind::parse(&message.kind) else {
+        // A newer server or client may send types this version does not know.
+        return;
+    };
+    let signal = match kind {
+        MessageKind::PeerJoined => {
+            wire::peer_info(payload).map(|peer| apply(shared, |roster| roster.joined(peer)))
+        }
+        MessageKind::PeerLeft => {
+            wire::peer_left(payload).map(|left| apply(shared, |roster| roster.left(left)))
+        }
+        MessageKind::HostReset => {
+            wire::host_reset(payload).map(|reset| apply(shared, |roster| roster.host_reset(reset)))
+        }
+        MessageKind::Offer | MessageKind::Answer => {
+            wire::session_description(payload).map(|d| Some(Signal::Description(d)))
+        }
+        MessageKind::Candidate => wire::ice_candidate(payload).map(|c| Some(Signal::Candidate(c))),
+        MessageKind::PeerReset => Ok(Some(Signal::Reset)),
+    };
+    let result = match (signal, message.from) {
+        (Ok(Some(signal)), Some(from)) => {
+            let target = read(shared, |inner| {
+                let session = inner.view.session.as_ref()?;
+                let linked = session
+                    .roster
+                    .member(&from)
+                    .is_some_and(|m| session.roster.links_to(m.role));
+                Some((session.plane.clone(), linked))
+            })
+            .flatten();
+            match target {
+                Some((plane, linked)) => plane.on_signal(&from, linked, signal).await,
+                None => Ok(()),
+            }
+        }
+        (Ok(_), _) => Ok(()),
+        (Err(error), _) => Err(error),
+    };
+    if let Err(error) = result {
+        update(shared, |inner| inner.report(error));
+    }
+}
+
+/// Applies a roster change; room events carry no signal for the plane.
+fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -> Option<Signal> {
+    update(shared, |inner| {
+        let Some(session) = inner.view.session.as_mut() else {
+            return;
+        };
+        for change in change(&mut session.roster) {
+            session.plane.on_roster(&change);
+            inner.events.push(match change {
+                Change::Joined { peer, .. } => RoomEvent::ParticipantJoined(peer),
+                Change::Left { peer_id, reason } => RoomEvent::ParticipantLeft { peer_id, reason },
+            });
+        }
+    });
+    None
+}
+
+// ------------------------------------------------------------------ outbox
+
+/// Queues a relay; the outbox sends one at a time, in order, retrying outages.
+pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: JsValue) {
+    let start = update(shared, |inner| {
+        inner.outbox.push_back(Relay { to, kind, payload });
+        let epoch = inner.epoch;
+        (inner.sending.replace(epoch) != Some(epoch)).then_some(epoch)
+    })
+    .flatten();
+    if let Some(epoch) = start {
+        spawn_local(drain_outbox(Rc::downgrade(shared), epoch));
+    }
+}
+
+async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
+    let mut failures = Backoff::new(250.0, 5_000.0);
+    loop {
+        let Some(next) = with(&weak, |inner| {
+            let front = (inner.epoch == epoch)
+                .then(|| inner.outbox.front())
+                .flatten()
+                .map(|r| wire::relay(r.kind.as_str(), &r.to, &r.payload));
+            let token = inner.signaling.as_ref().map(|s| s.token.clone());
+            match (front, token) {
+                (Some(body), Some(token)) => Some((inner.http.clone(), token, body)),
+                _ => {
+                    if inner.sending == Some(epoch) {
+                        inner.sending = None;
+                    }
+                    None
+                }
+            }
+        })
+        .flatten() else {
+            return;
+        };
+        let (http, token, body) = next;
+        let result = http.post("/signaling", Some(&token), &body, None).await;
+        let action = result.as_ref().err().map(on_relay_error);
+        if action == Some(RelayAction::Retry) {
+            let delay = failures.next_delay_ms(js::random());
+            gloo_timers::future::TimeoutFuture::new(delay).await;
+            continue;
+        }
+        failures.reset();
+        with(&weak, |inner| {
+            if inner.epoch != epoch {
+                return;
+            }
+            let Some(sent) = inner.outbox.pop_front() else {
+                return;
+            };
+            match (action, result) {
+                (Some(RelayAction::DropRecipient), Err(error)) => {
+                    inner.outbox.retain(|r| r.to != sent.to);
+                    inner.report(error);
+                }
+                (Some(RelayAction::Report), Err(error)) => inner.report(error),
+                _ => {}
+            }
+        });
+    }
+}
+
+// ------------------------------------------------------------------ leaving
+
+/// Tells the server a session is over. Best effort: if the server is unreachable, it times
+/// the session out instead.
+pub(crate) async fn end_session(http: &Http, token: &str) {
+    let _ = http
+        .post("/signaling", Some(token), &wire::leave(), None)
+        .await;
+}
+
+/// [`end_session`] in the background.
+pub(crate) fn end_session_later(http: &Http, token: String) {
+    let http = http.clone();
+    spawn_local(async move { end_session(&http, &token).await });
+}
+
+/// Leaves: everything stops at once, then the server is told.
+pub(crate) async fn leave(shared: &Rc<Shared>) {
+    let session = update(shared, |inner| {
+        inner.stop_activity();
+        inner.ticker = None;
+        inner.device_listener = None;
+        inner.view.session = None;
+        inner.view.screen = None;
+        inner.view.local = None;
+        inner.view.mic_enabled = false;
+        inner.view.camera_enabled = false;
+        inner.set_state(ConnectionState::Disconnected);
+        inner
+            .signaling
+            .take()
+            .map(|s| (inner.http.clone(), s.token))
+    })
+    .flatten();
+    shared.notify.close();
+    if let Some((http, token)) = session {
+        end_session(&http, &token).await;
+    }
+}

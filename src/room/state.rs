@@ -1,0 +1,248 @@
+//! The room's state and how changes reach the app.
+//!
+//! Everything a snapshot shows lives in [`View`], behind [`Tracked`]: any mutable access
+//! marks the room changed, so no code path can change what apps see without the snapshot
+//! version moving. [`update`] runs a closure on the state, then (with the borrow released)
+//! bumps the version and calls subscribers. Rules that keep it sound: no `RefCell` borrow is
+//! held across an `await` or while app callbacks run; tasks hold a `Weak` across awaits, so
+//! dropping the last `Room` frees everything.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::rc::{Rc, Weak};
+
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
+use web_sys::{AbortController, MediaStream};
+
+use super::local::{Local, Screen};
+use super::notify::Notifier;
+use super::plane::Plane;
+use super::signaling::Relay;
+use super::{JoinOptions, RoomEvent, Snapshot};
+use crate::core::backoff::Backoff;
+use crate::core::roster::{ConnectionState, Roster};
+use crate::core::session::PollPolicy;
+use crate::media::Device;
+use crate::web::http::Http;
+use crate::Error;
+
+/// A value whose every mutable access marks it changed.
+pub(crate) struct Tracked<T> {
+    value: T,
+    changed: bool,
+}
+
+impl<T> Tracked<T> {
+    fn new(value: T) -> Self {
+        Self {
+            value,
+            changed: false,
+        }
+    }
+
+    /// Marks a change the value cannot see itself (a connection's state, read live).
+    pub(crate) fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+impl<T> Deref for Tracked<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for Tracked<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.changed = true;
+        &mut self.value
+    }
+}
+
+/// The joined session as the snapshot shows it.
+pub(crate) struct Session {
+    pub(crate) peer_id: String,
+    pub(crate) roster: Roster,
+    pub(crate) plane: Rc<Plane>,
+}
+
+/// Everything a snapshot shows.
+pub(crate) struct View {
+    pub(crate) state: ConnectionState,
+    pub(crate) session: Option<Session>,
+    pub(crate) local: Option<Local>,
+    pub(crate) mic_enabled: bool,
+    pub(crate) camera_enabled: bool,
+    pub(crate) screen: Option<Screen>,
+    pub(crate) devices: Vec<Device>,
+    pub(crate) error: Option<Error>,
+}
+
+/// The signaling side of a session, which snapshots do not show.
+pub(crate) struct Signaling {
+    pub(crate) token: String,
+    pub(crate) poll: PollPolicy,
+}
+
+pub(crate) struct Inner {
+    pub(crate) options: JoinOptions,
+    pub(crate) http: Http,
+    pub(crate) view: Tracked<View>,
+    pub(crate) signaling: Option<Signaling>,
+    /// Bumped by leave and by each rejoin: tasks of an older epoch stop.
+    pub(crate) epoch: u32,
+    /// Delays between failed joins.
+    pub(crate) join_backoff: Backoff,
+    pub(crate) poll_abort: Option<AbortController>,
+    pub(crate) retry_timer: Option<Timeout>,
+    pub(crate) ticker: Option<Interval>,
+    pub(crate) ticks: u32,
+    pub(crate) outbox: VecDeque<Relay>,
+    /// The epoch whose outbox drainer is running, if any (a drainer of an older epoch stops
+    /// by itself and must not keep a new one from starting).
+    pub(crate) sending: Option<u32>,
+    /// `devicechange`.
+    pub(crate) device_listener: Option<EventListener>,
+    pub(crate) events: Vec<RoomEvent>,
+}
+
+impl Inner {
+    pub(crate) fn new(options: JoinOptions) -> Self {
+        let join_backoff = Backoff::new(
+            f64::from(options.retry_base_ms),
+            f64::from(options.retry_max_ms),
+        );
+        Self {
+            http: Http::new(&options.server),
+            options,
+            view: Tracked::new(View {
+                state: ConnectionState::Connecting,
+                session: None,
+                local: None,
+                mic_enabled: false,
+                camera_enabled: false,
+                screen: None,
+                devices: Vec::new(),
+                error: None,
+            }),
+            signaling: None,
+            epoch: 0,
+            join_backoff,
+            poll_abort: None,
+            retry_timer: None,
+            ticker: None,
+            ticks: 0,
+            outbox: VecDeque::new(),
+            sending: None,
+            device_listener: None,
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn set_state(&mut self, state: ConnectionState) {
+        if self.view.state != state {
+            self.view.state = state;
+            self.events.push(RoomEvent::State(state));
+        }
+    }
+
+    pub(crate) fn report(&mut self, error: Error) {
+        self.events.push(RoomEvent::Error(error.clone()));
+        self.view.error = Some(error);
+    }
+
+    /// The current plane, to use after the room state is released.
+    pub(crate) fn plane(&self) -> Option<Rc<Plane>> {
+        self.view.session.as_ref().map(|s| s.plane.clone())
+    }
+
+    /// The stream we publish, if any.
+    pub(crate) fn local_stream(&self) -> Option<MediaStream> {
+        self.view.local.as_ref().map(|l| Clone::clone(l.stream()))
+    }
+
+    /// Stops everything that runs on its own and ends the session's connections; local
+    /// media stays.
+    pub(crate) fn stop_activity(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if let Some(abort) = self.poll_abort.take() {
+            abort.abort();
+        }
+        self.retry_timer = None;
+        self.outbox.clear();
+        self.sending = None;
+    }
+
+    /// The snapshot of this state, at `version`.
+    pub(crate) fn snapshot(&self, version: u64) -> Snapshot {
+        let view = &*self.view;
+        let session = view.session.as_ref();
+        Snapshot {
+            version,
+            connection_state: view.state,
+            session_id: session.map(|s| s.peer_id.clone()),
+            room: self.options.room.clone(),
+            role: self.options.role,
+            topology: session.map(|s| s.roster.topology()),
+            local_stream: self.local_stream(),
+            remote_streams: session
+                .map(|s| s.plane.remote_streams(&s.roster))
+                .unwrap_or_default(),
+            participants: session
+                .map(|s| s.roster.members().to_vec())
+                .unwrap_or_default(),
+            mic_enabled: view.mic_enabled,
+            camera_enabled: view.camera_enabled,
+            screen_sharing: view.screen.is_some(),
+            devices: view.devices.clone(),
+            error: view.error.clone(),
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Dropping the last handle without `leave()` still leaves: the server is told (best
+    /// effort) and every connection, track, timer and listener goes with `Inner`.
+    fn drop(&mut self) {
+        self.stop_activity();
+        if let Some(signaling) = self.signaling.take() {
+            super::signaling::end_session_later(&self.http, signaling.token);
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) inner: RefCell<Inner>,
+    pub(crate) notify: Notifier,
+}
+
+/// Runs `f` on the room state, then publishes what it changed and the events it queued.
+/// `None` when the room is gone or (a bug) already borrowed, rather than a panic.
+pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
+    let (result, events, changed) = {
+        let mut inner = shared.inner.try_borrow_mut().ok()?;
+        let result = f(&mut inner);
+        let events = std::mem::take(&mut inner.events);
+        (result, events, inner.view.take_changed())
+    };
+    shared.notify.publish(events, changed);
+    Some(result)
+}
+
+/// [`update`] through a `Weak`, for tasks that must not keep the room alive.
+pub(crate) fn with<R>(weak: &Weak<Shared>, f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
+    update(&*weak.upgrade()?, f)
+}
+
+/// Reads the room state without publishing anything.
+pub(crate) fn read<R>(shared: &Shared, f: impl FnOnce(&Inner) -> R) -> Option<R> {
+    let inner = shared.inner.try_borrow().ok()?;
+    Some(f(&inner))
+}
