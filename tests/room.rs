@@ -148,11 +148,17 @@ async fn leave_empties_the_other_sides_remote_streams_at_once() {
 
 #[wasm_bindgen_test]
 async fn camera_off_stops_video_in_the_stats_and_camera_on_resumes_it_without_renegotiation() {
+    record_page_resources();
     let name = unique("camera");
     let a = join(&name, "A", Role::Peer, true).await;
     let b = join(&name, "B", Role::Peer, true).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    let negotiated = descriptions_set();
+    assert!(
+        negotiated >= 2,
+        "the call's own offer and answer are counted ({negotiated})"
+    );
 
     a.set_mic_enabled(false);
     let local = a.snapshot().local_stream.expect("publishing");
@@ -189,6 +195,11 @@ async fn camera_off_stops_video_in_the_stats_and_camera_on_resumes_it_without_re
         "frames flow again"
     );
     assert_eq!(b.snapshot().connection_state.as_str(), "connected");
+    assert_eq!(
+        descriptions_set(),
+        negotiated,
+        "mute, camera off and camera on set no new offer or answer"
+    );
     a.leave().await;
     b.leave().await;
 }
@@ -307,11 +318,20 @@ fn record_page_resources() {
     let install = js_sys::Function::new_no_args(
         r#"
         if (window.__callroomRecorded) return;
-        const pcs = [], tracks = [];
-        window.__callroomRecorded = { pcs, tracks };
+        const pcs = [], tracks = [], screens = [];
+        window.__callroomRecorded = { pcs, tracks, screens };
         const Real = window.RTCPeerConnection;
         window.RTCPeerConnection = class extends Real {
-            constructor(...args) { super(...args); pcs.push(this); }
+            constructor(...args) { super(...args); this.descriptionsSet = 0; pcs.push(this); }
+            // Every offer and answer goes through here: a count that does not move means no
+            // renegotiation happened.
+            setLocalDescription(...args) { this.descriptionsSet++; return super.setLocalDescription(...args); }
+        };
+        const gdm = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
+        navigator.mediaDevices.getDisplayMedia = async (c) => {
+            const s = await gdm(c);
+            screens.push(...s.getTracks());
+            return s;
         };
         const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
         navigator.mediaDevices.getUserMedia = async (c) => {
@@ -349,6 +369,33 @@ fn live_resources() -> (u32, u32, u32) {
     let result: js_sys::Array = count.call0(&JsValue::NULL).unwrap().unchecked_into();
     let n = |i| result.get(i).as_f64().unwrap() as u32;
     (n(0), n(1), n(2))
+}
+
+/// Offers and answers set so far on the page's open peer connections.
+fn descriptions_set() -> u32 {
+    let count = js_sys::Function::new_no_args(
+        r#"
+        return window.__callroomRecorded.pcs
+            .filter(pc => pc.signalingState !== "closed")
+            .reduce((n, pc) => n + pc.descriptionsSet, 0);
+        "#,
+    );
+    count.call0(&JsValue::NULL).unwrap().as_f64().unwrap() as u32
+}
+
+/// What the page's open peer connections send as video: "screen" or "camera:<track id>".
+fn video_senders() -> Vec<String> {
+    let list = js_sys::Function::new_no_args(
+        r#"
+        const { pcs, screens } = window.__callroomRecorded;
+        return pcs.filter(pc => pc.signalingState !== "closed")
+            .flatMap(pc => pc.getSenders())
+            .filter(s => s.track && s.track.kind === "video")
+            .map(s => screens.includes(s.track) ? "screen" : "camera:" + s.track.id);
+        "#,
+    );
+    let result: js_sys::Array = list.call0(&JsValue::NULL).unwrap().unchecked_into();
+    result.iter().filter_map(|v| v.as_string()).collect()
 }
 
 #[wasm_bindgen_test]
@@ -478,13 +525,27 @@ async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_si
 
 #[wasm_bindgen_test]
 async fn screen_share_replaces_the_camera_and_stopping_restores_it_with_the_call_up() {
+    record_page_resources();
     let name = unique("screen");
     let a = join(&name, "A", Role::Peer, true).await;
-    let b = join(&name, "B", Role::Peer, true).await;
+    let b = join(&name, "B", Role::Peer, false).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    let camera = a.snapshot().local_stream.unwrap().get_video_tracks().get(0);
+    let camera: web_sys::MediaStreamTrack = camera.unchecked_into();
+    let camera_sender = format!("camera:{}", camera.id());
+    assert_eq!(
+        video_senders(),
+        std::slice::from_ref(&camera_sender),
+        "before: a's one video sender carries the camera"
+    );
     a.start_screen_share().await.expect("screen share starts");
     assert!(a.snapshot().screen_sharing);
+    assert_eq!(
+        video_senders(),
+        ["screen"],
+        "the video sender carries the screen track"
+    );
     let seen = frames_from(&b.snapshot(), &a_id);
     assert!(
         eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
@@ -492,6 +553,11 @@ async fn screen_share_replaces_the_camera_and_stopping_restores_it_with_the_call
     );
     a.stop_screen_share().await;
     assert!(!a.snapshot().screen_sharing);
+    assert_eq!(
+        video_senders(),
+        [camera_sender],
+        "the camera is back on the sender"
+    );
     let seen = frames_from(&b.snapshot(), &a_id);
     assert!(
         eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,

@@ -9,6 +9,7 @@ const TYPES: &'static str = r#"
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "failed";
 /** `peer` in a mesh room; `host` or `guest` in a hub. */
 export type Role = "peer" | "host" | "guest";
+/** How a room's members connect: `mesh` everyone to everyone, `hub` guests to one host. */
 export type Topology = "mesh" | "hub";
 export type Quality = "good" | "fair" | "poor" | "lost";
 
@@ -27,6 +28,11 @@ export interface JoinOptions {
   /** Signaling server base URL; default: this page's origin. */
   server?: string;
   role?: Role;
+  /**
+   * The topology to create the room with, if this join creates it (the first joiner fixes
+   * it). Default: `mesh` for `peer`, `hub` for `host` and `guest`.
+   */
+  topology?: Topology;
   name?: string;
   /** Join ticket signed by your backend, when the server requires one. */
   ticket?: string;
@@ -71,8 +77,11 @@ export interface RemoteStream {
   readonly peerId: string;
   readonly name: string;
   readonly role: Role;
-  /** Their media; `null` until it arrives. */
-  readonly stream: MediaStream | null;
+  /**
+   * Their media: the same stream for the whole call, empty until their first track arrives
+   * and gaining tracks as they do, so `video.srcObject = entry.stream` is always valid.
+   */
+  readonly stream: MediaStream;
   /** `RTCPeerConnection.connectionState` of the link to them. */
   readonly connectionState: RTCPeerConnectionState;
   readonly quality: Quality | null;

@@ -6,6 +6,7 @@
 //! `mesh` and `hub` rooms use [`Peers`] (one connection per linked pair; only which pairs
 //! link differs). An SFU room, one connection for the whole room, is the next variant.
 
+use std::future::Future;
 use std::rc::Rc;
 
 use callroom_protocol::{IceCandidate, MessageKind, SessionDescription};
@@ -123,14 +124,14 @@ impl Plane {
 
     /// Sends `track` (or nothing) as the outgoing track of `kind`, without renegotiation
     /// where a sender of that kind exists. `stream` is the local stream it belongs to.
-    pub(crate) async fn send_track(
-        &self,
-        kind: &str,
-        track: Option<&MediaStreamTrack>,
-        stream: &MediaStream,
-    ) -> Vec<Error> {
+    pub(crate) fn send_track<'a>(
+        &'a self,
+        kind: &'a str,
+        track: Option<&'a MediaStreamTrack>,
+        stream: &'a MediaStream,
+    ) -> impl Future<Output = Vec<Error>> + 'a {
         match self {
-            Plane::Peers(peers) => peers.send_track(kind, track, stream).await,
+            Plane::Peers(peers) => peers.send_track(kind, track, stream),
         }
     }
 
@@ -142,9 +143,9 @@ impl Plane {
     }
 
     /// Reads stats and scores quality, per remote participant; adapts what we send.
-    pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
+    pub(crate) fn measure(&self) -> impl Future<Output = Vec<(String, QualityReport)>> + '_ {
         match self {
-            Plane::Peers(peers) => peers.measure().await,
+            Plane::Peers(peers) => peers.measure(),
         }
     }
 

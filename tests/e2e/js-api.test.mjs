@@ -116,10 +116,14 @@ test("bad options and refusals reject with a CallroomError carrying a stable cod
       await code({ room: "no spaces", media: false }),
       await code({ media: false }),
       await code({ room: "ok", role: "admin", media: false }),
+      await code({ room: "ok", topology: "star", media: false }),
+      await code({ room: "ok", role: "guest", topology: "mesh", media: false }),
       await code({ room: "ok", media: false, server: "http://127.0.0.1:9" }),
     ];
   });
   assert.deepEqual(codes, [
+    "CallroomError:invalid_argument",
+    "CallroomError:invalid_argument",
     "CallroomError:invalid_argument",
     "CallroomError:invalid_argument",
     "CallroomError:invalid_argument",

@@ -9,6 +9,11 @@ async function plain(): Promise<void> {
   const room: Room = await Room.join(options);
   const snapshot: Snapshot = room.snapshot();
   const state: "disconnected" | "connecting" | "connected" | "reconnecting" | "failed" = snapshot.connectionState;
+  // Every entry carries a stream, so it can go straight into `srcObject`.
+  for (const r of snapshot.remoteStreams) {
+    const stream: MediaStream = r.stream;
+    new HTMLVideoElement().srcObject = stream;
+  }
   const firstStream: MediaStream | null = snapshot.remoteStreams[0]?.stream ?? null;
   const quality: "good" | "fair" | "poor" | "lost" | null = snapshot.remoteStreams[0]?.quality ?? null;
   const off: () => void = room.subscribe(() => undefined);
@@ -33,6 +38,9 @@ async function plain(): Promise<void> {
   await Room.join({ name: "no room" });
   // @ts-expect-error: roles are a closed set
   await Room.join({ room: "r", role: "admin" });
+  await Room.join({ room: "r", role: "host", topology: "hub" });
+  // @ts-expect-error: topologies are a closed set
+  await Room.join({ room: "r", topology: "star" });
   try {
     await Room.join({ room: "r" });
   } catch (e) {
