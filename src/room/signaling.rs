@@ -344,7 +344,7 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -
 /// Queues a relay; the outbox sends one at a time, in order, retrying outages.
 pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: JsValue) {
     let start = update(shared, |inner| {
-        inner.outbox.push_back(Relay { to, kind, payload });
+        inner.outbox.push(Relay { to, kind, payload });
         let epoch = inner.epoch;
         (inner.sending.replace(epoch) != Some(epoch)).then_some(epoch)
     })
@@ -359,7 +359,7 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
     loop {
         let Some(next) = with(&weak, |inner| {
             let front = (inner.epoch == epoch)
-                .then(|| inner.outbox.front())
+                .then(|| inner.outbox.first())
                 .flatten()
                 .map(|r| wire::relay(r.kind.as_str(), &r.to, &r.payload));
             let token = inner.signaling.as_ref().map(|s| s.token.clone());
@@ -389,9 +389,11 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
             if inner.epoch != epoch {
                 return;
             }
-            let Some(sent) = inner.outbox.pop_front() else {
+            if inner.outbox.is_empty() {
                 return;
-            };
+            }
+            // A handful of relays at most: a `Vec` costs less code than a `VecDeque`.
+            let sent = inner.outbox.remove(0);
             match (action, result) {
                 (Some(RelayAction::DropRecipient), Err(error)) => {
                     inner.outbox.retain(|r| r.to != sent.to);

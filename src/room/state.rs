@@ -8,7 +8,6 @@
 //! dropping the last `Room` frees everything.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::rc::{Rc, Weak};
 
@@ -104,7 +103,7 @@ pub(crate) struct Inner {
     pub(crate) retry_timer: Option<Timeout>,
     pub(crate) ticker: Option<Interval>,
     pub(crate) ticks: u32,
-    pub(crate) outbox: VecDeque<Relay>,
+    pub(crate) outbox: Vec<Relay>,
     /// The epoch whose outbox drainer is running, if any (a drainer of an older epoch stops
     /// by itself and must not keep a new one from starting).
     pub(crate) sending: Option<u32>,
@@ -139,7 +138,7 @@ impl Inner {
             retry_timer: None,
             ticker: None,
             ticks: 0,
-            outbox: VecDeque::new(),
+            outbox: Vec::new(),
             sending: None,
             device_listener: None,
             events: Vec::new(),
@@ -226,14 +225,22 @@ pub(crate) struct Shared {
 /// Runs `f` on the room state, then publishes what it changed and the events it queued.
 /// `None` when the room is gone or (a bug) already borrowed, rather than a panic.
 pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
-    let (result, events, changed) = {
-        let mut inner = shared.inner.try_borrow_mut().ok()?;
-        let result = f(&mut inner);
-        let events = std::mem::take(&mut inner.events);
-        (result, events, inner.view.take_changed())
-    };
-    shared.notify.publish(events, changed);
+    let result = f(&mut *shared.inner.try_borrow_mut().ok()?);
+    publish(shared);
     Some(result)
+}
+
+/// The part of [`update`] that does not depend on its closure, kept out of line: `update`
+/// has dozens of instances, and each would otherwise carry its own copy.
+#[inline(never)]
+fn publish(shared: &Shared) {
+    let Ok(mut inner) = shared.inner.try_borrow_mut() else {
+        return;
+    };
+    let events = std::mem::take(&mut inner.events);
+    let changed = inner.view.take_changed();
+    drop(inner);
+    shared.notify.publish(events, changed);
 }
 
 /// [`update`] through a `Weak`, for tasks that must not keep the room alive.
