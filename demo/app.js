@@ -64,7 +64,8 @@ export function renderTiles(grid, tiles) {
     video.muted = t.local;
     if (video.srcObject !== t.stream) video.srcObject = t.stream ?? null;
     // `toggle` with a non-boolean second argument flips the class: always pass a boolean.
-    tile.classList.toggle("no-video", !t.stream || Boolean(t.cameraOff));
+    const hasVideo = Boolean(t.stream && t.stream.getVideoTracks().length > 0);
+    tile.classList.toggle("no-video", !hasVideo || Boolean(t.cameraOff));
     tile.querySelector(".name").textContent = t.local ? `${t.name || "You"} (you)` : t.name || "Guest";
     const quality = t.quality ? `<span class="quality ${t.quality}" data-quality="${t.quality}">${t.quality}</span>` : "";
     const media = t.local ? icon(t.mic, "mic") + icon(!t.cameraOff, "cam") : "";

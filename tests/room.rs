@@ -455,6 +455,46 @@ async fn control(path: &str) {
 }
 
 #[wasm_bindgen_test]
+async fn a_server_that_lost_its_state_answers_unauthorized_and_the_room_rejoins_as_a_new_peer() {
+    let name = unique("amnesia");
+    let join_restartable = |who: &'static str| {
+        let mut o = options(&name, who, Role::Peer, true);
+        o.server = restartable().0;
+        o.retry_max_ms = 1_000;
+        Room::join(o)
+    };
+    let a = join_restartable("A").await.expect("A joins");
+    let b = join_restartable("B").await.expect("B joins");
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert!(eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0).await);
+
+    control("/stop").await;
+    control("/start-empty").await;
+    // The old tokens now get `401 unauthorized`: each room joins anew, as a new peer, and
+    // the two connect again through the new sessions.
+    assert!(
+        eventually(20_000, || {
+            let (sa, sb) = (a.snapshot(), b.snapshot());
+            let (na, nb) = (
+                sa.session_id.clone().unwrap_or_default(),
+                sb.session_id.clone().unwrap_or_default(),
+            );
+            na != a_id && nb != b_id && frames_from(&sa, &nb) > 0.0 && frames_from(&sb, &na) > 0.0
+        })
+        .await,
+        "both rejoined with new sessions and decode each other: a {:?}, b {:?}",
+        a.snapshot().remote_streams,
+        b.snapshot().remote_streams
+    );
+    let s = a.snapshot();
+    assert_eq!(s.connection_state.as_str(), "connected");
+    assert_eq!(s.participants.len(), 1, "the old session of b is gone");
+    assert!(s.error.is_none(), "a rejoin is not an error: {:?}", s.error);
+    a.leave().await;
+    b.leave().await;
+}
+
+#[wasm_bindgen_test]
 async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_signaling() {
     let name = unique("restart");
     let join_restartable = |who: &'static str| {

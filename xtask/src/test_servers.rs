@@ -91,7 +91,14 @@ impl Restartable {
                         shared.lock().map(|mut s| s.take()).ok();
                         Ok(())
                     }
-                    "/start" => {
+                    // `/start-empty`: a server that lost its state (a wiped or in-memory
+                    // database), which no longer knows anyone's token.
+                    "/start" | "/start-empty" => {
+                        if path == "/start-empty" {
+                            for suffix in ["", "-wal", "-shm"] {
+                                let _ = std::fs::remove_file(format!("{db}{suffix}"));
+                            }
+                        }
                         TestServer::start(&bin, &["--listen", &listen, "--db", &db]).map(|s| {
                             if let Ok(mut slot) = shared.lock() {
                                 *slot = Some(s);
