@@ -9,8 +9,8 @@ use str0m::media::{Direction, MediaKind, Mid};
 
 use crate::calls::{
     CloseTrackObject, CloseTracksRequest, CloseTracksResponse, Location, RenegotiateResponse,
-    SdpType, SessionDescription, SessionStateResponse, TrackObject, TracksRequest,
-    TracksResponse, UpdateTracksRequest,
+    SdpType, SessionDescription, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
+    UpdateTracksRequest,
 };
 use crate::error::{codes, CallsError, TrackError};
 use crate::session::{Published, Pulled, SessionKey};
@@ -360,7 +360,12 @@ impl Sfu {
         }
         let publisher_ids: Vec<String> = adds
             .iter()
-            .map(|(_, p, _, _)| self.sessions.get(p).map(|s| s.id.clone()).unwrap_or_default())
+            .map(|(_, p, _, _)| {
+                self.sessions
+                    .get(p)
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default()
+            })
             .collect();
         let s = self.sessions.get_mut(&key).ok_or_else(gone)?;
         let applied = s.guard(|rtc| {
@@ -385,7 +390,8 @@ impl Sfu {
         };
         s.pending = Some(pending);
         let mut routes = Vec::new();
-        for (((slot, publisher, name, kind), mid), pid) in adds.into_iter().zip(mids).zip(publisher_ids)
+        for (((slot, publisher, name, kind), mid), pid) in
+            adds.into_iter().zip(mids).zip(publisher_ids)
         {
             let preference = tracks[slot].simulcast.clone();
             s.pulled.push(Pulled {
@@ -525,11 +531,11 @@ impl Sfu {
             )));
         }
         let offer = match (&request.session_description, request.force) {
-            (Some(d), _) if d.kind == SdpType::Offer => Some(
-                SdpOffer::from_sdp_string(&d.sdp).map_err(|e| {
+            (Some(d), _) if d.kind == SdpType::Offer => {
+                Some(SdpOffer::from_sdp_string(&d.sdp).map_err(|e| {
                     CallsError::invalid_sdp(format!("the offer does not parse: {e}"))
-                })?,
-            ),
+                })?)
+            }
             (Some(_), _) => {
                 return Err(CallsError::invalid_params(
                     "tracks/close takes the client's offer",
@@ -635,7 +641,8 @@ impl Sfu {
         key: SessionKey,
         t: &TrackObject,
     ) -> Result<TrackObject, TrackError> {
-        let not_found = || TrackError::new(codes::UPDATE_TRACK_ERROR, "no pulled track with this mid");
+        let not_found =
+            || TrackError::new(codes::UPDATE_TRACK_ERROR, "no pulled track with this mid");
         if t.location == Some(Location::Local) {
             return Err(TrackError::new(
                 codes::UPDATE_TRACK_ERROR,
@@ -648,19 +655,26 @@ impl Sfu {
             .and_then(Mid::try_from_str)
             .ok_or_else(not_found)?;
         let s = self.sessions.get(&key).ok_or_else(not_found)?;
-        let p = s.pulled.iter().find(|p| p.mid == mid).ok_or_else(not_found)?;
+        let p = s
+            .pulled
+            .iter()
+            .find(|p| p.mid == mid)
+            .ok_or_else(not_found)?;
         let (old_publisher, old_name, kind) = (p.publisher, p.name.clone(), p.kind);
 
         // A different source: re-route if it exists and has the same kind.
-        let new_publisher_id = t.session_id.clone().unwrap_or_else(|| p.publisher_id.clone());
+        let new_publisher_id = t
+            .session_id
+            .clone()
+            .unwrap_or_else(|| p.publisher_id.clone());
         let new_name = if t.track_name.is_empty() {
             old_name.clone()
         } else {
             t.track_name.clone()
         };
-        let new_publisher = self.key(&new_publisher_id).map_err(|_| {
-            TrackError::new(codes::UPDATE_TRACK_ERROR, "no such publisher session")
-        })?;
+        let new_publisher = self
+            .key(&new_publisher_id)
+            .map_err(|_| TrackError::new(codes::UPDATE_TRACK_ERROR, "no such publisher session"))?;
         let source_changed = new_publisher != old_publisher || new_name != old_name;
         if source_changed {
             let track_kind = self
@@ -679,7 +693,11 @@ impl Sfu {
             self.route(new_publisher, &new_name, key, mid);
         }
         let s = self.sessions.get_mut(&key).ok_or_else(not_found)?;
-        let p = s.pulled.iter_mut().find(|p| p.mid == mid).ok_or_else(not_found)?;
+        let p = s
+            .pulled
+            .iter_mut()
+            .find(|p| p.mid == mid)
+            .ok_or_else(not_found)?;
         if source_changed {
             p.publisher = new_publisher;
             p.publisher_id = new_publisher_id.clone();
@@ -769,7 +787,10 @@ fn check_name(name: &str) -> Result<(), TrackError> {
         ));
     }
     if name.len() > MAX_TRACK_NAME_LEN {
-        return Err(TrackError::new(codes::INVALID_PARAMS, "trackName is too long"));
+        return Err(TrackError::new(
+            codes::INVALID_PARAMS,
+            "trackName is too long",
+        ));
     }
     Ok(())
 }
@@ -840,9 +861,9 @@ fn resolve_offered_mid(
 
 /// The kind of an m-line the SFU receives on, or why it cannot carry a pushed track.
 fn receivable_kind(rtc: &str0m::Rtc, mid: Mid) -> Result<MediaKind, TrackError> {
-    let media = rtc
-        .media(mid)
-        .ok_or_else(|| TrackError::new(codes::NOT_FOUND_TRACK_ERROR, "the offer has no such mid"))?;
+    let media = rtc.media(mid).ok_or_else(|| {
+        TrackError::new(codes::NOT_FOUND_TRACK_ERROR, "the offer has no such mid")
+    })?;
     match media.direction() {
         Direction::RecvOnly | Direction::SendRecv => Ok(media.kind()),
         _ => Err(TrackError::new(

@@ -278,7 +278,10 @@ mod tests {
             "future": {"x": 1}
         }))
         .expect("decodes");
-        assert_eq!(req.session_description, Some(SessionDescription::offer("v=0")));
+        assert_eq!(
+            req.session_description,
+            Some(SessionDescription::offer("v=0"))
+        );
         assert_eq!(req.tracks[0].location, Some(Location::Local));
         assert_eq!(req.tracks[0].mid.as_deref(), Some("4"));
         assert_eq!(req.tracks[0].track_name, "cam");
@@ -314,9 +317,10 @@ mod tests {
 
     #[test]
     fn the_older_fallback_strategy_spelling_means_rid_not_available() {
-        let pref: SimulcastPreference =
-            serde_json::from_value(json!({"preferredRid": "m", "fallbackStrategy": "asciibetical"}))
-                .expect("decodes");
+        let pref: SimulcastPreference = serde_json::from_value(
+            json!({"preferredRid": "m", "fallbackStrategy": "asciibetical"}),
+        )
+        .expect("decodes");
         assert_eq!(pref.rid_not_available, Some(LayerOrdering::Asciibetical));
     }
 
@@ -428,9 +432,9 @@ mod tests {
     #[test]
     fn unknown_enum_values_are_rejected_not_guessed() {
         assert!(serde_json::from_value::<TrackObject>(json!({"location": "elsewhere"})).is_err());
-        assert!(
-            serde_json::from_value::<SessionDescription>(json!({"type": "pranswer", "sdp": ""}))
-                .is_err()
-        );
+        assert!(serde_json::from_value::<SessionDescription>(
+            json!({"type": "pranswer", "sdp": ""})
+        )
+        .is_err());
     }
 }

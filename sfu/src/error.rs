@@ -127,6 +127,9 @@ mod tests {
         assert_eq!(CallsError::decoding("x").status, 400);
         assert_eq!(CallsError::invalid_params("x").status, 406);
         assert_eq!(CallsError::session_too_early("x").status, 425);
-        assert_eq!(CallsError::invalid_sdp("x").code, "invalid_session_description");
+        assert_eq!(
+            CallsError::invalid_sdp("x").code,
+            "invalid_session_description"
+        );
     }
 }

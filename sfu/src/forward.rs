@@ -102,21 +102,45 @@ mod tests {
     fn a_new_subscriber_waits_for_a_keyframe_then_forwards() {
         let mut p = pulled();
         p.target = Some(None);
-        assert_eq!(decide(&mut p, MediaKind::Video, None, false), Decision::NeedKeyframe);
-        assert_eq!(decide(&mut p, MediaKind::Video, None, true), Decision::Forward);
-        assert_eq!(decide(&mut p, MediaKind::Video, None, false), Decision::Forward);
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, None, false),
+            Decision::NeedKeyframe
+        );
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, None, true),
+            Decision::Forward
+        );
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, None, false),
+            Decision::Forward
+        );
     }
 
     #[test]
     fn a_switch_keeps_the_old_layer_until_the_new_one_has_a_keyframe() {
         let mut p = pulled();
         p.target = Some(rid("h"));
-        assert_eq!(decide(&mut p, MediaKind::Video, rid("h"), true), Decision::Forward);
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, rid("h"), true),
+            Decision::Forward
+        );
         p.target = Some(rid("l"));
-        assert_eq!(decide(&mut p, MediaKind::Video, rid("h"), false), Decision::Forward);
-        assert_eq!(decide(&mut p, MediaKind::Video, rid("l"), false), Decision::NeedKeyframe);
-        assert_eq!(decide(&mut p, MediaKind::Video, rid("l"), true), Decision::Forward);
-        assert_eq!(decide(&mut p, MediaKind::Video, rid("h"), true), Decision::Drop);
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, rid("h"), false),
+            Decision::Forward
+        );
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, rid("l"), false),
+            Decision::NeedKeyframe
+        );
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, rid("l"), true),
+            Decision::Forward
+        );
+        assert_eq!(
+            decide(&mut p, MediaKind::Video, rid("h"), true),
+            Decision::Drop
+        );
         assert_eq!(p.current, Some(rid("l")));
     }
 

@@ -53,8 +53,8 @@ pub mod calls;
 mod error;
 mod forward;
 mod session;
-pub mod simulcast;
 mod sfu;
+pub mod simulcast;
 
 pub use error::{codes, CallsError, TrackError};
 pub use sfu::{Sfu, SfuConfig, SfuStats, Transmit};

@@ -273,11 +273,7 @@ impl Sfu {
         self.ids
             .get(session_id)
             .copied()
-            .filter(|k| {
-                self.sessions
-                    .get(k)
-                    .is_some_and(|s| s.failed.is_none())
-            })
+            .filter(|k| self.sessions.get(k).is_some_and(|s| s.failed.is_none()))
             .ok_or_else(|| CallsError::session_gone("no such session, or it is closed"))
     }
 
@@ -571,19 +567,21 @@ impl Sfu {
                 else {
                     continue;
                 };
-                let choice = track.layers.choose(
-                    p.preference.as_ref(),
-                    p.current.as_ref(),
-                    budget,
-                    now,
-                );
+                let choice =
+                    track
+                        .layers
+                        .choose(p.preference.as_ref(), p.current.as_ref(), budget, now);
                 if choice.is_some() && choice != p.target {
                     choices.push((key, i, choice));
                 }
             }
         }
         for (key, i, choice) in choices {
-            if let Some(p) = self.sessions.get_mut(&key).and_then(|s| s.pulled.get_mut(i)) {
+            if let Some(p) = self
+                .sessions
+                .get_mut(&key)
+                .and_then(|s| s.pulled.get_mut(i))
+            {
                 p.target = choice;
             }
         }

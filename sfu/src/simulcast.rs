@@ -141,7 +141,10 @@ impl Layers {
             // Ties (e.g. before a first rate window) go to the asciibetically first rid.
             let better = match best {
                 None => true,
-                Some(b) => l.bitrate > b.bitrate || (l.bitrate == b.bitrate && rid_str(&l.rid) < rid_str(&b.rid)),
+                Some(b) => {
+                    l.bitrate > b.bitrate
+                        || (l.bitrate == b.bitrate && rid_str(&l.rid) < rid_str(&b.rid))
+                }
             };
             if better {
                 best = Some(l);
@@ -286,7 +289,10 @@ mod tests {
             priority_ordering: Some(LayerOrdering::None),
             ..Default::default()
         };
-        assert_eq!(layers.choose(Some(&none), None, Some(1), now), Some(rid("h")));
+        assert_eq!(
+            layers.choose(Some(&none), None, Some(1), now),
+            Some(rid("h"))
+        );
     }
 
     #[test]
