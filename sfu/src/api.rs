@@ -457,9 +457,12 @@ impl Sfu {
                 "renegotiate takes the answer to the SFU's offer",
             ));
         }
+        let s = self.sessions.get_mut(&key).ok_or_else(gone)?;
+        if s.pending.is_none() {
+            return Err(CallsError::invalid_params("there is no offer to answer"));
+        }
         let answer = SdpAnswer::from_sdp_string(&description.sdp)
             .map_err(|e| CallsError::invalid_sdp(format!("the answer does not parse: {e}")))?;
-        let s = self.sessions.get_mut(&key).ok_or_else(gone)?;
         let Some(pending) = s.pending.take() else {
             return Err(CallsError::invalid_params("there is no offer to answer"));
         };
