@@ -423,15 +423,35 @@ impl Sfu {
         let Some(subscribers) = self.routes.get(&(publisher, data.mid)) else {
             return;
         };
+        // Borrowed out of the publisher for the loop over subscriber sessions.
+        let layers = self
+            .sessions
+            .get_mut(&publisher)
+            .and_then(|p| p.published.iter_mut().find(|t| t.mid == data.mid))
+            .map(|t| std::mem::take(&mut t.layers))
+            .unwrap_or_default();
         let mut need_keyframe = None;
         let mut written = Vec::with_capacity(subscribers.len());
         for &(sub_key, sub_mid) in subscribers {
             let Some(sub) = self.sessions.get_mut(&sub_key) else {
                 continue;
             };
+            if !sub.connected {
+                // str0m drops media written before the connection is up; a keyframe lost that
+                // way would leave the subscriber waiting for the next one.
+                continue;
+            }
             let Some(pulled) = sub.pulled.iter_mut().find(|p| p.mid == sub_mid) else {
                 continue;
             };
+            if pulled.target.is_none() && kind == MediaKind::Video {
+                pulled.target = layers.choose(
+                    pulled.preference.as_ref(),
+                    pulled.current.as_ref(),
+                    None,
+                    now,
+                );
+            }
             let before = pulled.current;
             match decide(pulled, kind, data.rid, keyframe) {
                 Decision::Drop => continue,
@@ -458,6 +478,13 @@ impl Sfu {
                 self.stats.frames_forwarded += 1;
             }
             written.push(sub_key);
+        }
+        if let Some(t) = self
+            .sessions
+            .get_mut(&publisher)
+            .and_then(|p| p.published.iter_mut().find(|t| t.mid == data.mid))
+        {
+            t.layers = layers;
         }
         for key in written {
             self.mark_dirty(key);

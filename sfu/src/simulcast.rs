@@ -21,6 +21,8 @@ const RATE_WINDOW: Duration = Duration::from_millis(500);
 pub struct Layer {
     /// The RTP stream id, or `None` for a plain track.
     pub rid: Option<Rid>,
+    /// When the first frame of this layer arrived.
+    pub first_seen: Instant,
     /// When the last frame of this layer arrived.
     pub last_seen: Instant,
     /// Measured bitrate, bits per second (0 until one window has passed).
@@ -47,6 +49,7 @@ impl Layers {
                 }
                 self.layers.push(Layer {
                     rid,
+                    first_seen: now,
                     last_seen: now,
                     bitrate: 0,
                     window_start: now,
@@ -93,7 +96,8 @@ impl Layers {
 
     /// The layer a subscriber should receive.
     ///
-    /// * The preferred rid (default: the layer with the highest measured bitrate) when it flows.
+    /// * The preferred rid (default: the layer with the highest measured bitrate) when it flows,
+    ///   or when it has not been seen yet during the track's first second.
     /// * When it does not: `ridNotAvailable: none` keeps the current layer; `asciibetical` takes
     ///   the next flowing rid after the preferred one in a-z order (wrapping); when the field is
     ///   absent, the flowing layer with the highest bitrate.
@@ -117,7 +121,14 @@ impl Layers {
             Some(rid) => Some(Rid::from(rid)),
             None => self.best_by_bitrate(now)?,
         };
-        let mut choice = if self.is_active(&preferred, now) {
+        // Layers of a new track start within moments of each other: wait for a preferred one
+        // not seen yet, rather than starting elsewhere and switching a moment later.
+        let starting = self
+            .layers
+            .iter()
+            .all(|l| now.saturating_duration_since(l.first_seen) < LAYER_TIMEOUT);
+        let unseen = !self.layers.iter().any(|l| l.rid == preferred);
+        let mut choice = if self.is_active(&preferred, now) || (starting && unseen) {
             preferred
         } else {
             match pref.and_then(|p| p.rid_not_available) {
@@ -171,13 +182,13 @@ impl Layers {
         budget: u64,
         now: Instant,
     ) -> Option<Rid> {
+        let current_rate = current.map(|c| self.bitrate_of(c));
         let needed = |rid: &Option<Rid>| {
             let rate = self.bitrate_of(rid);
-            // Moving up to a layer needs headroom; staying on the current one does not.
-            if Some(rid) == current {
-                rate
-            } else {
-                rate + rate * 15 / 100
+            // Moving up to a bigger layer needs headroom; staying or stepping down does not.
+            match current_rate {
+                Some(cur) if Some(rid) != current && rate > cur => rate + rate * 15 / 100,
+                _ => rate,
             }
         };
         if needed(&choice) <= budget {

@@ -247,7 +247,12 @@ impl World {
                 None => writer,
             };
             writer
-                .write(pt, now, time, frame_payload(keyframe, n, rid, size))
+                .write(
+                    pt,
+                    now,
+                    time,
+                    frame_payload(keyframe, n, rid, layer_size(rid, size)),
+                )
                 .expect("write");
         }
         self.pump();
@@ -419,6 +424,15 @@ pub fn frame_payload(keyframe: bool, n: u64, rid: Option<&str>, size: usize) -> 
         v.push((v.len() % 251) as u8);
     }
     v
+}
+
+/// Simulcast layers get smaller from "h" to "m" to "l", as an encoder's would.
+pub fn layer_size(rid: Option<&str>, size: usize) -> usize {
+    match rid {
+        Some("m") => size / 3,
+        Some("l") => size / 9,
+        _ => size,
+    }
 }
 
 /// The frame number and layer tag written by [`frame_payload`].
