@@ -186,7 +186,7 @@ impl Sfu {
         for e in events {
             self.emit(e);
         }
-        self.mark_dirty(key);
+        self.kick(key, now);
         Ok(TracksResponse {
             requires_immediate_renegotiation: false,
             session_description: Some(SessionDescription::answer(answer.to_sdp_string())),
@@ -282,7 +282,7 @@ impl Sfu {
                 ..Default::default()
             };
         }
-        self.mark_dirty(key);
+        self.kick(key, now);
         Ok(TracksResponse {
             requires_immediate_renegotiation: true,
             session_description: Some(SessionDescription::offer(offer.to_sdp_string())),
@@ -420,7 +420,7 @@ impl Sfu {
         for (publisher, name, mid) in routes {
             self.route(publisher, &name, key, mid);
         }
-        self.mark_dirty(key);
+        self.kick(key, now);
         Ok(TracksResponse {
             requires_immediate_renegotiation: true,
             session_description: Some(SessionDescription::offer(offer.to_sdp_string())),
@@ -494,7 +494,7 @@ impl Sfu {
             }
             None => Err(CallsError::internal("the session failed")),
         };
-        self.mark_dirty(key);
+        self.kick(key, now);
         self.drive(now);
         outcome
     }
@@ -585,7 +585,7 @@ impl Sfu {
             }
             None => None,
         };
-        self.mark_dirty(key);
+        self.kick(key, now);
         self.drive(now);
         Ok(CloseTracksResponse {
             session_description: answer,

@@ -22,8 +22,9 @@ pub(crate) const MAX_ADDRS_PER_SESSION: usize = 8;
 pub(crate) struct Session {
     pub id: String,
     pub rtc: Rtc,
-    /// Last time the session was connected (or its creation).
-    pub last_connected: Instant,
+    /// When the last datagram from the client arrived (or the session's creation): clients
+    /// send STUN consent checks and RTCP every few seconds, so silence means no connectivity.
+    pub last_receive: Instant,
     pub connected: bool,
     /// When the `Rtc` wants its next timeout.
     pub timeout: Instant,
@@ -81,7 +82,7 @@ impl Session {
         Session {
             id,
             rtc,
-            last_connected: now,
+            last_receive: now,
             connected: false,
             timeout: now,
             pending: None,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::forward::{decide, outgoing_time, Decision};
 use crate::session::{Session, SessionKey};
@@ -210,10 +210,17 @@ impl Sfu {
             }
             self.by_addr.insert(source, key);
         }
+        s.last_receive = now;
         if let Some(Err(_)) = s.guard(|rtc| rtc.handle_input(input)) {
             s.failed = Some(CloseReason::Failed);
         }
-        self.mark_dirty(key);
+        if s.connected {
+            self.mark_dirty(key);
+        } else {
+            // During the handshake str0m may hold a DTLS flight until its next timeout input;
+            // a late flight makes the client retransmit and can stall the handshake.
+            self.kick(key, now);
+        }
         self.drive(now);
     }
 
@@ -285,6 +292,17 @@ impl Sfu {
         self.events.push_back(event);
     }
 
+    /// Feed a timeout after a change made through the API (SDP, a written frame, a keyframe
+    /// request): str0m acts on such changes at its next timeout input.
+    pub(crate) fn kick(&mut self, key: SessionKey, now: Instant) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            if let Some(Err(_)) = s.guard(|rtc| rtc.handle_input(Input::Timeout(now))) {
+                s.failed = Some(CloseReason::Failed);
+            }
+        }
+        self.mark_dirty(key);
+    }
+
     pub(crate) fn mark_dirty(&mut self, key: SessionKey) {
         if let Some(s) = self.sessions.get_mut(&key) {
             if !s.dirty {
@@ -349,23 +367,14 @@ impl Sfu {
     fn handle_event(&mut self, key: SessionKey, event: Event, now: Instant) {
         match event {
             Event::MediaData(data) => self.forward(key, data, now),
-            Event::Connected
-            | Event::IceConnectionStateChange(
-                IceConnectionState::Connected | IceConnectionState::Completed,
-            ) => {
+            Event::Connected => {
                 let Some(s) = self.sessions.get_mut(&key) else {
                     return;
                 };
-                s.last_connected = now;
-                if !s.connected && s.rtc.is_connected() {
+                if !s.connected {
                     s.connected = true;
                     let session_id = s.id.clone();
                     self.emit(SfuEvent::SessionConnected { session_id });
-                }
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                if let Some(s) = self.sessions.get_mut(&key) {
-                    s.last_connected = now;
                 }
             }
             Event::KeyframeRequest(req) => {
@@ -486,8 +495,9 @@ impl Sfu {
         {
             t.layers = layers;
         }
+        // str0m turns written frames into packets on its next timeout input.
         for key in written {
-            self.mark_dirty(key);
+            self.kick(key, now);
         }
         if let Some(rid) = need_keyframe {
             self.request_keyframe(publisher, &name, rid, now);
@@ -533,7 +543,8 @@ impl Sfu {
         if sent == Some(true) {
             self.stats.keyframe_requests += 1;
         }
-        self.mark_dirty(publisher);
+        // The request becomes RTCP on the next timeout input.
+        self.kick(publisher, now);
     }
 
     /// Re-choose layers, remove silent tracks, close sessions without connectivity.
@@ -544,15 +555,21 @@ impl Sfu {
             if s.failed.is_some() {
                 continue;
             }
-            match s.guard(|rtc| (rtc.is_alive(), rtc.is_connected())) {
-                Some((false, _)) => to_close.push((key, CloseReason::Closed)),
-                Some((true, true)) => s.last_connected = now,
-                Some((true, false)) => {
-                    if now.saturating_duration_since(s.last_connected) >= SESSION_IDLE_TIMEOUT {
-                        to_close.push((key, CloseReason::Idle));
-                    }
+            if !s.connected {
+                // Keep the handshake's clock fresh: str0m's DTLS timers run on the last time an
+                // Rtc was given, and a stale clock makes a new flight retransmit at once.
+                if let Some(Err(_)) = s.guard(|rtc| rtc.handle_input(Input::Timeout(now))) {
+                    s.failed = Some(CloseReason::Failed);
                 }
-                None => {}
+                s.dirty = true;
+                if !self.dirty.contains(&key) {
+                    self.dirty.push(key);
+                }
+            }
+            if s.guard(|rtc| rtc.is_alive()) == Some(false) {
+                to_close.push((key, CloseReason::Closed));
+            } else if now.saturating_duration_since(s.last_receive) >= SESSION_IDLE_TIMEOUT {
+                to_close.push((key, CloseReason::Idle));
             }
         }
         for (key, reason) in to_close {

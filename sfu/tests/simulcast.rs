@@ -144,7 +144,7 @@ fn when_the_current_layer_stops_the_subscriber_falls_back_to_another() {
     // The publisher drops its top layer (as a browser does under CPU or bandwidth pressure).
     w.stream_video(a, mid, &["m", "l"], 3000, 3 * SECOND);
     let got = layers_received(&w, b, before);
-    assert!(got.iter().any(|&l| l == 'm'), "fell back to m: {got:?}");
+    assert!(got.contains(&'m'), "fell back to m: {got:?}");
     assert!(got[got.len() - 30..].iter().all(|&l| l == 'm'), "{got:?}");
     // The gap is bounded: about one second of layer timeout plus a keyframe round trip.
     let gap_frames = 3 * 30 - got.len();

@@ -36,7 +36,8 @@ pub struct Client {
     pub rtc: Rtc,
     pub addr: SocketAddr,
     pub session_id: String,
-    pub inbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Datagrams on their way to this client: (arrival time, sender, contents).
+    pub inbox: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
     pub timeout: Instant,
     pub frames: Vec<Frame>,
     pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
@@ -46,6 +47,8 @@ pub struct Client {
     pub connected: bool,
     /// Stop answering (as if the network to this client vanished).
     pub unplugged: bool,
+    /// Datagrams delivered to this client.
+    pub received: usize,
 }
 
 /// The simulated world: one SFU, many clients, one clock.
@@ -56,6 +59,12 @@ pub struct World {
     pub events: Vec<SfuEvent>,
     /// Largest time step when nothing is due sooner.
     pub max_step: Duration,
+    /// SFU datagrams addressed to nobody.
+    pub lost: usize,
+    /// One-way network delay.
+    pub latency: Duration,
+    /// Datagrams on their way to the SFU: (arrival time, source, destination, contents).
+    pub to_sfu: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
 impl World {
@@ -75,6 +84,9 @@ impl World {
             now,
             events: Vec::new(),
             max_step: Duration::from_millis(5),
+            lost: 0,
+            latency: Duration::from_millis(1),
+            to_sfu: VecDeque::new(),
         }
     }
 
@@ -106,6 +118,7 @@ impl World {
             frame_no: 0,
             connected: false,
             unplugged: false,
+            received: 0,
         });
         n
     }
@@ -165,6 +178,7 @@ impl World {
             .sdp_api()
             .accept_answer(pending, answer)
             .expect("client accepts the answer");
+        self.kick(c);
         self.pump();
         (response, mids)
     }
@@ -214,6 +228,7 @@ impl World {
                     SessionDescription::answer(answer.to_sdp_string()),
                 )
                 .expect("renegotiate accepted");
+            self.kick(c);
         }
         self.pump();
         response
@@ -283,6 +298,15 @@ impl World {
         self.pump();
     }
 
+    /// str0m does not always re-arm its timers after an SDP change; a timeout input does.
+    pub fn kick(&mut self, c: usize) {
+        let now = self.now;
+        self.clients[c]
+            .rtc
+            .handle_input(Input::Timeout(now))
+            .expect("client timeout");
+    }
+
     /// Move every queued datagram and output until nothing moves, without advancing time.
     pub fn pump(&mut self) {
         for _ in 0..10_000 {
@@ -290,12 +314,22 @@ impl World {
             for i in 0..self.clients.len() {
                 moved |= self.poll_client(i);
             }
+            while self.to_sfu.front().is_some_and(|d| d.0 <= self.now) {
+                let Some((_, src, dst, data)) = self.to_sfu.pop_front() else {
+                    break;
+                };
+                moved = true;
+                self.sfu.handle_receive(self.now, src, dst, &data);
+            }
+            let arrival = self.now + self.latency;
             while let Some(t) = self.sfu.poll_transmit() {
                 moved = true;
                 if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
                     if !c.unplugged {
-                        c.inbox.push_back((sfu_addr(), t.contents));
+                        c.inbox.push_back((arrival, sfu_addr(), t.contents));
                     }
+                } else {
+                    self.lost += 1;
                 }
             }
             while let Some(e) = self.sfu.poll_event() {
@@ -312,8 +346,12 @@ impl World {
         let now = self.now;
         let mut moved = false;
         let c = &mut self.clients[i];
-        while let Some((from, data)) = c.inbox.pop_front() {
+        while c.inbox.front().is_some_and(|d| d.0 <= now) {
+            let Some((_, from, data)) = c.inbox.pop_front() else {
+                break;
+            };
             moved = true;
+            c.received += 1;
             let Ok(recv) = Receive::new(Protocol::Udp, from, c.addr, &data) else {
                 continue;
             };
@@ -349,7 +387,7 @@ impl World {
         for (src, dst, data) in out {
             moved = true;
             if !unplugged {
-                self.sfu.handle_receive(now, src, dst, &data);
+                self.to_sfu.push_back((now + self.latency, src, dst, data));
             }
         }
         moved
@@ -362,15 +400,21 @@ impl World {
         next = next.min(self.sfu.poll_timeout());
         for c in &self.clients {
             next = next.min(c.timeout);
+            if let Some(d) = c.inbox.front() {
+                next = next.min(d.0);
+            }
+        }
+        if let Some(d) = self.to_sfu.front() {
+            next = next.min(d.0);
         }
         self.now = next.max(self.now + Duration::from_micros(100));
         let now = self.now;
+        // Every client sees time pass, as a real event loop's would (str0m's DTLS timers run
+        // on the last time an Rtc was given).
         for c in &mut self.clients {
-            if c.timeout <= now {
-                c.rtc
-                    .handle_input(Input::Timeout(now))
-                    .expect("client timeout");
-            }
+            c.rtc
+                .handle_input(Input::Timeout(now))
+                .expect("client timeout");
         }
         if self.sfu.poll_timeout() <= now {
             self.sfu.handle_timeout(now);
