@@ -1,0 +1,178 @@
+//! Push, pull and forwarding between str0m clients through the SFU.
+
+mod common;
+
+use std::time::Duration;
+
+use callroom_sfu::calls::TrackStatus;
+use callroom_sfu::SfuEvent;
+use common::{frame_info, World};
+use str0m::media::MediaKind;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn push_answers_the_client_offer_and_connects_over_ice_and_dtls() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let (response, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    assert!(!response.requires_immediate_renegotiation);
+    assert_eq!(
+        response.tracks[0].mid.as_deref(),
+        Some(&*mids[0].to_string())
+    );
+    assert_eq!(response.tracks[0].track_name, "cam");
+    let answer = response.session_description.expect("answer");
+    assert!(
+        answer.sdp.contains("a=ice-lite"),
+        "the SFU answers as ICE-lite"
+    );
+    assert!(
+        answer.sdp.contains("192.0.2.1 3478"),
+        "host candidate at the public address"
+    );
+
+    w.run_until(5 * SECOND, "publisher connected", |w| w.connected(a));
+    let sid = w.clients[a].session_id.clone();
+    w.run_for(Duration::from_millis(100));
+    assert!(w.events.contains(&SfuEvent::SessionConnected {
+        session_id: sid.clone()
+    }));
+    assert!(w.events.contains(&SfuEvent::TrackPublished {
+        session_id: sid,
+        track_name: "cam".into(),
+        kind: "video",
+    }));
+}
+
+#[test]
+fn a_pulled_track_delivers_the_frames_the_publisher_wrote() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.run_until(5 * SECOND, "publisher connected", |w| w.connected(a));
+
+    let pulled = w.pull(b, a, "cam", None);
+    assert!(pulled.requires_immediate_renegotiation);
+    assert_eq!(
+        pulled.tracks[0].session_id.as_deref(),
+        Some(&*w.clients[a].session_id)
+    );
+    w.run_until(5 * SECOND, "subscriber connected", |w| w.connected(b));
+
+    w.stream_video(a, mids[0], &[], 3000, 2 * SECOND);
+    let frames = &w.clients[b].frames;
+    assert!(frames.len() > 30, "only {} frames arrived", frames.len());
+    assert!(frames[0].keyframe, "the subscriber starts at a keyframe");
+    // Every forwarded frame is byte-identical to one the publisher wrote, in order.
+    let mut last = None;
+    for f in frames {
+        let (n, _) = frame_info(&f.data);
+        assert_eq!(f.data, common::frame_payload(f.keyframe, n, None, 3000));
+        assert!(last.is_none_or(|l| n > l), "frames in order");
+        last = Some(n);
+    }
+    let state = w
+        .sfu
+        .session_state(w.now, &w.clients[b].session_id.clone())
+        .expect("state");
+    assert_eq!(state.tracks[0].status, Some(TrackStatus::Active));
+    let state = w
+        .sfu
+        .session_state(w.now, &w.clients[a].session_id.clone())
+        .expect("state");
+    assert_eq!(state.tracks[0].status, Some(TrackStatus::Active));
+}
+
+#[test]
+fn pulling_before_the_first_packet_succeeds_and_media_flows_once_it_starts() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    // No connection and no media yet: the pull still succeeds.
+    let pulled = w.pull(b, a, "cam", None);
+    assert_eq!(pulled.tracks[0].error_code, None);
+    w.run_until(5 * SECOND, "both connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    w.stream_video(a, mids[0], &[], 1000, SECOND);
+    assert!(w.clients[b].frames.len() > 15);
+}
+
+#[test]
+fn a_new_subscriber_triggers_a_keyframe_request_to_the_publisher() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.run_until(5 * SECOND, "publisher connected", |w| w.connected(a));
+    // The publisher is past its first keyframe when the subscriber arrives.
+    w.stream_video(a, mids[0], &[], 1000, SECOND);
+    let requests_before = w.clients[a].keyframe_requests.len();
+
+    w.pull(b, a, "cam", None);
+    w.run_until(5 * SECOND, "subscriber connected", |w| w.connected(b));
+    w.stream_video(a, mids[0], &[], 1000, SECOND);
+
+    assert!(
+        w.clients[a].keyframe_requests.len() > requests_before,
+        "the publisher was asked for a keyframe"
+    );
+    let frames = &w.clients[b].frames;
+    assert!(!frames.is_empty(), "the subscriber got media");
+    assert!(
+        frames[0].keyframe,
+        "nothing before the keyframe is forwarded"
+    );
+    // Throttled: at most one request per 500 ms.
+    let times: Vec<_> = w.clients[a]
+        .keyframe_requests
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(450), "{times:?}");
+    }
+}
+
+#[test]
+fn audio_is_forwarded_from_the_first_packet() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("mic", MediaKind::Audio, &[])]);
+    w.pull(b, a, "mic", None);
+    w.run_until(5 * SECOND, "both connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    for _ in 0..50 {
+        w.write_audio(a, mids[0]);
+        w.run_for(Duration::from_millis(20));
+    }
+    assert!(
+        w.clients[b].frames.len() >= 40,
+        "{}",
+        w.clients[b].frames.len()
+    );
+    assert_eq!(w.clients[b].frames[0].data.len(), 60);
+}
+
+#[test]
+fn one_publisher_reaches_several_subscribers() {
+    let mut w = World::new();
+    let a = w.add_client();
+    let subs: Vec<usize> = (0..3).map(|_| w.add_client()).collect();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    for &s in &subs {
+        w.pull(s, a, "cam", None);
+    }
+    w.run_until(5 * SECOND, "all connected", |w| {
+        w.connected(a) && subs.iter().all(|&s| w.connected(s))
+    });
+    w.stream_video(a, mids[0], &[], 1000, SECOND);
+    for &s in &subs {
+        assert!(w.clients[s].frames.len() > 15, "subscriber {s}");
+    }
+}
