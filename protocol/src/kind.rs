@@ -19,9 +19,11 @@ pub enum MessageKind {
     PeerLeft,
     /// The hub's host rejoined as a new peer (server event).
     HostReset,
+    /// A peer of an SFU room changed what it publishes (server event).
+    SfuTracks,
 }
 
-const ALL: [MessageKind; 7] = [
+const ALL: [MessageKind; 8] = [
     MessageKind::Offer,
     MessageKind::Answer,
     MessageKind::Candidate,
@@ -29,6 +31,7 @@ const ALL: [MessageKind; 7] = [
     MessageKind::PeerJoined,
     MessageKind::PeerLeft,
     MessageKind::HostReset,
+    MessageKind::SfuTracks,
 ];
 
 impl MessageKind {
@@ -42,6 +45,7 @@ impl MessageKind {
             MessageKind::PeerJoined => "peer-joined",
             MessageKind::PeerLeft => "peer-left",
             MessageKind::HostReset => "host-reset",
+            MessageKind::SfuTracks => "sfu-tracks",
         }
     }
 
@@ -55,7 +59,10 @@ impl MessageKind {
     pub const fn is_server_event(self) -> bool {
         matches!(
             self,
-            MessageKind::PeerJoined | MessageKind::PeerLeft | MessageKind::HostReset
+            MessageKind::PeerJoined
+                | MessageKind::PeerLeft
+                | MessageKind::HostReset
+                | MessageKind::SfuTracks
         )
     }
 }

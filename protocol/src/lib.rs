@@ -50,6 +50,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     MessageKind::PeerJoined.as_str(),
     MessageKind::PeerLeft.as_str(),
     MessageKind::HostReset.as_str(),
+    MessageKind::SfuTracks.as_str(),
 ];
 
 /// How the peers of a room connect, fixed by the room's first joiner.
@@ -60,6 +61,9 @@ pub enum Topology {
     Mesh,
     /// One host, many guests; guests connect only to the host.
     Hub,
+    /// Everyone connects once to a selective forwarding unit, through the server's Calls
+    /// proxy; peers never message each other.
+    Sfu,
 }
 
 /// A participant's role in its room.
@@ -106,30 +110,33 @@ impl Topology {
         match self {
             Topology::Mesh => "mesh",
             Topology::Hub => "hub",
+            Topology::Sfu => "sfu",
         }
     }
 
     /// The topology with this wire name.
     pub fn parse(text: &str) -> Option<Self> {
-        [Topology::Mesh, Topology::Hub]
+        [Topology::Mesh, Topology::Hub, Topology::Sfu]
             .into_iter()
             .find(|t| t.as_str() == text)
     }
 
     /// True when a peer with `role` may be a member of a room of this topology: `peer`s in
-    /// a mesh, `host` and `guest`s in a hub.
+    /// a mesh or an SFU room, `host` and `guest`s in a hub.
     pub fn admits(self, role: Role) -> bool {
         match self {
-            Topology::Mesh => role == Role::Peer,
+            Topology::Mesh | Topology::Sfu => role == Role::Peer,
             Topology::Hub => matches!(role, Role::Host | Role::Guest),
         }
     }
 
     /// True when members with roles `a` and `b` connect to (and so may message) each other:
-    /// everyone in a mesh; in a hub, the host and each guest, never two guests.
+    /// everyone in a mesh; in a hub, the host and each guest, never two guests; nobody in an
+    /// SFU room, where everyone connects to the SFU instead.
     pub fn links(self, a: Role, b: Role) -> bool {
         match self {
             Topology::Mesh => true,
+            Topology::Sfu => false,
             Topology::Hub => matches!(
                 (a, b),
                 (Role::Host, Role::Guest) | (Role::Guest, Role::Host)
@@ -267,6 +274,32 @@ pub struct HostReset {
     pub previous_peer_id: String,
 }
 
+/// One track a peer publishes through the SFU, as its room hears of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuTrack {
+    /// The Calls track name to pull it by (the server names pushed tracks).
+    pub track_name: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// Simulcast layers (`rid`s) it is sent in; empty when it is not simulcast.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rids: Vec<String>,
+}
+
+/// Payload of an `sfu-tracks` event: everything a peer of an SFU room publishes now (an empty
+/// list when it stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuTracks {
+    /// The publisher.
+    pub peer_id: String,
+    /// Its Calls session, to pull from.
+    pub session_id: String,
+    /// Its tracks.
+    pub tracks: Vec<SfuTrack>,
+}
+
 /// One message delivered to a recipient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message<P> {
@@ -402,7 +435,7 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(serde_json::to_value(role).unwrap(), json!(role.as_str()));
         }
-        for topology in [Topology::Mesh, Topology::Hub] {
+        for topology in [Topology::Mesh, Topology::Hub, Topology::Sfu] {
             assert_eq!(Topology::parse(topology.as_str()), Some(topology));
             assert_eq!(
                 serde_json::to_value(topology).unwrap(),
@@ -431,6 +464,11 @@ mod tests {
         assert!(!Topology::Hub.links(Host, Host));
         assert!(Topology::Mesh.admits(Peer) && !Topology::Mesh.admits(Host));
         assert!(Topology::Hub.admits(Guest) && !Topology::Hub.admits(Peer));
+        assert!(
+            !Topology::Sfu.links(Peer, Peer),
+            "SFU peers talk to the SFU only"
+        );
+        assert!(Topology::Sfu.admits(Peer) && !Topology::Sfu.admits(Host));
     }
 
     #[test]
@@ -531,6 +569,31 @@ mod tests {
             },
             json!({"seq": 1, "type": "peer-left", "from": null,
                    "payload": {"peerId": "p9", "reason": "timeout"}}),
+        );
+    }
+
+    #[test]
+    fn sfu_tracks_events_name_the_session_and_each_tracks_kind_and_layers() {
+        round_trip(
+            &SfuTracks {
+                peer_id: "p1".into(),
+                session_id: "s1".into(),
+                tracks: vec![
+                    SfuTrack {
+                        track_name: "p1-cam".into(),
+                        kind: "video".into(),
+                        rids: vec!["f".into(), "h".into()],
+                    },
+                    SfuTrack {
+                        track_name: "p1-mic".into(),
+                        kind: "audio".into(),
+                        rids: vec![],
+                    },
+                ],
+            },
+            json!({"peerId": "p1", "sessionId": "s1", "tracks": [
+                {"trackName": "p1-cam", "kind": "video", "rids": ["f", "h"]},
+                {"trackName": "p1-mic", "kind": "audio"}]}),
         );
     }
 

@@ -49,7 +49,7 @@ pub async fn signaling(
             let Requested { topology } = parse_json(&bytes)?;
             if let Some(topology) = topology.filter(|t| Topology::parse(t).is_none()) {
                 return Err(AppError::InvalidInput(format!(
-                    "unknown topology `{}`; use \"mesh\" or \"hub\"",
+                    "unknown topology `{}`; use \"mesh\", \"hub\" or \"sfu\"",
                     truncate(&topology, 20)
                 )));
             }
@@ -59,6 +59,7 @@ pub async fn signaling(
             let peer = state.authenticate(&headers)?;
             let wake = state.store.leave(&peer.id, LeaveReason::Left, now_ms())?;
             state.live.forget(&peer.id);
+            crate::sfu::proxy::forget(&state, &peer.id);
             state.live.wake(&wake);
             tracing::info!(peer = %peer.id, room = %peer.room, "peer left");
             Ok(Json(json!({ "ok": true })))
@@ -156,6 +157,9 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
         tracing::info!(room = %request.room, old_host = %old.peer_id, new_host = %peer_id, "hub host reset");
     }
     state.live.wake(&joined.wake);
+    if joined.topology == Topology::Sfu {
+        crate::sfu::proxy::welcome(state, &request.room, &peer_id);
+    }
     tracing::info!(peer = %peer_id, room = %request.room, role = request.role.as_str(), "peer joined");
 
     let ice_servers = match state.turn.credentials(&peer_id, unix_secs()).await {
@@ -291,7 +295,8 @@ pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
+/// Reads a body of at most `limit` bytes.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
     axum::body::to_bytes(body, limit).await.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())

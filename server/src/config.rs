@@ -107,6 +107,34 @@ pub struct Config {
     )]
     pub cf_api_base: String,
 
+    /// `local`: run the embedded SFU and serve its Calls API at `/v1`. `cloudflare`: send the
+    /// room-scoped Calls proxy to Cloudflare (`--cf-api-base`) with the app id and secret.
+    /// `off`: no SFU rooms.
+    #[arg(long, env = "CALLROOM_SFU", default_value = "local", value_parser = ["local", "cloudflare", "off"])]
+    pub sfu: String,
+
+    /// UDP address the embedded SFU binds (one socket serves every session).
+    #[arg(long, env = "CALLROOM_SFU_UDP", default_value = "0.0.0.0:0")]
+    pub sfu_udp: SocketAddr,
+
+    /// Address written into the embedded SFU's ICE candidates (repeatable). Default: this
+    /// machine's non-loopback interface addresses (loopback when it has none).
+    #[arg(
+        long = "sfu-public-ip",
+        env = "CALLROOM_SFU_PUBLIC_IPS",
+        value_delimiter = ','
+    )]
+    pub sfu_public_ips: Vec<std::net::IpAddr>,
+
+    /// Calls app id: the embedded SFU's own (default `callroom`), or Cloudflare's.
+    #[arg(long, env = "CALLROOM_CALLS_APP_ID")]
+    pub calls_app_id: Option<String>,
+
+    /// Calls app secret (the `Authorization: Bearer` of the Calls API). For the embedded SFU a
+    /// random one is made when none is given. Never sent to browsers.
+    #[arg(long, env = "CALLROOM_CALLS_APP_SECRET", hide_env_values = true)]
+    pub calls_app_secret: Option<String>,
+
     /// Lifetime of TURN credentials handed out.
     #[arg(long, env = "CALLROOM_TURN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub turn_ttl: Duration,

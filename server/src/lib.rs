@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod live;
 pub mod rate;
+pub mod sfu;
 pub mod state;
 pub mod store;
 pub mod ticket;
@@ -19,7 +20,7 @@ pub mod turn;
 use std::future::Future;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -35,10 +36,29 @@ pub fn app(state: AppState) -> Router {
         .route("/messages", get(api::messages))
         .route("/turn-credentials", post(api::turn_credentials))
         .route("/healthz", get(api::healthz))
+        .route("/sfu/sessions/new", post(sfu::proxy::new_session))
+        .route("/sfu/sessions/{sid}", get(sfu::proxy::session_state))
+        .route(
+            "/sfu/sessions/{sid}/tracks/new",
+            post(sfu::proxy::tracks_new),
+        )
+        .route(
+            "/sfu/sessions/{sid}/renegotiate",
+            put(sfu::proxy::renegotiate),
+        )
+        .route(
+            "/sfu/sessions/{sid}/tracks/close",
+            put(sfu::proxy::tracks_close),
+        )
+        .route(
+            "/sfu/sessions/{sid}/tracks/update",
+            put(sfu::proxy::tracks_update),
+        )
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(cors::layer(&state.config.allow_origins));
     Router::new()
         .merge(api)
+        .merge(sfu::calls_api::router())
         .nest_service("/pkg", ServeDir::new(&state.config.pkg_dir))
         .fallback_service(ServeDir::new(&state.config.demo_dir))
         .layer(TraceLayer::new_for_http())
@@ -53,6 +73,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
+    let sfu = match state.sfu.as_ref().map(|s| &s.backend) {
+        Some(sfu::Backend::Local(local)) => {
+            let events = state.clone();
+            let local = local.clone();
+            Some(tokio::spawn(async move {
+                local.run(move |e| sfu::proxy::on_events(&events, e)).await;
+            }))
+        }
+        _ => None,
+    };
     let checkpointer = tokio::spawn(checkpoint_forever(state.clone()));
     let draining = state.clone();
     let result = axum::serve(listener, app(state))
@@ -63,6 +93,9 @@ pub async fn serve(
         .await;
     sweeper.abort();
     checkpointer.abort();
+    if let Some(sfu) = sfu {
+        sfu.abort();
+    }
     result
 }
 

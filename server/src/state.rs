@@ -10,6 +10,8 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::ids;
 use crate::live::Live;
+use crate::sfu::calls_api::Budgets;
+use crate::sfu::SfuService;
 use crate::store::{Peer, Store, Swept};
 use crate::turn::Turn;
 
@@ -27,6 +29,10 @@ pub struct Inner {
     pub live: Live,
     /// ICE server provider.
     pub turn: Turn,
+    /// The SFU of `sfu` rooms; `None` with `--sfu off`.
+    pub sfu: Option<SfuService>,
+    /// Request budgets of the embedded SFU's Calls API, per session.
+    pub calls_budgets: Budgets,
     shutdown: watch::Sender<bool>,
 }
 
@@ -95,7 +101,10 @@ impl AppState {
                 "--max-polls-per-peer must be at least 1".into(),
             ));
         }
+        let sfu = SfuService::from_config(&config).map_err(StartError::Config)?;
         Ok(Self(Arc::new(Inner {
+            sfu,
+            calls_budgets: Budgets::default(),
             config,
             store,
             // Peers stored before a restart get a full timeout from now to poll again.
@@ -138,6 +147,7 @@ impl AppState {
         for id in &swept.timed_out {
             tracing::info!(peer = %id, "peer timed out");
             self.live.forget(id);
+            crate::sfu::proxy::forget(self, id);
         }
         self.live.wake(&swept.wake);
         Ok(swept)

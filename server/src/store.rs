@@ -144,6 +144,15 @@ pub struct Backlog {
     pub max: u64,
 }
 
+/// Who in a room gets a server event.
+#[derive(Debug, Clone, Copy)]
+pub enum Recipients<'a> {
+    /// Everyone but this peer.
+    AllBut(&'a str),
+    /// Only this peer.
+    Only(&'a str),
+}
+
 /// A hub host that a newer host replaced.
 #[derive(Debug)]
 pub struct Replaced {
@@ -426,6 +435,38 @@ impl Store {
                 });
             }
             enqueue(tx, to, kind, Some(&from.id), payload, now)
+        })
+    }
+
+    /// Queues a server event (`from` is `null`) for peers of `room`: everyone but `except`,
+    /// or only `only` when given.
+    pub fn announce(
+        &self,
+        room: &str,
+        recipients: Recipients<'_>,
+        kind: MessageKind,
+        payload: &str,
+        now: i64,
+    ) -> Result<Vec<Wake>, StoreError> {
+        self.write(|tx| {
+            let mut wake = Vec::new();
+            for peer in room_peers(tx, room, None)? {
+                let chosen = match recipients {
+                    Recipients::AllBut(except) => peer.peer_id != except,
+                    Recipients::Only(only) => peer.peer_id == only,
+                };
+                if chosen {
+                    wake.push(enqueue(
+                        tx,
+                        &peer.peer_id,
+                        kind.as_str(),
+                        None,
+                        payload,
+                        now,
+                    )?);
+                }
+            }
+            Ok(wake)
         })
     }
 

@@ -297,6 +297,8 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
         }
         MessageKind::Candidate => wire::ice_candidate(payload).map(|c| Some(Signal::Candidate(c))),
         MessageKind::PeerReset => Ok(Some(Signal::Reset)),
+        // What peers of an SFU room publish; this plane has no SFU connection to pull with.
+        MessageKind::SfuTracks => Ok(None),
     };
     let result = match (signal, message.from) {
         (Ok(Some(signal)), Some(from)) => {

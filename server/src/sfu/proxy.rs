@@ -1,0 +1,576 @@
+//! The room-scoped Calls proxy: our clients reach the SFU with their peer token, never with the
+//! app secret. Paths mirror the Calls API under `/sfu` (`/sfu/sessions/new`,
+//! `/sfu/sessions/{sid}/tracks/new`, …) and bodies are Calls bodies, with these rules:
+//!
+//! - only peers of `sfu` rooms may use it, and each has at most one session, bound to its
+//!   token (a new one ends the old one); every other path names that session or is refused;
+//! - the server names pushed tracks `<peerId>-<name>`, so nobody publishes under another's
+//!   name; `autoDiscover` (names from the SDP) is refused;
+//! - a peer may pull (or update) only tracks currently published by members of its own room;
+//! - when what a peer publishes changes, its room hears `sfu-tracks` through the long-poll
+//!   queue, and a newcomer hears what everyone already publishes;
+//! - a peer that leaves or times out has its session ended.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use callroom_protocol::{MessageKind, SfuTrack, SfuTracks};
+use callroom_sfu::calls::{
+    CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse, RenegotiateRequest,
+    RenegotiateResponse, SessionStateResponse, TracksRequest, TracksResponse, UpdateTracksRequest,
+};
+use callroom_sfu::{CallsError, SfuEvent};
+use serde::de::DeserializeOwned;
+
+use super::{sdp, SfuService};
+use crate::error::AppError;
+use crate::state::{now_ms, AppState};
+use crate::store::{Peer, Recipients};
+
+/// Most tracks one peer is known to publish.
+const MAX_PUBLISHED: usize = 64;
+/// Longest name a client gives a pushed track (the server prefixes its peer id).
+const TRACK_LABEL_MAX_LEN: usize = 32;
+
+/// A track a peer publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Full Calls track name.
+    pub name: String,
+    /// Its mid in the publisher's session.
+    pub mid: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    /// Simulcast layers.
+    pub rids: Vec<String>,
+}
+
+/// A peer's Calls session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The peer's room.
+    pub room: String,
+    /// Its Calls session.
+    pub session_id: String,
+    /// What it publishes.
+    pub tracks: Vec<Published>,
+}
+
+/// Who holds which Calls session and publishes what. One entry per peer at most, so it is as
+/// bounded as the peers table.
+#[derive(Debug, Default)]
+pub struct Registry {
+    peers: HashMap<String, Binding>,
+    by_session: HashMap<String, String>,
+}
+
+impl Registry {
+    /// Binds `session_id` to `peer`; returns the binding it replaced.
+    pub fn bind(&mut self, peer: &str, room: &str, session_id: &str) -> Option<Binding> {
+        let old = self.unbind(peer);
+        self.by_session
+            .insert(session_id.to_owned(), peer.to_owned());
+        self.peers.insert(
+            peer.to_owned(),
+            Binding {
+                room: room.to_owned(),
+                session_id: session_id.to_owned(),
+                tracks: Vec::new(),
+            },
+        );
+        old
+    }
+
+    /// Forgets `peer`'s session.
+    pub fn unbind(&mut self, peer: &str) -> Option<Binding> {
+        let old = self.peers.remove(peer)?;
+        self.by_session.remove(&old.session_id);
+        Some(old)
+    }
+
+    /// The peer holding `session_id`.
+    pub fn peer_of(&self, session_id: &str) -> Option<&str> {
+        self.by_session.get(session_id).map(String::as_str)
+    }
+
+    /// `peer`'s binding.
+    pub fn binding(&self, peer: &str) -> Option<&Binding> {
+        self.peers.get(peer)
+    }
+
+    /// True when `track_name` of `session_id` is published by a member of `room`.
+    pub fn pullable(&self, room: &str, session_id: &str, track_name: &str) -> bool {
+        self.peer_of(session_id)
+            .and_then(|peer| self.peers.get(peer))
+            .is_some_and(|b| b.room == room && b.tracks.iter().any(|t| t.name == track_name))
+    }
+
+    /// Records tracks `peer` now publishes; the announcement when anything changed.
+    pub fn publish(&mut self, peer: &str, tracks: Vec<Published>) -> Option<SfuTracks> {
+        let binding = self.peers.get_mut(peer)?;
+        let mut changed = false;
+        for track in tracks {
+            binding
+                .tracks
+                .retain(|t| t.name != track.name && t.mid != track.mid);
+            if binding.tracks.len() < MAX_PUBLISHED {
+                binding.tracks.push(track);
+                changed = true;
+            }
+        }
+        changed.then(|| self.announcement(peer)).flatten()
+    }
+
+    /// Forgets tracks of `peer` that `gone` picks; the announcement when any went.
+    pub fn unpublish(
+        &mut self,
+        peer: &str,
+        gone: impl Fn(&Published) -> bool,
+    ) -> Option<SfuTracks> {
+        let binding = self.peers.get_mut(peer)?;
+        let before = binding.tracks.len();
+        binding.tracks.retain(|t| !gone(t));
+        (binding.tracks.len() != before)
+            .then(|| self.announcement(peer))
+            .flatten()
+    }
+
+    /// What `peer` publishes, as its room hears it.
+    pub fn announcement(&self, peer: &str) -> Option<SfuTracks> {
+        let binding = self.peers.get(peer)?;
+        Some(SfuTracks {
+            peer_id: peer.to_owned(),
+            session_id: binding.session_id.clone(),
+            tracks: binding
+                .tracks
+                .iter()
+                .map(|t| SfuTrack {
+                    track_name: t.name.clone(),
+                    kind: t.kind.clone(),
+                    rids: t.rids.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// What everyone in `room` publishes.
+    pub fn room(&self, room: &str) -> Vec<SfuTracks> {
+        self.peers
+            .iter()
+            .filter(|(_, b)| b.room == room && !b.tracks.is_empty())
+            .filter_map(|(peer, _)| self.announcement(peer))
+            .collect()
+    }
+}
+
+/// A failed proxy or Calls call, answered as Calls answers: `{errorCode, errorDescription}`.
+#[derive(Debug)]
+pub struct CallsFailure(pub CallsError);
+
+impl From<CallsError> for CallsFailure {
+    fn from(err: CallsError) -> Self {
+        Self(err)
+    }
+}
+
+impl axum::response::IntoResponse for CallsFailure {
+    fn into_response(self) -> axum::response::Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0.to_response())).into_response()
+    }
+}
+
+fn refused(status: u16, code: &'static str, description: impl Into<String>) -> CallsFailure {
+    CallsFailure(CallsError {
+        status,
+        code,
+        description: description.into(),
+    })
+}
+
+impl From<AppError> for CallsFailure {
+    fn from(err: AppError) -> Self {
+        let status = err.status().as_u16();
+        let code = err.code().as_str();
+        refused(status, code, err.to_string())
+    }
+}
+
+/// Reads a Calls body: the size limit, then JSON of the expected shape.
+pub async fn calls_body<T: DeserializeOwned>(
+    state: &AppState,
+    body: Body,
+) -> Result<T, CallsFailure> {
+    let bytes = crate::api::read_body(body, state.config.max_body).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CallsError::decoding(format!("invalid body: {e}")).into())
+}
+
+/// The caller: a peer of an SFU room, on a server with an SFU, within its request budget.
+fn member<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<(Peer, &'a SfuService), CallsFailure> {
+    let peer = state.authenticate(headers)?;
+    let sfu = state.sfu.as_ref().ok_or_else(|| {
+        refused(
+            404,
+            "sfu_unavailable",
+            "this server runs no SFU (--sfu off)",
+        )
+    })?;
+    if peer.topology != callroom_protocol::Topology::Sfu {
+        return Err(refused(
+            403,
+            "forbidden",
+            format!(
+                "room `{}` is a {} room, not an sfu room",
+                peer.room,
+                peer.topology.as_str()
+            ),
+        ));
+    }
+    let config = &state.config;
+    state
+        .live
+        .try_relay(&peer.id, now_ms(), config.relay_rate, config.relay_burst)
+        .map_err(AppError::RateLimited)?;
+    Ok((peer, sfu))
+}
+
+/// The caller, who must hold session `sid`.
+fn owner<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    sid: &str,
+) -> Result<(Peer, &'a SfuService), CallsFailure> {
+    let (peer, sfu) = member(state, headers)?;
+    if sfu
+        .registry()
+        .binding(&peer.id)
+        .map(|b| b.session_id.as_str())
+        != Some(sid)
+    {
+        return Err(refused(403, "forbidden", "that session is not yours"));
+    }
+    Ok((peer, sfu))
+}
+
+/// Tells `announcement.peer_id`'s room (but itself) what it publishes now.
+fn announce(state: &AppState, room: &str, announcement: &SfuTracks, to: Recipients<'_>) {
+    let payload = match serde_json::to_string(announcement) {
+        Ok(payload) => payload,
+        Err(err) => return tracing::error!(%err, "encoding sfu-tracks"),
+    };
+    match state
+        .store
+        .announce(room, to, MessageKind::SfuTracks, &payload, now_ms())
+    {
+        Ok(wake) => state.live.wake(&wake),
+        Err(err) => tracing::error!(%err, "queueing sfu-tracks"),
+    }
+}
+
+fn announce_to_room(state: &AppState, room: &str, announcement: Option<SfuTracks>) {
+    if let Some(a) = announcement {
+        let peer = a.peer_id.clone();
+        announce(state, room, &a, Recipients::AllBut(&peer));
+    }
+}
+
+/// A newcomer to an SFU room hears what everyone there publishes.
+pub fn welcome(state: &AppState, room: &str, newcomer: &str) {
+    let Some(sfu) = &state.sfu else { return };
+    let publications = sfu.registry().room(room);
+    for a in publications {
+        announce(state, room, &a, Recipients::Only(newcomer));
+    }
+}
+
+/// A peer left or timed out: end its session.
+pub fn forget(state: &AppState, peer: &str) {
+    let Some(sfu) = &state.sfu else { return };
+    let Some(binding) = sfu.registry().unbind(peer) else {
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Some(sfu) = &state.sfu {
+            let mids = binding.tracks.into_iter().map(|t| t.mid).collect();
+            sfu.end_session(&binding.session_id, mids).await;
+        }
+    });
+}
+
+/// What the embedded SFU did by itself: a track that went silent, a session that failed.
+pub fn on_events(state: &AppState, events: Vec<SfuEvent>) {
+    let Some(sfu) = &state.sfu else { return };
+    for event in events {
+        let (session_id, track) = match &event {
+            SfuEvent::TrackRemoved {
+                session_id,
+                track_name,
+                ..
+            } => (session_id, Some(track_name)),
+            SfuEvent::SessionClosed { session_id, .. } => (session_id, None),
+            _ => continue,
+        };
+        let mut registry = sfu.registry();
+        let Some(peer) = registry.peer_of(session_id).map(str::to_owned) else {
+            continue;
+        };
+        let Some(room) = registry.binding(&peer).map(|b| b.room.clone()) else {
+            continue;
+        };
+        let announcement = match track {
+            Some(name) => registry.unpublish(&peer, |t| &t.name == name),
+            None => {
+                let empty = registry.unpublish(&peer, |_| true);
+                registry.unbind(&peer);
+                empty
+            }
+        };
+        drop(registry);
+        announce_to_room(state, &room, announcement);
+    }
+}
+
+/// `POST /sfu/sessions/new`: a session for the caller (ending one it had).
+pub async fn new_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<NewSessionResponse>), CallsFailure> {
+    let (peer, sfu) = member(&state, &headers)?;
+    let created = sfu.new_session().await?;
+    let replaced = sfu
+        .registry()
+        .bind(&peer.id, &peer.room, &created.session_id);
+    if let Some(old) = replaced {
+        if !old.tracks.is_empty() {
+            announce_to_room(&state, &peer.room, sfu.registry().announcement(&peer.id));
+        }
+        let mids = old.tracks.into_iter().map(|t| t.mid).collect();
+        sfu.end_session(&old.session_id, mids).await;
+    }
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `POST /sfu/sessions/{sid}/tracks/new`: push (tracks the server names) or pull (tracks
+/// published in the caller's room).
+pub async fn tracks_new(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TracksResponse>, CallsFailure> {
+    let (peer, sfu) = owner(&state, &headers, &sid)?;
+    let mut request: TracksRequest = calls_body(&state, body).await?;
+    if request.auto_discover == Some(true) {
+        return Err(refused(
+            406,
+            "invalid_params",
+            "autoDiscover is not available through the room proxy: name each track",
+        ));
+    }
+    let pushing = request
+        .tracks
+        .iter()
+        .any(|t| t.location == Some(Location::Local));
+    if pushing {
+        for track in &mut request.tracks {
+            if track.location != Some(Location::Local) {
+                continue;
+            }
+            let label = &track.track_name;
+            let valid = !label.is_empty()
+                && label.len() <= TRACK_LABEL_MAX_LEN
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(refused(
+                    406,
+                    "invalid_params",
+                    format!("track names given to the proxy match [A-Za-z0-9_-]{{1,{TRACK_LABEL_MAX_LEN}}}"),
+                ));
+            }
+            track.track_name = format!("{}-{label}", peer.id);
+        }
+    }
+    {
+        let registry = sfu.registry();
+        for track in request
+            .tracks
+            .iter()
+            .filter(|t| t.location == Some(Location::Remote))
+        {
+            let session = track.session_id.as_deref().unwrap_or_default();
+            if !registry.pullable(&peer.room, session, &track.track_name) {
+                return Err(refused(
+                    403,
+                    "forbidden",
+                    format!("`{}` is not published in your room", track.track_name),
+                ));
+            }
+        }
+    }
+    let offer = request.session_description.as_ref().map(|d| d.sdp.clone());
+    let kinds: HashMap<String, String> = request
+        .tracks
+        .iter()
+        .filter_map(|t| Some((t.mid.clone()?, t.kind.clone()?)))
+        .collect();
+    let response = sfu.tracks_new(&sid, request).await?;
+    if pushing {
+        let sections = offer.as_deref().map(sdp::sections).unwrap_or_default();
+        let published: Vec<Published> = response
+            .tracks
+            .iter()
+            .filter(|t| t.error_code.is_none())
+            .filter_map(|t| {
+                let mid = t.mid.clone().filter(|m| !m.is_empty())?;
+                let section = sections.iter().find(|s| s.mid == mid);
+                let kind = t
+                    .kind
+                    .clone()
+                    .or_else(|| section.map(|s| s.kind.clone()))
+                    .or_else(|| kinds.get(&mid).cloned())?;
+                Some(Published {
+                    name: t.track_name.clone(),
+                    rids: section.map(|s| s.rids.clone()).unwrap_or_default(),
+                    mid,
+                    kind,
+                })
+            })
+            .collect();
+        let announcement = sfu.registry().publish(&peer.id, published);
+        announce_to_room(&state, &peer.room, announcement);
+    }
+    Ok(Json(response))
+}
+
+/// `PUT /sfu/sessions/{sid}/renegotiate`.
+pub async fn renegotiate(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<RenegotiateResponse>, CallsFailure> {
+    let (_, sfu) = owner(&state, &headers, &sid)?;
+    let request: RenegotiateRequest = calls_body(&state, body).await?;
+    Ok(Json(sfu.renegotiate(&sid, request).await?))
+}
+
+/// `PUT /sfu/sessions/{sid}/tracks/close`: the room hears of closed pushes.
+pub async fn tracks_close(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<CloseTracksResponse>, CallsFailure> {
+    let (peer, sfu) = owner(&state, &headers, &sid)?;
+    let request: CloseTracksRequest = calls_body(&state, body).await?;
+    let response = sfu.tracks_close(&sid, request).await?;
+    let closed: Vec<String> = response
+        .tracks
+        .iter()
+        .filter(|t| t.error_code.is_none())
+        .map(|t| t.mid.clone())
+        .collect();
+    let announcement = sfu
+        .registry()
+        .unpublish(&peer.id, |t| closed.contains(&t.mid));
+    announce_to_room(&state, &peer.room, announcement);
+    Ok(Json(response))
+}
+
+/// `PUT /sfu/sessions/{sid}/tracks/update`: only for tracks published in the caller's room.
+pub async fn tracks_update(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TracksResponse>, CallsFailure> {
+    let (peer, sfu) = owner(&state, &headers, &sid)?;
+    let request: UpdateTracksRequest = calls_body(&state, body).await?;
+    {
+        let registry = sfu.registry();
+        for track in &request.tracks {
+            let session = track.session_id.as_deref().unwrap_or_default();
+            if !registry.pullable(&peer.room, session, &track.track_name) {
+                return Err(refused(
+                    403,
+                    "forbidden",
+                    format!("`{}` is not published in your room", track.track_name),
+                ));
+            }
+        }
+    }
+    Ok(Json(sfu.tracks_update(&sid, request).await?))
+}
+
+/// `GET /sfu/sessions/{sid}`.
+pub async fn session_state(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<SessionStateResponse>, CallsFailure> {
+    let (_, sfu) = owner(&state, &headers, &sid)?;
+    Ok(Json(sfu.session_state(&sid).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(name: &str, mid: &str) -> Published {
+        Published {
+            name: name.into(),
+            mid: mid.into(),
+            kind: "video".into(),
+            rids: vec![],
+        }
+    }
+
+    #[test]
+    fn only_tracks_published_in_the_same_room_are_pullable() {
+        let mut r = Registry::default();
+        r.bind("pa", "room1", "sa");
+        r.bind("pb", "room2", "sb");
+        r.publish("pa", vec![track("pa-cam", "0")]);
+        assert!(r.pullable("room1", "sa", "pa-cam"));
+        assert!(!r.pullable("room2", "sa", "pa-cam"), "another room");
+        assert!(!r.pullable("room1", "sa", "pa-mic"), "not published");
+        assert!(!r.pullable("room1", "sb", "pa-cam"), "another session");
+    }
+
+    #[test]
+    fn a_new_session_replaces_the_old_and_forgets_its_tracks() {
+        let mut r = Registry::default();
+        r.bind("pa", "room1", "s1");
+        r.publish("pa", vec![track("pa-cam", "0")]);
+        let old = r.bind("pa", "room1", "s2").expect("replaced");
+        assert_eq!(old.session_id, "s1");
+        assert_eq!(r.peer_of("s1"), None);
+        assert!(!r.pullable("room1", "s2", "pa-cam"));
+        assert_eq!(r.announcement("pa").unwrap().tracks, vec![]);
+    }
+
+    #[test]
+    fn publishing_is_capped_and_announced_only_on_change() {
+        let mut r = Registry::default();
+        r.bind("pa", "room1", "s1");
+        let many: Vec<Published> = (0..200)
+            .map(|i| track(&format!("t{i}"), &i.to_string()))
+            .collect();
+        r.publish("pa", many);
+        assert_eq!(r.binding("pa").unwrap().tracks.len(), MAX_PUBLISHED);
+        assert!(r.unpublish("pa", |t| t.name == "nope").is_none());
+        let after = r.unpublish("pa", |t| t.mid == "0").expect("announced");
+        assert_eq!(after.tracks.len(), MAX_PUBLISHED - 1);
+    }
+}
