@@ -46,6 +46,25 @@ async fn run(config: Config) -> ExitCode {
     let addr = listener.local_addr().map_or(listen, |a| a);
     // Printed (not only logged) so scripts and people can find the server.
     println!("callroom-server listening on http://{addr}/");
+    if let Some(sfu) = &state.sfu {
+        if let callroom_server::sfu::Backend::Local(local) = &sfu.backend {
+            let udp = local.udp_addr().map(|a| a.to_string()).unwrap_or_default();
+            println!(
+                "embedded SFU on udp {udp}; its Calls API: http://{addr}/v1 (app id `{}`)",
+                sfu.app_id
+            );
+            if state.config.calls_app_secret.is_none() {
+                // Only this process knows it otherwise; a developer trying Cloudflare's
+                // example clients against it needs it. Pass --calls-app-secret to keep it quiet.
+                println!("Calls app secret for this run: {}", sfu.app_secret);
+            }
+        }
+        if cfg!(panic = "abort") {
+            tracing::warn!(
+                "built with panic=abort: one failing SFU session ends the process; build with --profile server"
+            );
+        }
+    }
     match serve(listener, state, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -516,3 +516,54 @@ async fn leaving_ends_the_peers_session_and_a_new_session_replaces_the_old() {
     }
     panic!("the session of a peer that left is still open");
 }
+
+#[tokio::test]
+async fn with_sfu_cloudflare_the_proxy_sends_calls_requests_upstream_with_the_app_secret() {
+    // Upstream: a real callroom-server with the embedded SFU, reached over HTTP like
+    // rtc.live.cloudflare.com would be.
+    let mut config = common::test_config();
+    config.calls_app_id = Some(APP.into());
+    config.calls_app_secret = Some(SECRET.into());
+    config.sfu_public_ips = vec!["127.0.0.1".parse().unwrap()];
+    let upstream = callroom_server::AppState::new(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(callroom_server::serve(
+        listener,
+        upstream,
+        std::future::pending(),
+    ));
+
+    let proxying = |secret: &'static str| {
+        let base = base.clone();
+        TestApp::with(move |c| {
+            c.sfu = "cloudflare".into();
+            c.cf_api_base = base;
+            c.calls_app_id = Some(APP.into());
+            c.calls_app_secret = Some(secret.into());
+        })
+    };
+    let app = proxying(SECRET);
+    let ann = join_sfu(&app, "r").await;
+    let bob = join_sfu(&app, "r").await;
+    let (sid, names) = push(&app, &ann, &[]).await;
+    assert_eq!(names.len(), 2, "pushed upstream and answered");
+    let heard = app.messages(token(&bob), 0).await;
+    assert_eq!(heard.last().unwrap()["payload"]["sessionId"], sid);
+    let local = calls(&app, Method::POST, "sessions/new", SECRET, json!({})).await;
+    assert_eq!(
+        local.status,
+        StatusCode::NOT_FOUND,
+        "no embedded Calls API in cloudflare mode"
+    );
+
+    let wrong = proxying("not-the-secret");
+    let eve = join_sfu(&wrong, "r").await;
+    let refused = proxy(&wrong, Method::POST, "sessions/new", token(&eve), json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "upstream refused: {}",
+        refused.json
+    );
+}
