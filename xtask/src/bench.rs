@@ -1,14 +1,14 @@
 //! `cargo xtask bench [part ...]`: benchmarks that print numbers. They report; they never
 //! assert timings (this machine is shared, so figures measured side by side are what count).
-//! Parts: size, join, scale, server, memory. JSON goes to `target/bench/`.
+//! Parts: size, join, scale, server, memory, sfu. JSON goes to `target/bench/`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::run::{cmd, output, root, status, step};
+use crate::run::{cmd, output, root, status, step, tee};
 
-const PARTS: &[&str] = &["size", "join", "scale", "server", "memory"];
+const PARTS: &[&str] = &["size", "join", "scale", "server", "memory", "sfu"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let parts: Vec<&str> = if args.is_empty() {
@@ -20,6 +20,10 @@ pub fn run(args: &[String]) -> Result<()> {
         if !PARTS.contains(part) {
             bail!("unknown bench part `{part}`; parts: {}", PARTS.join(", "));
         }
+    }
+    // The SFU bench is native and in-process: it needs neither the package nor a browser.
+    if parts.iter().all(|p| *p == "sfu") {
+        return sfu();
     }
     crate::setup::run()?;
     crate::build::run()?;
@@ -43,6 +47,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for part in &parts {
         match *part {
             "server" => server()?,
+            "sfu" => sfu()?,
             browser_part => node(browser_part)?,
         }
     }
@@ -119,6 +124,34 @@ fn server() -> Result<()> {
                 .arg(bench_dir().join(format!("server-{w}w.json"))),
         )?;
     }
+    Ok(())
+}
+
+/// The embedded SFU's forwarding cost, delay and memory at 10, 50 and 200 forwarded streams:
+/// synthetic str0m publishers and subscribers in one process (`sfu/examples/bench.rs`).
+fn sfu() -> Result<()> {
+    step("bench sfu: forwarding at 10, 50 and 200 streams (release, in-process)");
+    let (ok, lines) = tee(cmd("cargo").args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "callroom-sfu",
+        "--example",
+        "bench",
+        "--",
+        "--streams",
+        "10,50,200",
+    ]))?;
+    if !ok {
+        bail!("the SFU benchmark failed");
+    }
+    std::fs::create_dir_all(bench_dir())?;
+    let json = serde_json::json!({ "report": lines });
+    std::fs::write(
+        bench_dir().join("sfu.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     Ok(())
 }
 
