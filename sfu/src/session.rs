@@ -38,6 +38,9 @@ pub(crate) struct Session {
     pub failed: Option<CloseReason>,
     /// Latest egress bandwidth estimate, bits/s.
     pub bandwidth: Option<u64>,
+    /// The (minimum, desired) bitrates last handed to str0m's estimator: it pads up to the
+    /// minimum and probes towards the desired rate.
+    pub bwe_targets: (u64, u64),
     /// Queued for polling because something was written into it.
     pub dirty: bool,
 }
@@ -91,6 +94,7 @@ impl Session {
             addrs: Vec::new(),
             failed: None,
             bandwidth: None,
+            bwe_targets: (0, 0),
             dirty: true,
         }
     }

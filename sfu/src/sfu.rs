@@ -590,9 +590,13 @@ impl Sfu {
             self.remove_published(key, mid, TrackRemovedReason::NoPackets);
         }
 
-        // Layer choice for every pulled video track.
+        // Layer choice for every pulled video track, and what each subscriber would like to
+        // receive (the sum of its tracks' top layers), which its estimator probes towards.
         let mut choices = Vec::new();
+        let mut desired = Vec::new();
         for (&key, s) in &self.sessions {
+            let mut wanted = 0u64;
+            let mut next_up = 0u64;
             let video_pulls = s
                 .pulled
                 .iter()
@@ -611,6 +615,14 @@ impl Sfu {
                 else {
                     continue;
                 };
+                wanted += track
+                    .layers
+                    .all()
+                    .iter()
+                    .map(|l| l.bitrate)
+                    .max()
+                    .unwrap_or(0);
+                next_up += track.layers.next_up_bitrate(p.current.as_ref(), now);
                 let choice =
                     track
                         .layers
@@ -618,6 +630,27 @@ impl Sfu {
                 if choice.is_some() && choice != p.target {
                     choices.push((key, i, choice));
                 }
+            }
+            // Padding up to the next layer's rate lets the estimate grow past it when the link
+            // allows (str0m caps padding at the estimate); probing aims at the top layers.
+            let wanted = (wanted + wanted / 5).max(100_000);
+            let minimum = (next_up + next_up / 5).min(wanted);
+            let (old_min, old_wanted) = s.bwe_targets;
+            let moved = |new: u64, old: u64| new.abs_diff(old) > new / 10;
+            if self.config.bandwidth_estimation
+                && (moved(wanted, old_wanted) || moved(minimum, old_min))
+            {
+                desired.push((key, minimum, wanted));
+            }
+        }
+        for (key, minimum, wanted) in desired {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.bwe_targets = (minimum, wanted);
+                s.guard(|rtc| {
+                    rtc.bwe()
+                        .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(wanted))
+                });
+                self.mark_dirty(key);
             }
         }
         for (key, i, choice) in choices {

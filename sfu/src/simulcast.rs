@@ -87,6 +87,17 @@ impl Layers {
             .filter(move |l| now.saturating_duration_since(l.last_seen) < LAYER_TIMEOUT)
     }
 
+    /// Bitrate of the smallest flowing layer bigger than `current` (the layer to step up to),
+    /// or of `current` itself when it is the biggest; 0 when nothing is known.
+    pub fn next_up_bitrate(&self, current: Option<&Option<Rid>>, now: Instant) -> u64 {
+        let cur = current.map_or(0, |c| self.bitrate_of(c));
+        self.active(now)
+            .map(|l| l.bitrate)
+            .filter(|&b| b > cur)
+            .min()
+            .unwrap_or(cur)
+    }
+
     fn bitrate_of(&self, rid: &Option<Rid>) -> u64 {
         self.layers
             .iter()

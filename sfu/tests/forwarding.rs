@@ -176,3 +176,62 @@ fn one_publisher_reaches_several_subscribers() {
         assert!(w.clients[s].frames.len() > 15, "subscriber {s}");
     }
 }
+
+#[test]
+fn tracks_update_can_point_a_pulled_mid_at_another_publisher() {
+    use callroom_sfu::calls::{Location, TrackObject, UpdateTracksRequest};
+    let mut w = World::new();
+    let a = w.add_client();
+    let c = w.add_client();
+    let b = w.add_client();
+    let (_, mids_a) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    let (_, mids_c) = w.push(c, &[("cam", MediaKind::Video, &[])]);
+    let pulled = w.pull(b, a, "cam", None);
+    w.run_until(5 * SECOND, "connected", |w| (0..3).all(|i| w.connected(i)));
+    // a's frames are 1000 bytes, c's 2000.
+    for _ in 0..30 {
+        w.write_video(a, mids_a[0], &[], 1000);
+        w.write_video(c, mids_c[0], &[], 2000);
+        w.run_for(Duration::from_millis(33));
+    }
+    assert!(w.clients[b].frames.iter().all(|f| f.data.len() == 1000));
+    let before = w.clients[b].frames.len();
+
+    let sid = w.clients[b].session_id.clone();
+    let now = w.now;
+    let response = w
+        .sfu
+        .tracks_update(
+            now,
+            &sid,
+            UpdateTracksRequest {
+                tracks: vec![TrackObject {
+                    location: Some(Location::Remote),
+                    mid: pulled.tracks[0].mid.clone(),
+                    session_id: Some(w.clients[c].session_id.clone()),
+                    track_name: "cam".into(),
+                    ..Default::default()
+                }],
+            },
+        )
+        .expect("update");
+    assert_eq!(response.tracks[0].error_code, None);
+    for _ in 0..45 {
+        w.write_video(a, mids_a[0], &[], 1000);
+        w.write_video(c, mids_c[0], &[], 2000);
+        w.run_for(Duration::from_millis(33));
+    }
+    let after = &w.clients[b].frames[before..];
+    let first_c = after
+        .iter()
+        .position(|f| f.data.len() == 2000)
+        .expect("c's frames arrive");
+    assert!(
+        after[first_c].keyframe,
+        "the new source starts at a keyframe"
+    );
+    assert!(
+        after[first_c..].iter().all(|f| f.data.len() == 2000),
+        "no more of a's frames"
+    );
+}

@@ -15,7 +15,13 @@ const LAYERS: &[&str] = &["h", "m", "l"];
 fn simulcast_call(
     preference: Option<SimulcastPreference>,
 ) -> (World, usize, usize, str0m::media::Mid) {
-    let mut w = World::new();
+    simulcast_call_in(World::new(), preference)
+}
+
+fn simulcast_call_in(
+    mut w: World,
+    preference: Option<SimulcastPreference>,
+) -> (World, usize, usize, str0m::media::Mid) {
     let a = w.add_client();
     let b = w.add_client();
     let (_, mids) = w.push(a, &[("cam", MediaKind::Video, LAYERS)]);
@@ -149,4 +155,43 @@ fn when_the_current_layer_stops_the_subscriber_falls_back_to_another() {
     // The gap is bounded: about one second of layer timeout plus a keyframe round trip.
     let gap_frames = 3 * 30 - got.len();
     assert!(gap_frames < 60, "{gap_frames} frames lost in the fallback");
+}
+
+#[test]
+fn a_subscriber_link_too_small_for_the_top_layer_steps_down_and_back_up() {
+    let world = World::with_config(|mut c| {
+        c.bandwidth_estimation = true;
+        c
+    });
+    let (mut w, a, b, mid) = simulcast_call_in(world, None);
+    // h is about 720 kbps, m 240 kbps, l 80 kbps; the link carries 450 kbps.
+    w.clients[b].downlink_bps = Some(450_000);
+    w.stream_video(a, mid, LAYERS, 3000, 10 * SECOND);
+    let got = layers_received(&w, b, 0);
+    let tail = &got[got.len().saturating_sub(30)..];
+    assert!(
+        tail.len() == 30 && tail.iter().all(|&l| l == 'm'),
+        "{got:?}"
+    );
+
+    // The bottleneck goes away: the estimate grows and the top layer comes back.
+    w.clients[b].downlink_bps = None;
+    let before = w.clients[b].frames.len();
+    w.stream_video(a, mid, LAYERS, 3000, 20 * SECOND);
+    let got = layers_received(&w, b, before);
+    let tail = &got[got.len().saturating_sub(30)..];
+    assert!(
+        tail.len() == 30 && tail.iter().all(|&l| l == 'h'),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn without_bandwidth_estimation_the_layer_ignores_the_link() {
+    let (mut w, a, b, mid) = simulcast_call(None);
+    w.clients[b].downlink_bps = Some(450_000);
+    w.stream_video(a, mid, LAYERS, 3000, 5 * SECOND);
+    let got = layers_received(&w, b, 0);
+    assert!(got.iter().all(|&l| l == 'h'), "{got:?}");
+    assert!(w.clients[b].link_drops > 0, "the link really was too small");
 }

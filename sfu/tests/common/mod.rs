@@ -49,6 +49,11 @@ pub struct Client {
     pub unplugged: bool,
     /// Datagrams delivered to this client.
     pub received: usize,
+    /// Capacity of the link from the SFU to this client, bits/s (`None`: unlimited).
+    pub downlink_bps: Option<u64>,
+    link_free_at: Instant,
+    /// Datagrams the capped link dropped (its queue was over 200 ms).
+    pub link_drops: usize,
 }
 
 /// The simulated world: one SFU, many clients, one clock.
@@ -119,6 +124,9 @@ impl World {
             connected: false,
             unplugged: false,
             received: 0,
+            downlink_bps: None,
+            link_free_at: self.now,
+            link_drops: 0,
         });
         n
     }
@@ -325,6 +333,18 @@ impl World {
             while let Some(t) = self.sfu.poll_transmit() {
                 moved = true;
                 if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    let mut arrival = arrival;
+                    if let Some(bps) = c.downlink_bps {
+                        // A bottleneck with a 200 ms drop-tail queue.
+                        let start = c.link_free_at.max(self.now);
+                        if start - self.now > Duration::from_millis(200) {
+                            c.link_drops += 1;
+                            continue;
+                        }
+                        let bits = (t.contents.len() as u64 + 28) * 8;
+                        c.link_free_at = start + Duration::from_micros(bits * 1_000_000 / bps);
+                        arrival = c.link_free_at + self.latency;
+                    }
                     if !c.unplugged {
                         c.inbox.push_back((arrival, sfu_addr(), t.contents));
                     }
