@@ -107,19 +107,14 @@ test("two pages push and pull through the room's SFU and decode each other's vid
   const [a, b] = await Promise.all(pages.map(({ page }) => page.evaluate(callThroughSfu, room)));
   assert.notEqual(a.sessionId, b.sessionId);
 
+  // getStats is async, so the wait polls from here (waitForFunction would take the pending
+  // promise for a truthy answer).
   for (const { page } of pages) {
-    await page.waitForFunction(
-      async () => {
-        const stats = await window.sfuCall.pc.getStats();
-        let frames = 0;
-        stats.forEach((s) => {
-          if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
-        });
-        return frames > 0;
-      },
-      null,
-      { timeout: 30_000, polling: 250 },
-    );
+    const deadline = Date.now() + 30_000;
+    while ((await framesDecoded(page)) === 0) {
+      assert.ok(Date.now() < deadline, "video decoded within 30 s");
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   const [pa, pb] = pages.map(({ page }) => page);
   const seen = await Promise.all(
