@@ -805,3 +805,65 @@ async fn a_capture_that_finishes_after_leave_is_stopped_and_rejected() {
     assert_eq!(counts.get(1).as_f64(), Some(0.0), "and it was stopped");
     assert!(!room.snapshot().screen_sharing);
 }
+
+#[wasm_bindgen_test]
+async fn two_rooms_call_through_the_rooms_sfu_with_one_connection_each() {
+    record_page_resources();
+    let (created_before, _, _) = live_resources();
+    let name = unique("sfu");
+    let sfu_options = |who: &str| {
+        let mut o = options(&name, who, Role::Peer, true);
+        o.topology = Some(callroom_protocol::Topology::Sfu);
+        o
+    };
+    let a = Room::join(sfu_options("A")).await.expect("A joins");
+    let b = Room::join(sfu_options("B")).await.expect("B joins");
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert_eq!(a.snapshot().topology.map(|t| t.as_str()), Some("sfu"));
+    assert!(
+        eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await,
+        "both decode each other through the SFU: a sees {:?} ({:?}), b sees {:?} ({:?})",
+        a.snapshot().remote_streams,
+        a.snapshot().error,
+        b.snapshot().remote_streams,
+        b.snapshot().error,
+    );
+    let (created, _, _) = live_resources();
+    assert_eq!(
+        created - created_before,
+        2,
+        "one peer connection per participant, to the SFU"
+    );
+    let entry = a.snapshot().remote_streams[0].clone();
+    assert_eq!(entry.name, "B");
+    assert_eq!(
+        entry.stream.get_tracks().length(),
+        2,
+        "b's camera and microphone in one stream"
+    );
+
+    // Camera off and on swaps the sent track without a new offer.
+    let negotiated = descriptions_set();
+    a.set_camera_enabled(false).await.expect("camera off");
+    a.set_camera_enabled(true).await.expect("camera on");
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "a's video flows again"
+    );
+    assert_eq!(
+        descriptions_set(),
+        negotiated,
+        "no renegotiation for camera off/on"
+    );
+
+    b.leave().await;
+    assert!(
+        eventually(10_000, || a.snapshot().remote_streams.is_empty()).await,
+        "b's pulls are closed when it leaves: {:?}",
+        a.snapshot().remote_streams
+    );
+    a.leave().await;
+}

@@ -20,7 +20,7 @@ pub fn layer(allowed: &[String]) -> CorsLayer {
                 allowed.iter().any(|a| a == origin)
             }
         }))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(600))

@@ -567,3 +567,29 @@ async fn with_sfu_cloudflare_the_proxy_sends_calls_requests_upstream_with_the_ap
         refused.json
     );
 }
+
+#[tokio::test]
+async fn browsers_may_put_to_the_proxy_from_an_allowed_origin() {
+    let app = app();
+    let request = axum::http::Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/sfu/sessions/abc/renegotiate")
+        .header("origin", "http://127.0.0.1:41234")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let reply = app.request(request).await;
+    let methods = reply
+        .headers
+        .get("access-control-allow-methods")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        methods.contains("PUT"),
+        "renegotiate and close are PUTs: {methods}"
+    );
+}

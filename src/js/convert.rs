@@ -94,7 +94,7 @@ pub(super) fn options_from_js(options: &JsValue) -> Result<JoinOptions, Error> {
     if let Some(topology) = optional_string(options, "topology")? {
         o.topology = Some(
             Topology::parse(&topology)
-                .ok_or_else(|| invalid("`topology` must be \"mesh\" or \"hub\""))?,
+                .ok_or_else(|| invalid("`topology` must be \"mesh\", \"hub\" or \"sfu\""))?,
         );
     }
     if let Some(name) = optional_string(options, "name")? {

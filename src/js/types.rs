@@ -9,8 +9,11 @@ const TYPES: &'static str = r#"
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting" | "failed";
 /** `peer` in a mesh room; `host` or `guest` in a hub. */
 export type Role = "peer" | "host" | "guest";
-/** How a room's members connect: `mesh` everyone to everyone, `hub` guests to one host. */
-export type Topology = "mesh" | "hub";
+/**
+ * How a room's members connect: `mesh` everyone to everyone, `hub` guests to one host, `sfu`
+ * everyone once to the server's SFU.
+ */
+export type Topology = "mesh" | "hub" | "sfu";
 export type Quality = "good" | "fair" | "poor" | "lost";
 
 /** One kind of track to capture: `true` any device, `false` none, or a `deviceId`. */
@@ -30,7 +33,7 @@ export interface JoinOptions {
   role?: Role;
   /**
    * The topology to create the room with, if this join creates it (the first joiner fixes
-   * it). Default: `mesh` for `peer`, `hub` for `host` and `guest`.
+   * it). Default: `mesh` for `peer`, `hub` for `host` and `guest`; `sfu` takes role `peer`.
    */
   topology?: Topology;
   name?: string;

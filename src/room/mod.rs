@@ -8,6 +8,7 @@
 //! | `signaling.rs` | join, rejoin and reconnect, the poll loop, the outbox, leave |
 //! | `plane.rs` | the media-plane seam between the room and its connections |
 //! | `peers.rs` | the mesh and hub plane: one connection per linked pair |
+//! | `sfu.rs` | the SFU plane: one connection to the room's SFU through the Calls proxy |
 //! | `local.rs` | local media: publish, mute, camera, fallback, screen share, devices |
 //! | `ticker.rs` | the once-a-second tick: recovery and quality |
 //! | `notify.rs` | change callbacks and event streams |
@@ -27,6 +28,8 @@ mod notify;
 mod peers;
 #[cfg(target_arch = "wasm32")]
 mod plane;
+#[cfg(target_arch = "wasm32")]
+mod sfu;
 #[cfg(target_arch = "wasm32")]
 mod signaling;
 #[cfg(target_arch = "wasm32")]

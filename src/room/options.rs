@@ -69,11 +69,6 @@ impl JoinOptions {
                 "room must match [A-Za-z0-9_-]{1,64}".into(),
             ));
         }
-        if self.topology == Some(Topology::Sfu) {
-            return Err(Error::InvalidArgument(
-                "the sfu topology is not supported by this version of the library".into(),
-            ));
-        }
         if let Some(topology) = self.topology.filter(|t| !t.admits(self.role)) {
             return Err(Error::InvalidArgument(format!(
                 "role `{}` cannot join a {} room",

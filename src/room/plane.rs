@@ -4,20 +4,21 @@
 //! connections.
 //!
 //! `mesh` and `hub` rooms use [`Peers`] (one connection per linked pair; only which pairs
-//! link differs). An SFU room, one connection for the whole room, is the next variant.
+//! link differs); `sfu` rooms use [`Sfu`], one connection to the room's SFU.
 
-use std::future::Future;
 use std::rc::Rc;
 
-use callroom_protocol::{IceCandidate, MessageKind, SessionDescription};
+use callroom_protocol::{IceCandidate, MessageKind, SessionDescription, SfuTracks, Topology};
 use wasm_bindgen::JsValue;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use super::peers::Peers;
+use super::sfu::Sfu;
 use super::RemoteStream;
 use crate::core::quality::QualityReport;
 use crate::core::recovery::RecoveryOptions;
 use crate::core::roster::{Change, Roster};
+use crate::web::http::Http;
 use crate::Error;
 
 /// What a plane tells its room.
@@ -74,18 +75,31 @@ pub(crate) enum Signal {
 pub(crate) enum Plane {
     /// One connection per linked pair (mesh and hub).
     Peers(Peers),
+    /// One connection to the room's SFU.
+    Sfu(Sfu),
 }
 
 impl Plane {
-    /// The plane for a mesh or hub room, publishing `local` from the start.
-    pub(crate) fn new(setup: PlaneSetup, local: Option<&MediaStream>) -> Rc<Self> {
-        Rc::new(Plane::Peers(Peers::new(setup, local)))
+    /// The plane for a room of `topology`, publishing `local` from the start. `http` and
+    /// `token` reach the server's Calls proxy.
+    pub(crate) fn new(
+        topology: Topology,
+        setup: PlaneSetup,
+        local: Option<&MediaStream>,
+        http: &Http,
+        token: &str,
+    ) -> Result<Rc<Self>, Error> {
+        Ok(Rc::new(match topology {
+            Topology::Sfu => Plane::Sfu(Sfu::new(setup, http.clone(), token.to_owned(), local)?),
+            Topology::Mesh | Topology::Hub => Plane::Peers(Peers::new(setup, local)),
+        }))
     }
 
     /// We just joined: connect to whoever the topology links us to.
     pub(crate) fn start(&self, roster: &Roster) {
         match self {
             Plane::Peers(peers) => peers.start(roster),
+            Plane::Sfu(sfu) => sfu.start(),
         }
     }
 
@@ -93,6 +107,14 @@ impl Plane {
     pub(crate) fn on_roster(&self, change: &Change) {
         match self {
             Plane::Peers(peers) => peers.on_roster(change),
+            Plane::Sfu(sfu) => sfu.on_roster(change),
+        }
+    }
+
+    /// A peer of an SFU room changed what it publishes.
+    pub(crate) fn on_tracks(&self, tracks: SfuTracks) {
+        if let Plane::Sfu(sfu) = self {
+            sfu.on_tracks(tracks);
         }
     }
 
@@ -105,6 +127,8 @@ impl Plane {
     ) -> Result<(), Error> {
         match self {
             Plane::Peers(peers) => peers.on_signal(from, linked, signal).await,
+            // Peers of an SFU room never message each other.
+            Plane::Sfu(_) => Ok(()),
         }
     }
 
@@ -112,6 +136,7 @@ impl Plane {
     pub(crate) fn publish(&self, stream: &MediaStream) {
         match self {
             Plane::Peers(peers) => peers.publish(stream),
+            Plane::Sfu(sfu) => sfu.publish(stream),
         }
     }
 
@@ -119,19 +144,21 @@ impl Plane {
     pub(crate) fn unpublish(&self) {
         match self {
             Plane::Peers(peers) => peers.unpublish(),
+            Plane::Sfu(sfu) => sfu.unpublish(),
         }
     }
 
     /// Sends `track` (or nothing) as the outgoing track of `kind`, without renegotiation
     /// where a sender of that kind exists. `stream` is the local stream it belongs to.
-    pub(crate) fn send_track<'a>(
-        &'a self,
-        kind: &'a str,
-        track: Option<&'a MediaStreamTrack>,
-        stream: &'a MediaStream,
-    ) -> impl Future<Output = Vec<Error>> + 'a {
+    pub(crate) async fn send_track(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
         match self {
-            Plane::Peers(peers) => peers.send_track(kind, track, stream),
+            Plane::Peers(peers) => peers.send_track(kind, track, stream).await,
+            Plane::Sfu(sfu) => sfu.send_track(kind, track, stream).await,
         }
     }
 
@@ -139,13 +166,15 @@ impl Plane {
     pub(crate) fn tick(&self, now: f64) {
         match self {
             Plane::Peers(peers) => peers.tick(now),
+            Plane::Sfu(sfu) => sfu.tick(now),
         }
     }
 
     /// Reads stats and scores quality, per remote participant; adapts what we send.
-    pub(crate) fn measure(&self) -> impl Future<Output = Vec<(String, QualityReport)>> + '_ {
+    pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
         match self {
-            Plane::Peers(peers) => peers.measure(),
+            Plane::Peers(peers) => peers.measure().await,
+            Plane::Sfu(sfu) => sfu.measure().await,
         }
     }
 
@@ -153,6 +182,7 @@ impl Plane {
     pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
         match self {
             Plane::Peers(peers) => peers.remote_streams(roster),
+            Plane::Sfu(sfu) => sfu.remote_streams(roster),
         }
     }
 }

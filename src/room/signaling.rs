@@ -69,7 +69,13 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             recovery: inner.options.recovery,
             sink: plane_sink(&weak),
         };
-        let plane = Plane::new(setup, inner.local_stream().as_ref());
+        let plane = Plane::new(
+            joined.topology,
+            setup,
+            inner.local_stream().as_ref(),
+            &inner.http,
+            &joined.token,
+        )?;
         plane.start(&roster);
         let o = &inner.options;
         inner.signaling = Some(Signaling {
@@ -297,8 +303,12 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
         }
         MessageKind::Candidate => wire::ice_candidate(payload).map(|c| Some(Signal::Candidate(c))),
         MessageKind::PeerReset => Ok(Some(Signal::Reset)),
-        // What peers of an SFU room publish; this plane has no SFU connection to pull with.
-        MessageKind::SfuTracks => Ok(None),
+        MessageKind::SfuTracks => wire::sfu_tracks(payload).map(|tracks| {
+            if let Some(plane) = read(shared, |inner| inner.plane()).flatten() {
+                plane.on_tracks(tracks);
+            }
+            None
+        }),
     };
     let result = match (signal, message.from) {
         (Ok(Some(signal)), Some(from)) => {

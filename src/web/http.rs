@@ -33,11 +33,23 @@ impl Http {
         body: &JsValue,
         signal: Option<&AbortSignal>,
     ) -> Result<JsValue, Error> {
+        self.with_body("POST", path, token, body, signal).await
+    }
+
+    /// `method path` with a JSON body.
+    pub(crate) async fn with_body(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &JsValue,
+        signal: Option<&AbortSignal>,
+    ) -> Result<JsValue, Error> {
         let text = JSON::stringify(body)
             .ok()
             .and_then(|s| s.as_string())
             .ok_or_else(|| Error::Protocol("encoding request".into()))?;
-        self.send("POST", path, token, Some(text), signal).await
+        self.send(method, path, token, Some(text), signal).await
     }
 
     /// `GET path` returning raw JSON.
@@ -108,13 +120,15 @@ impl Http {
     }
 }
 
-/// The server's `{error:{code,message}}`, or a code made from the status when a proxy in
-/// between answered with something else.
+/// The server's `{error:{code,message}}` (or the Calls proxy's `{errorCode,
+/// errorDescription}`), or a code made from the status when a proxy in between answered with
+/// something else.
 fn server_error(status: u16, json: Option<&JsValue>) -> Error {
-    let error = json
-        .map(|j| js::get(j, "error"))
-        .unwrap_or(JsValue::UNDEFINED);
-    match (js::get_str(&error, "code"), js::get_str(&error, "message")) {
+    let json = json.cloned().unwrap_or(JsValue::UNDEFINED);
+    let error = js::get(&json, "error");
+    let code = js::get_str(&error, "code").or_else(|| js::get_str(&json, "errorCode"));
+    let message = js::get_str(&error, "message").or_else(|| js::get_str(&json, "errorDescription"));
+    match (code, message) {
         (Some(code), message) => Error::Server {
             code,
             message: message.unwrap_or_default(),

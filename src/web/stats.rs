@@ -68,3 +68,20 @@ pub(crate) async fn read(pc: &RtcPeerConnection, connected: bool) -> Option<Read
     reading.frames_decoded = frames;
     Some(reading)
 }
+
+/// Video frames decoded per receiving `mid` (one connection carrying many participants).
+pub(crate) async fn frames_by_mid(pc: &RtcPeerConnection) -> Vec<(String, f64)> {
+    let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+        return Vec::new();
+    };
+    let report: Map = report.unchecked_into();
+    let mut frames = Vec::new();
+    report.for_each(&mut |stat: JsValue, _key: JsValue| {
+        if get_str(&stat, "type").as_deref() == Some("inbound-rtp") {
+            if let (Some(mid), Some(n)) = (get_str(&stat, "mid"), get_f64(&stat, "framesDecoded")) {
+                frames.push((mid, n));
+            }
+        }
+    });
+    frames
+}

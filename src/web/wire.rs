@@ -5,7 +5,7 @@
 
 use callroom_protocol::{
     HostReset, IceCandidate, IceServer, JoinRequest, JoinResponse, LeaveReason, PeerInfo, PeerLeft,
-    Role, SessionDescription, Topology,
+    Role, SessionDescription, SfuTrack, SfuTracks, Topology,
 };
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
@@ -75,6 +75,25 @@ pub(crate) fn host_reset(v: &JsValue) -> Result<HostReset, Error> {
     Ok(HostReset {
         host: peer_info(&get(v, "host"))?,
         previous_peer_id: string(v, "previousPeerId", "host-reset")?,
+    })
+}
+
+/// `SfuTracks`.
+pub(crate) fn sfu_tracks(v: &JsValue) -> Result<SfuTracks, Error> {
+    let what = "sfu-tracks";
+    Ok(SfuTracks {
+        peer_id: string(v, "peerId", what)?,
+        session_id: string(v, "sessionId", what)?,
+        tracks: array(v, "tracks", what)?
+            .iter()
+            .map(|t| {
+                Ok(SfuTrack {
+                    track_name: string(&t, "trackName", what)?,
+                    kind: string(&t, "kind", what)?,
+                    rids: Vec::new(),
+                })
+            })
+            .collect::<Result<_, Error>>()?,
     })
 }
 

@@ -1,0 +1,584 @@
+//! The `Sfu` media plane: one peer connection (bundled) to the SFU, through the server's
+//! room-scoped Calls proxy (`/sfu/…`, our peer token; the app secret stays on the server).
+//!
+//! Our camera and microphone go out on send-only transceivers pushed with one `tracks/new`;
+//! what others publish (`sfu-tracks` events) is pulled in one batch per participant, and the
+//! SFU's offer answered through `renegotiate`. The Calls API wants mutations of a session one
+//! at a time, so every call goes through one queue of [`Op`]s run in order. A pull the SFU
+//! cannot serve yet (`not_found_track_error`: no media so far) is retried with backoff.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+
+use callroom_protocol::{Role, SfuTracks};
+use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
+use js_sys::{Array, Object};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcPeerConnection, RtcRtpTransceiver,
+    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
+    RtcTrackEvent,
+};
+
+use super::plane::{PlaneEvent, PlaneSetup};
+use super::RemoteStream;
+use crate::core::backoff::Backoff;
+use crate::core::quality::{QualityMeter, QualityReport};
+use crate::core::roster::{Change, Roster};
+use crate::js_error::browser_error;
+use crate::web::http::Http;
+use crate::web::js::{self, get, get_str, set};
+use crate::web::stats;
+use crate::Error;
+
+/// One change to the SFU session, run in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    /// Open our Calls session.
+    Session,
+    /// Push the local tracks that have no transceiver yet.
+    Publish,
+    /// Pull what `peer` announced and we have not pulled.
+    Pull(String),
+    /// Close the pulls of `peer` that it no longer publishes (all of them when it left).
+    Close(String),
+    /// Close our pushed tracks.
+    Unpublish,
+}
+
+/// A participant whose media we pull.
+struct Remote {
+    peer_id: String,
+    session_id: String,
+    /// Announced track names.
+    tracks: Vec<String>,
+    /// Pulled tracks: (name, our mid).
+    pulled: Vec<(String, String)>,
+    /// Mids of pulls to close (they stopped publishing them, or changed session).
+    closing: Vec<String>,
+    /// They left: forget them once their pulls are closed.
+    left: bool,
+    stream: MediaStream,
+    frames_decoded: f64,
+    /// Delays between pulls the SFU could not serve yet (no media so far).
+    retry: Backoff,
+    retry_timer: Option<Timeout>,
+}
+
+struct State {
+    setup: PlaneSetup,
+    http: Http,
+    token: String,
+    pc: RtcPeerConnection,
+    session: RefCell<Option<String>>,
+    local: RefCell<Option<MediaStream>>,
+    /// Our pushed transceivers, by kind.
+    sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
+    remotes: RefCell<Vec<Remote>>,
+    ops: RefCell<VecDeque<Op>>,
+    running: Cell<bool>,
+    meter: RefCell<QualityMeter>,
+    quality: Cell<Option<QualityReport>>,
+    _listeners: RefCell<Vec<EventListener>>,
+}
+
+/// One connection to the SFU for the whole room.
+pub(crate) struct Sfu {
+    state: Rc<State>,
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        self.state._listeners.borrow_mut().clear();
+        self.state.remotes.borrow_mut().clear();
+        self.state.pc.close();
+    }
+}
+
+impl Sfu {
+    pub(crate) fn new(
+        setup: PlaneSetup,
+        http: Http,
+        token: String,
+        local: Option<&MediaStream>,
+    ) -> Result<Self, Error> {
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(&setup.ice_servers);
+        js::set(
+            config.unchecked_ref::<Object>(),
+            "bundlePolicy",
+            "max-bundle",
+        );
+        let pc = RtcPeerConnection::new_with_configuration(&config)
+            .map_err(|e| browser_error("creating a peer connection", &e))?;
+        let state = Rc::new(State {
+            setup,
+            http,
+            token,
+            pc,
+            session: RefCell::new(None),
+            local: RefCell::new(local.cloned()),
+            sent: RefCell::new(Vec::new()),
+            remotes: RefCell::new(Vec::new()),
+            ops: RefCell::new(VecDeque::new()),
+            running: Cell::new(false),
+            meter: RefCell::new(QualityMeter::default()),
+            quality: Cell::new(None),
+            _listeners: RefCell::new(Vec::new()),
+        });
+        let weak = Rc::downgrade(&state);
+        let on_track = EventListener::new(&state.pc, "track", move |e| {
+            if let (Some(state), Some(e)) = (weak.upgrade(), e.dyn_ref::<RtcTrackEvent>()) {
+                state.on_track(e);
+            }
+        });
+        let weak = Rc::downgrade(&state);
+        let on_state = EventListener::new(&state.pc, "connectionstatechange", move |_| {
+            if let Some(state) = weak.upgrade() {
+                (state.setup.sink)(PlaneEvent::Changed);
+            }
+        });
+        *state._listeners.borrow_mut() = vec![on_track, on_state];
+        Ok(Self { state })
+    }
+
+    pub(crate) fn start(&self) {
+        enqueue(&self.state, Op::Session);
+        if self.state.local.borrow().is_some() {
+            enqueue(&self.state, Op::Publish);
+        }
+    }
+
+    pub(crate) fn on_roster(&self, change: &Change) {
+        if let Change::Left { peer_id, .. } = change {
+            let known = self.state.remote_mut(peer_id, |r| {
+                r.tracks.clear();
+                r.closing.extend(r.pulled.drain(..).map(|(_, mid)| mid));
+                r.left = true;
+                r.retry_timer = None;
+            });
+            if known.is_some() {
+                enqueue(&self.state, Op::Close(peer_id.clone()));
+            }
+        }
+    }
+
+    /// `peer` now publishes `tracks`: pull what is new, close what went.
+    pub(crate) fn on_tracks(&self, tracks: SfuTracks) {
+        let names: Vec<String> = tracks.tracks.into_iter().map(|t| t.track_name).collect();
+        let peer = tracks.peer_id;
+        let known = self.state.remote_mut(&peer, |r| {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.pulled)
+                .into_iter()
+                .partition(|(name, _)| r.session_id != tracks.session_id || !names.contains(name));
+            r.pulled = kept;
+            r.closing.extend(gone.into_iter().map(|(_, mid)| mid));
+            r.session_id.clone_from(&tracks.session_id);
+            r.tracks.clone_from(&names);
+        });
+        if known.is_none() {
+            let Ok(stream) = MediaStream::new() else {
+                return;
+            };
+            self.state.remotes.borrow_mut().push(Remote {
+                peer_id: peer.clone(),
+                session_id: tracks.session_id,
+                tracks: names,
+                pulled: Vec::new(),
+                closing: Vec::new(),
+                left: false,
+                stream,
+                frames_decoded: 0.0,
+                retry: Backoff::new(250.0, 5_000.0),
+                retry_timer: None,
+            });
+        }
+        enqueue(&self.state, Op::Close(peer.clone()));
+        enqueue(&self.state, Op::Pull(peer));
+        (self.state.setup.sink)(PlaneEvent::Changed);
+    }
+
+    pub(crate) fn publish(&self, stream: &MediaStream) {
+        *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+        enqueue(&self.state, Op::Unpublish);
+        enqueue(&self.state, Op::Publish);
+    }
+
+    pub(crate) fn unpublish(&self) {
+        *self.state.local.borrow_mut() = None;
+        enqueue(&self.state, Op::Unpublish);
+    }
+
+    /// Swaps what a pushed transceiver sends (no renegotiation); a kind not pushed yet is
+    /// pushed.
+    pub(crate) async fn send_track(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
+        let sender = self
+            .state
+            .sent
+            .borrow()
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, t)| t.sender());
+        match (sender, track) {
+            (Some(sender), _) => match JsFuture::from(sender.replace_track(track)).await {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![browser_error("replacing a track", &e)],
+            },
+            (None, Some(_)) => {
+                *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+                enqueue(&self.state, Op::Publish);
+                Vec::new()
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn tick(&self, _now: f64) {}
+
+    pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
+        let state = &self.state;
+        let connected = js::get_str(&state.pc, "connectionState").as_deref() == Some("connected");
+        let Some(reading) = stats::read(&state.pc, connected).await else {
+            return Vec::new();
+        };
+        let frames = stats::frames_by_mid(&state.pc).await;
+        let report = state.meter.borrow_mut().update(reading.sample);
+        state.quality.set(Some(report));
+        let mut remotes = state.remotes.borrow_mut();
+        for remote in remotes.iter_mut() {
+            remote.frames_decoded = frames
+                .iter()
+                .filter(|(mid, _)| remote.pulled.iter().any(|(_, m)| m == mid))
+                .map(|(_, f)| f)
+                .sum();
+        }
+        remotes
+            .iter()
+            .map(|r| (r.peer_id.clone(), report))
+            .collect()
+    }
+
+    pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
+        let connection_state =
+            js::get_str(&self.state.pc, "connectionState").unwrap_or_else(|| "new".into());
+        self.state
+            .remotes
+            .borrow()
+            .iter()
+            .filter_map(|r| {
+                let member = roster.member(&r.peer_id)?;
+                Some(RemoteStream {
+                    peer_id: r.peer_id.clone(),
+                    name: member.name.clone(),
+                    role: Role::Peer,
+                    stream: Clone::clone(&r.stream),
+                    connection_state: connection_state.clone(),
+                    quality: self.state.quality.get(),
+                    frames_decoded: r.frames_decoded,
+                })
+            })
+            .collect()
+    }
+}
+
+impl State {
+    fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
+        self.remotes
+            .borrow_mut()
+            .iter_mut()
+            .find(|r| r.peer_id == peer)
+            .map(f)
+    }
+
+    fn on_track(&self, e: &RtcTrackEvent) {
+        let Some(mid) = e.transceiver().mid() else {
+            return;
+        };
+        let track = e.track();
+        let stream = self
+            .remotes
+            .borrow()
+            .iter()
+            .find(|r| r.pulled.iter().any(|(_, m)| *m == mid))
+            .map(|r| (r.peer_id.clone(), Clone::clone(&r.stream)));
+        if let Some((peer_id, stream)) = stream {
+            if stream.get_track_by_id(&track.id()).is_none() {
+                stream.add_track(&track);
+            }
+            (self.setup.sink)(PlaneEvent::Track { peer_id, stream });
+        }
+    }
+
+    fn path(&self, tail: &str) -> Option<String> {
+        let session = self.session.borrow().clone()?;
+        Some(format!("/sfu/sessions/{session}{tail}"))
+    }
+
+    async fn call(&self, method: &str, path: &str, body: &JsValue) -> Result<JsValue, Error> {
+        self.http
+            .with_body(method, path, Some(&self.token), body, None)
+            .await
+    }
+
+    async fn run(self: Rc<Self>, op: Op) -> Result<(), Error> {
+        match op {
+            Op::Session => {
+                let answer = self
+                    .call("POST", "/sfu/sessions/new", &Object::new())
+                    .await?;
+                let id = get_str(&answer, "sessionId")
+                    .ok_or_else(|| Error::Protocol("malformed sfu session".into()))?;
+                *self.session.borrow_mut() = Some(id);
+                Ok(())
+            }
+            Op::Publish => self.publish().await,
+            Op::Unpublish => {
+                let mids: Vec<String> = std::mem::take(&mut *self.sent.borrow_mut())
+                    .into_iter()
+                    .filter_map(|(_, t)| {
+                        t.stop();
+                        t.mid()
+                    })
+                    .collect();
+                self.close(mids).await
+            }
+            Op::Pull(peer) => self.pull(&peer).await,
+            Op::Close(peer) => {
+                let mids = self
+                    .remote_mut(&peer, |r| std::mem::take(&mut r.closing))
+                    .unwrap_or_default();
+                let result = if mids.is_empty() {
+                    Ok(())
+                } else {
+                    for t in self.pc.get_transceivers().iter() {
+                        let t: RtcRtpTransceiver = t.unchecked_into();
+                        if t.mid().is_some_and(|m| mids.contains(&m)) {
+                            let track = t.receiver().track();
+                            self.remote_mut(&peer, |r| r.stream.remove_track(&track));
+                            t.stop();
+                        }
+                    }
+                    self.close(mids).await
+                };
+                self.remotes
+                    .borrow_mut()
+                    .retain(|r| !(r.peer_id == peer && r.left));
+                (self.setup.sink)(PlaneEvent::Changed);
+                result
+            }
+        }
+    }
+
+    /// Adds a send-only transceiver for each local track of a kind not pushed yet, and pushes
+    /// them with one offer.
+    async fn publish(&self) -> Result<(), Error> {
+        let Some(stream) = self.local.borrow().clone() else {
+            return Ok(());
+        };
+        let mut added = Vec::new();
+        for track in stream.get_tracks().iter() {
+            let track: MediaStreamTrack = track.unchecked_into();
+            let kind = track.kind();
+            if self.sent.borrow().iter().any(|(k, _)| *k == kind) {
+                continue;
+            }
+            let init = RtcRtpTransceiverInit::new();
+            init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+            let streams = Array::of1(&stream);
+            init.set_streams(&streams);
+            let transceiver = self
+                .pc
+                .add_transceiver_with_media_stream_track_and_init(&track, &init);
+            self.sent
+                .borrow_mut()
+                .push((kind.clone(), transceiver.clone()));
+            added.push((kind, transceiver));
+        }
+        if added.is_empty() {
+            return Ok(());
+        }
+        let offer = self.local_description().await?;
+        let tracks = Array::new();
+        for (kind, transceiver) in &added {
+            let t = Object::new();
+            set(&t, "location", "local");
+            set(&t, "mid", transceiver.mid().unwrap_or_default());
+            set(&t, "trackName", if kind == "video" { "cam" } else { "mic" });
+            tracks.push(&t);
+        }
+        let body = Object::new();
+        set(&body, "sessionDescription", offer);
+        set(&body, "tracks", tracks);
+        let path = self.path("/tracks/new").unwrap_or_default();
+        let answer = self.call("POST", &path, &body).await?;
+        self.apply_remote(&get(&answer, "sessionDescription"), RtcSdpType::Answer)
+            .await
+    }
+
+    /// Pulls what `peer` announced and we have not pulled, then answers the SFU's offer.
+    async fn pull(self: &Rc<Self>, peer: &str) -> Result<(), Error> {
+        let Some((session, wanted)) = self.remote_mut(peer, |r| {
+            let wanted: Vec<String> = r
+                .tracks
+                .iter()
+                .filter(|n| !r.pulled.iter().any(|(p, _)| p == *n))
+                .cloned()
+                .collect();
+            (r.session_id.clone(), wanted)
+        }) else {
+            return Ok(());
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let tracks = Array::new();
+        for name in &wanted {
+            let t = Object::new();
+            set(&t, "location", "remote");
+            set(&t, "sessionId", session.as_str());
+            set(&t, "trackName", name.as_str());
+            tracks.push(&t);
+        }
+        let body = Object::new();
+        set(&body, "tracks", tracks);
+        let path = self.path("/tracks/new").unwrap_or_default();
+        let answer = self.call("POST", &path, &body).await?;
+        let mut not_yet = false;
+        let mut pulled = Vec::new();
+        if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
+            for t in list.iter() {
+                match (
+                    get_str(&t, "trackName"),
+                    get_str(&t, "mid"),
+                    get_str(&t, "errorCode"),
+                ) {
+                    (Some(name), Some(mid), None) if !mid.is_empty() => pulled.push((name, mid)),
+                    (_, _, Some(code)) if code == "not_found_track_error" => not_yet = true,
+                    (_, _, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
+                        code,
+                        message: get_str(&t, "errorDescription").unwrap_or_default(),
+                    })),
+                    _ => {}
+                }
+            }
+        }
+        self.remote_mut(peer, |r| r.pulled.extend(pulled));
+        let offer = get(&answer, "sessionDescription");
+        if get(&answer, "requiresImmediateRenegotiation").as_bool() == Some(true) {
+            self.apply_remote(&offer, RtcSdpType::Offer).await?;
+            let local = self.local_description().await?;
+            let body = Object::new();
+            set(&body, "sessionDescription", local);
+            let path = self.path("/renegotiate").unwrap_or_default();
+            self.call("PUT", &path, &body).await?;
+        }
+        if not_yet {
+            // The publisher's media has not reached the SFU yet: ask again later.
+            let delay = self
+                .remote_mut(peer, |r| r.retry.next_delay_ms(js::random()))
+                .unwrap_or(1_000);
+            let weak = Rc::downgrade(self);
+            let again = peer.to_owned();
+            let timer = Timeout::new(delay, move || {
+                if let Some(state) = weak.upgrade() {
+                    enqueue(&state, Op::Pull(again));
+                }
+            });
+            self.remote_mut(peer, |r| r.retry_timer = Some(timer));
+        }
+        Ok(())
+    }
+
+    /// Closes `mids` (their transceivers are stopped) with an offer, and applies the answer.
+    async fn close(&self, mids: Vec<String>) -> Result<(), Error> {
+        if mids.is_empty() {
+            return Ok(());
+        }
+        let Some(path) = self.path("/tracks/close") else {
+            return Ok(());
+        };
+        let offer = self.local_description().await?;
+        let tracks = Array::new();
+        for mid in mids {
+            let t = Object::new();
+            set(&t, "mid", mid);
+            tracks.push(&t);
+        }
+        let body = Object::new();
+        set(&body, "tracks", tracks);
+        set(&body, "sessionDescription", offer);
+        set(&body, "force", false);
+        let answer = self.call("PUT", &path, &body).await?;
+        let desc = get(&answer, "sessionDescription");
+        if desc.is_object() {
+            self.apply_remote(&desc, RtcSdpType::Answer).await?;
+        }
+        Ok(())
+    }
+
+    /// `setLocalDescription()`; the description as `{type, sdp}`.
+    async fn local_description(&self) -> Result<JsValue, Error> {
+        JsFuture::from(js::set_local_description_auto(&self.pc))
+            .await
+            .map_err(|e| browser_error("creating a description for the SFU", &e))?;
+        let desc = self
+            .pc
+            .local_description()
+            .ok_or_else(|| Error::Protocol("no local description".into()))?;
+        let o = Object::new();
+        set(&o, "type", get_str(&desc, "type").unwrap_or_default());
+        set(&o, "sdp", desc.sdp());
+        Ok(o.into())
+    }
+
+    async fn apply_remote(&self, desc: &JsValue, kind: RtcSdpType) -> Result<(), Error> {
+        let sdp = get_str(desc, "sdp")
+            .ok_or_else(|| Error::Protocol("the SFU sent no session description".into()))?;
+        let init = RtcSessionDescriptionInit::new(kind);
+        init.set_sdp(&sdp);
+        JsFuture::from(self.pc.set_remote_description(&init))
+            .await
+            .map_err(|e| {
+                Error::Protocol(format!(
+                    "the SFU's description was refused ({})",
+                    crate::js_error::exception_parts(&e).1
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+/// Queues `op` (once: an identical op already waiting covers it) and starts the runner.
+fn enqueue(state: &Rc<State>, op: Op) {
+    {
+        let mut ops = state.ops.borrow_mut();
+        if ops.contains(&op) {
+            return;
+        }
+        ops.push_back(op);
+    }
+    if !state.running.replace(true) {
+        spawn_local(run_ops(Rc::downgrade(state)));
+    }
+}
+
+async fn run_ops(weak: Weak<State>) {
+    loop {
+        let Some(state) = weak.upgrade() else { return };
+        let Some(op) = state.ops.borrow_mut().pop_front() else {
+            state.running.set(false);
+            return;
+        };
+        if let Err(error) = state.clone().run(op).await {
+            (state.setup.sink)(PlaneEvent::Error(error));
+        }
+    }
+}
