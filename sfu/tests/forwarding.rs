@@ -235,3 +235,52 @@ fn tracks_update_can_point_a_pulled_mid_at_another_publisher() {
         "no more of a's frames"
     );
 }
+
+#[test]
+fn a_push_may_name_its_mid_by_track_name_or_let_the_sfu_discover_tracks() {
+    use callroom_sfu::calls::{Location, SessionDescription, TrackObject, TracksRequest};
+    use str0m::media::Direction;
+    let mut w = World::new();
+    let a = w.add_client();
+    let sid = w.clients[a].session_id.clone();
+    let mut api = w.clients[a].rtc.sdp_api();
+    let cam = api.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        Some("cam".into()),
+        None,
+    );
+    let mic = api.add_media(
+        MediaKind::Audio,
+        Direction::SendOnly,
+        None,
+        Some("mic".into()),
+        None,
+    );
+    let (offer, _pending) = api.apply().expect("offer");
+    let now = w.now;
+    let response = w
+        .sfu
+        .tracks_new(
+            now,
+            &sid,
+            TracksRequest {
+                session_description: Some(SessionDescription::offer(offer.to_sdp_string())),
+                tracks: vec![TrackObject {
+                    location: Some(Location::Local),
+                    mid: Some("#cam".into()),
+                    track_name: "camera".into(),
+                    ..Default::default()
+                }],
+                auto_discover: Some(true),
+            },
+        )
+        .expect("push");
+    assert_eq!(response.tracks.len(), 2, "{response:?}");
+    assert_eq!(response.tracks[0].mid.as_deref(), Some(&*cam.to_string()));
+    assert_eq!(response.tracks[0].track_name, "camera");
+    // The microphone was not named: it was discovered with a random name.
+    assert_eq!(response.tracks[1].mid.as_deref(), Some(&*mic.to_string()));
+    assert_eq!(response.tracks[1].track_name.len(), 32);
+}
