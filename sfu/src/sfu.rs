@@ -186,7 +186,10 @@ impl Sfu {
                 }
             }
         }
-        if target.is_none() {
+        // Only STUN (first byte 0..=3, RFC 7983) may come from an address no session knows:
+        // anything else from a stranger is dropped without asking every session.
+        let is_stun = contents.first().is_some_and(|b| *b < 4);
+        if target.is_none() && is_stun {
             // STUN from a new address: ask every session (ufrag match).
             for (&key, s) in self.sessions.iter_mut() {
                 if s.guard(|rtc| rtc.accepts(&input)) == Some(true) {

@@ -450,3 +450,26 @@ fn the_per_session_track_cap_fails_tracks_beyond_it() {
         .count();
     assert_eq!(failed, 2);
 }
+
+#[test]
+fn datagrams_from_strangers_are_dropped_and_counted() {
+    let mut w = World::new();
+    let a = w.add_client();
+    w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.run_until(std::time::Duration::from_secs(5), "connected", |w| {
+        w.connected(a)
+    });
+    let stranger: std::net::SocketAddr = "203.0.113.9:4000".parse().expect("addr");
+    let before = w.sfu.stats().unrouted_datagrams;
+    let now = w.now;
+    // An RTP-looking datagram and garbage from an address no session knows.
+    let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+    rtp.extend_from_slice(&[0u8; 100]);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &rtp);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &[0xff; 40]);
+    assert_eq!(w.sfu.stats().unrouted_datagrams, before + 2);
+    assert!(w.connected(a), "the real session is unaffected");
+    assert_eq!(w.sfu.session_count(), 1);
+}
