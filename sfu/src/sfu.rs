@@ -217,13 +217,7 @@ impl Sfu {
         if let Some(Err(_)) = s.guard(|rtc| rtc.handle_input(input)) {
             s.failed = Some(CloseReason::Failed);
         }
-        if s.connected {
-            self.mark_dirty(key);
-        } else {
-            // During the handshake str0m may hold a DTLS flight until its next timeout input;
-            // a late flight makes the client retransmit and can stall the handshake.
-            self.kick(key, now);
-        }
+        self.mark_dirty(key);
         self.drive(now);
     }
 

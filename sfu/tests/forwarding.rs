@@ -371,3 +371,28 @@ fn h264_frames_are_forwarded_and_start_at_an_idr() {
         );
     }
 }
+
+/// Known issue: when every client datagram reaches the SFU twice, the SFU's DTLS handshake as
+/// the DTLS client (pulls, where the client answers `setup:passive`) stalls in this harness
+/// while the client considers itself connected. A bare pair of str0m `Rtc`s with the same
+/// duplication connects, so the cause is in how the SFU or this harness drives str0m; it is
+/// not found yet. Browsers answer `setup:active`, which makes the SFU the DTLS server.
+#[test]
+#[ignore = "known issue: duplicated handshake datagrams stall the SFU's DTLS client role"]
+fn a_network_that_duplicates_every_datagram_still_connects_and_forwards() {
+    let mut w = World::new();
+    w.duplicate_to_sfu = true;
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.pull(b, a, "cam", None);
+    w.run_until(5 * SECOND, "both connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    w.stream_video(a, mids[0], &[], 1000, 2 * SECOND);
+    assert!(
+        w.clients[b].frames.len() > 30,
+        "{}",
+        w.clients[b].frames.len()
+    );
+}
