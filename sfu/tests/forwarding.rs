@@ -373,10 +373,10 @@ fn h264_frames_are_forwarded_and_start_at_an_idr() {
 }
 
 /// Known issue: when every client datagram reaches the SFU twice, the SFU's DTLS handshake as
-/// the DTLS client (pulls, where the client answers `setup:passive`) stalls in this harness
+/// the DTLS client (SFU offers, where the client answers `setup:passive`) stalls in some runs
 /// while the client considers itself connected. A bare pair of str0m `Rtc`s with the same
-/// duplication connects, so the cause is in how the SFU or this harness drives str0m; it is
-/// not found yet. Browsers answer `setup:active`, which makes the SFU the DTLS server.
+/// duplication connected in the few runs tried; the cause is not found yet. Browsers answer
+/// `setup:active`, which makes the SFU the DTLS server.
 #[test]
 #[ignore = "known issue: duplicated handshake datagrams stall the SFU's DTLS client role"]
 fn a_network_that_duplicates_every_datagram_still_connects_and_forwards() {
