@@ -9,6 +9,7 @@ mod forward;
 mod session;
 mod sfu;
 pub mod simulcast;
+mod stun;
 
 pub use error::{codes, CallsError, TrackError};
 pub use sfu::{Sfu, SfuConfig, SfuStats, Transmit};
