@@ -462,14 +462,23 @@ fn datagrams_from_strangers_are_dropped_and_counted() {
     let stranger: std::net::SocketAddr = "203.0.113.9:4000".parse().expect("addr");
     let before = w.sfu.stats().unrouted_datagrams;
     let now = w.now;
-    // An RTP-looking datagram and garbage from an address no session knows.
+    // From an address no session knows: an RTP-looking datagram, garbage, foreign STUN.
     let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
     rtp.extend_from_slice(&[0u8; 100]);
     w.sfu
         .handle_receive(now, stranger, common::sfu_addr(), &rtp);
     w.sfu
         .handle_receive(now, stranger, common::sfu_addr(), &[0xff; 40]);
-    assert_eq!(w.sfu.stats().unrouted_datagrams, before + 2);
+    // A STUN binding request naming a ufrag no session has.
+    let username = b"nope:peer";
+    let mut stun = vec![0x00, 0x01, 0x00, 16, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, username.len() as u8]);
+    stun.extend_from_slice(username);
+    stun.extend_from_slice(&[0, 0, 0]);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &stun);
+    assert_eq!(w.sfu.stats().unrouted_datagrams, before + 3);
     assert!(w.connected(a), "the real session is unaffected");
     assert_eq!(w.sfu.session_count(), 1);
 }
