@@ -482,3 +482,30 @@ fn datagrams_from_strangers_are_dropped_and_counted() {
     assert!(w.connected(a), "the real session is unaffected");
     assert_eq!(w.sfu.session_count(), 1);
 }
+
+#[test]
+fn garbage_from_a_connected_client_address_does_not_close_its_session() {
+    // Anyone can spoof a client's source address; junk must not end the client's session.
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.pull(b, a, "cam", None);
+    w.run_until(std::time::Duration::from_secs(5), "connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    let from = w.clients[a].addr;
+    // STUN, DTLS (change cipher spec, handshake, application data), RTP and RTCP lookalikes.
+    for first in [0u8, 1, 20, 22, 23, 128, 144] {
+        let mut junk = vec![first; 200];
+        junk[1] = 0xfe;
+        junk[2] = 0xfd;
+        let now = w.now;
+        w.sfu.handle_receive(now, from, common::sfu_addr(), &junk);
+    }
+    w.pump();
+    assert_eq!(w.sfu.session_count(), 2);
+    let before = w.clients[b].frames.len();
+    w.stream_video(a, mids[0], &[], 1000, std::time::Duration::from_secs(1));
+    assert!(w.clients[b].frames.len() > before + 15, "media still flows");
+}
