@@ -90,11 +90,13 @@ fn main() {
     for &n in &streams {
         run(n.max(1), Duration::from_secs(seconds));
     }
+    println!("\n* RSS growth of the run per SFU session, including its simulated client's Rtc.");
     memory_per_session();
 }
 
 fn run(streams: usize, measure: Duration) {
     let publishers = streams.div_ceil(SUBSCRIBERS_PER_PUBLISHER);
+    let rss_before = rss();
     let mut b = Bench::new();
     let pubs: Vec<usize> = (0..publishers).map(|_| b.add_client()).collect();
     for &p in &pubs {
@@ -155,8 +157,15 @@ fn run(streams: usize, measure: Duration) {
         format!("{:.2} ms", b.delays[i].as_secs_f64() * 1e3)
     };
     let frames: u64 = subs.iter().map(|&s| b.clients[s].frames_received).sum();
+    let per_session = match (rss_before, rss()) {
+        (Some(before), Some(after)) => format!(
+            "{:.0}",
+            after.saturating_sub(before) as f64 / 1024.0 / b.sfu.session_count().max(1) as f64
+        ),
+        _ => "-".into(),
+    };
     println!(
-        "{:>8} {:>9} {:>11.0} {:>13.1} {:>14.0} {:>10} {:>10} {:>10} {:>12}",
+        "{:>8} {:>9} {:>11.0} {:>13.1} {:>14.0} {:>10} {:>10} {:>10} {:>12} {:>12}",
         streams,
         b.sfu.session_count(),
         fwd_per_s,
@@ -166,6 +175,7 @@ fn run(streams: usize, measure: Duration) {
         pct(0.99),
         pct(1.0),
         frames,
+        per_session,
     );
 }
 

@@ -1,50 +1,4 @@
-//! `callroom-sfu`: a sans-IO selective forwarding unit that speaks the Cloudflare Calls API,
-//! built on [str0m](https://docs.rs/str0m).
-//!
-//! [`Sfu`] holds one str0m `Rtc` per Calls session, all behind one UDP socket. It does no IO and
-//! reads no clock: the server passes the time in (`now`), hands it every datagram
-//! ([`Sfu::handle_receive`]), sends what [`Sfu::poll_transmit`] returns, calls
-//! [`Sfu::handle_timeout`] at [`Sfu::poll_timeout`], and maps the Calls HTTP routes onto
-//! [`Sfu::new_session`], [`Sfu::tracks_new`], [`Sfu::renegotiate`], [`Sfu::tracks_close`],
-//! [`Sfu::tracks_update`] and [`Sfu::session_state`], whose bodies are the serde types in
-//! [`calls`]. Failures are [`CallsError`]s carrying Cloudflare's status and error code.
-//!
-//! # Behaviour
-//!
-//! * The SFU is ICE-lite and learns clients' addresses as peer-reflexive candidates; its host
-//!   candidates are the configured public addresses.
-//! * Push: the client's offer in, the SFU's answer out. Pull: the SFU's offer out with
-//!   `requiresImmediateRenegotiation: true`; the client answers through `renegotiate`. A push
-//!   without an offer (with `kind`) also gets an SFU offer.
-//! * Pulling a track that was pushed but has no media yet **succeeds**: forwarding starts with
-//!   the first keyframe (Cloudflare answers `not_found_track_error` there; clients that retry on
-//!   that error work unchanged). Pulling a track name that was never pushed is
-//!   `not_found_track_error`.
-//! * Forwarding is frame level (str0m's `MediaData` in, `Writer` out), so every subscriber has
-//!   its own sequence numbers, NACK/RTX and RTCP, and payload types are mapped per subscriber.
-//!   Codecs: Opus, VP8, H.264.
-//! * A subscriber starts, and switches simulcast layer, at a keyframe of the new layer; the SFU
-//!   asks the publisher for one (PLI, else FIR), at most once per published track per 500 ms.
-//!   The subscriber's own keyframe requests are passed on the same way.
-//! * Simulcast: each subscriber gets `preferredRid` (default: the layer with the highest
-//!   measured bitrate); when it stops for 1 s, `ridNotAvailable` decides (see
-//!   [`simulcast::Layers::choose`]). With [`SfuConfig::bandwidth_estimation`], the subscriber's
-//!   TWCC estimate also steps layers down and back up.
-//! * Limits: 64 tracks per call, [`SfuConfig::max_sessions`], [`SfuConfig::max_tracks_per_session`];
-//!   a track without packets for 30 s is removed, a session without connectivity for 30 s is
-//!   closed. Every collection a remote party can grow is capped.
-//! * Data channels are not supported yet.
-//!
-//! # Isolation and the panic profile
-//!
-//! str0m panics on broken invariants. Every call into a session's `Rtc` runs under
-//! `catch_unwind`; a session whose `Rtc` panicked (or returned an error from its input) is closed
-//! and reported as [`SfuEvent::SessionClosed`], and the other sessions go on. This only works
-//! when panics unwind: the workspace's release profile sets `panic = "abort"` for the wasm
-//! library, so the server binary must be built with a profile that unwinds (for example a
-//! `[profile.server]` inheriting from release with `panic = "unwind"`), or a panicking session
-//! ends the process.
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -55,6 +9,7 @@ mod forward;
 mod session;
 mod sfu;
 pub mod simulcast;
+mod stun;
 
 pub use error::{codes, CallsError, TrackError};
 pub use sfu::{Sfu, SfuConfig, SfuStats, Transmit};

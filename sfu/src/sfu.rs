@@ -95,6 +95,8 @@ pub struct Sfu {
     pub(crate) ids: HashMap<String, SessionKey>,
     next_key: SessionKey,
     by_addr: HashMap<SocketAddr, SessionKey>,
+    /// Each session's local ICE ufrag, to route STUN from addresses not seen yet.
+    by_ufrag: HashMap<String, SessionKey>,
     /// Publisher track -> subscriber tracks.
     pub(crate) routes: HashMap<(SessionKey, Mid), Vec<(SessionKey, Mid)>>,
     dirty: Vec<SessionKey>,
@@ -113,6 +115,7 @@ impl Sfu {
             ids: HashMap::new(),
             next_key: 1,
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
             routes: HashMap::new(),
             dirty: Vec::new(),
             transmits: VecDeque::new(),
@@ -148,6 +151,8 @@ impl Sfu {
         }
         let key = self.next_key;
         self.next_key += 1;
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        self.by_ufrag.insert(ufrag, key);
         self.sessions
             .insert(key, Session::new(id.clone(), rtc, now));
         self.ids.insert(id.clone(), key);
@@ -186,12 +191,15 @@ impl Sfu {
                 }
             }
         }
+        // Only STUN may come from an address no session knows: it names its session by
+        // ufrag. Anything else from a stranger is dropped.
         if target.is_none() {
-            // STUN from a new address: ask every session (ufrag match).
-            for (&key, s) in self.sessions.iter_mut() {
-                if s.guard(|rtc| rtc.accepts(&input)) == Some(true) {
-                    target = Some(key);
-                    break;
+            let named = crate::stun::local_ufrag(contents).and_then(|u| self.by_ufrag.get(u));
+            if let Some(&key) = named {
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    if s.guard(|rtc| rtc.accepts(&input)) == Some(true) {
+                        target = Some(key);
+                    }
                 }
             }
         }
@@ -214,13 +222,7 @@ impl Sfu {
         if let Some(Err(_)) = s.guard(|rtc| rtc.handle_input(input)) {
             s.failed = Some(CloseReason::Failed);
         }
-        if s.connected {
-            self.mark_dirty(key);
-        } else {
-            // During the handshake str0m may hold a DTLS flight until its next timeout input;
-            // a late flight makes the client retransmit and can stall the handshake.
-            self.kick(key, now);
-        }
+        self.mark_dirty(key);
         self.drive(now);
     }
 
@@ -700,6 +702,7 @@ impl Sfu {
             }
         }
         self.ids.remove(&s.id);
+        self.by_ufrag.retain(|_, k| *k != key);
         for addr in &s.addrs {
             if self.by_addr.get(addr) == Some(&key) {
                 self.by_addr.remove(addr);

@@ -450,3 +450,62 @@ fn the_per_session_track_cap_fails_tracks_beyond_it() {
         .count();
     assert_eq!(failed, 2);
 }
+
+#[test]
+fn datagrams_from_strangers_are_dropped_and_counted() {
+    let mut w = World::new();
+    let a = w.add_client();
+    w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.run_until(std::time::Duration::from_secs(5), "connected", |w| {
+        w.connected(a)
+    });
+    let stranger: std::net::SocketAddr = "203.0.113.9:4000".parse().expect("addr");
+    let before = w.sfu.stats().unrouted_datagrams;
+    let now = w.now;
+    // From an address no session knows: an RTP-looking datagram, garbage, foreign STUN.
+    let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+    rtp.extend_from_slice(&[0u8; 100]);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &rtp);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &[0xff; 40]);
+    // A STUN binding request naming a ufrag no session has.
+    let username = b"nope:peer";
+    let mut stun = vec![0x00, 0x01, 0x00, 16, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, username.len() as u8]);
+    stun.extend_from_slice(username);
+    stun.extend_from_slice(&[0, 0, 0]);
+    w.sfu
+        .handle_receive(now, stranger, common::sfu_addr(), &stun);
+    assert_eq!(w.sfu.stats().unrouted_datagrams, before + 3);
+    assert!(w.connected(a), "the real session is unaffected");
+    assert_eq!(w.sfu.session_count(), 1);
+}
+
+#[test]
+fn garbage_from_a_connected_client_address_does_not_close_its_session() {
+    // Anyone can spoof a client's source address; junk must not end the client's session.
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.pull(b, a, "cam", None);
+    w.run_until(std::time::Duration::from_secs(5), "connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    let from = w.clients[a].addr;
+    // STUN, DTLS (change cipher spec, handshake, application data), RTP and RTCP lookalikes.
+    for first in [0u8, 1, 20, 22, 23, 128, 144] {
+        let mut junk = vec![first; 200];
+        junk[1] = 0xfe;
+        junk[2] = 0xfd;
+        let now = w.now;
+        w.sfu.handle_receive(now, from, common::sfu_addr(), &junk);
+    }
+    w.pump();
+    assert_eq!(w.sfu.session_count(), 2);
+    let before = w.clients[b].frames.len();
+    w.stream_video(a, mids[0], &[], 1000, std::time::Duration::from_secs(1));
+    assert!(w.clients[b].frames.len() > before + 15, "media still flows");
+}

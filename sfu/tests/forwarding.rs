@@ -235,3 +235,165 @@ fn tracks_update_can_point_a_pulled_mid_at_another_publisher() {
         "no more of a's frames"
     );
 }
+
+#[test]
+fn a_push_may_name_its_mid_by_track_name_or_let_the_sfu_discover_tracks() {
+    use callroom_sfu::calls::{Location, SessionDescription, TrackObject, TracksRequest};
+    use str0m::media::Direction;
+    let mut w = World::new();
+    let a = w.add_client();
+    let sid = w.clients[a].session_id.clone();
+    let mut api = w.clients[a].rtc.sdp_api();
+    let cam = api.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        Some("cam".into()),
+        None,
+    );
+    let mic = api.add_media(
+        MediaKind::Audio,
+        Direction::SendOnly,
+        None,
+        Some("mic".into()),
+        None,
+    );
+    let (offer, _pending) = api.apply().expect("offer");
+    let now = w.now;
+    let response = w
+        .sfu
+        .tracks_new(
+            now,
+            &sid,
+            TracksRequest {
+                session_description: Some(SessionDescription::offer(offer.to_sdp_string())),
+                tracks: vec![TrackObject {
+                    location: Some(Location::Local),
+                    mid: Some("#cam".into()),
+                    track_name: "camera".into(),
+                    ..Default::default()
+                }],
+                auto_discover: Some(true),
+            },
+        )
+        .expect("push");
+    assert_eq!(response.tracks.len(), 2, "{response:?}");
+    assert_eq!(response.tracks[0].mid.as_deref(), Some(&*cam.to_string()));
+    assert_eq!(response.tracks[0].track_name, "camera");
+    // The microphone was not named: it was discovered with a random name.
+    assert_eq!(response.tracks[1].mid.as_deref(), Some(&*mic.to_string()));
+    assert_eq!(response.tracks[1].track_name.len(), 32);
+}
+
+#[test]
+fn one_session_pushes_and_pulls_over_one_connection() {
+    // Cloudflare's own client uses one connection per participant for both directions.
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids_a) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    let (_, mids_b) = w.push(b, &[("cam", MediaKind::Video, &[])]);
+    w.pull(a, b, "cam", None);
+    w.pull(b, a, "cam", None);
+    w.run_until(5 * SECOND, "connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    for _ in 0..30 {
+        w.write_video(a, mids_a[0], &[], 1000);
+        w.write_video(b, mids_b[0], &[], 2000);
+        w.run_for(Duration::from_millis(33));
+    }
+    assert!(
+        w.clients[a].frames.len() > 15 && w.clients[a].frames.iter().all(|f| f.data.len() == 2000)
+    );
+    assert!(
+        w.clients[b].frames.len() > 15 && w.clients[b].frames.iter().all(|f| f.data.len() == 1000)
+    );
+    // A later push from the same client (its offer now carries the pulled m-line too).
+    let (response, mids_mic) = w.push(a, &[("mic", MediaKind::Audio, &[])]);
+    assert_eq!(response.tracks[0].error_code, None);
+    w.pull(b, a, "mic", None);
+    for _ in 0..25 {
+        w.write_audio(a, mids_mic[0]);
+        w.run_for(Duration::from_millis(20));
+    }
+    assert!(
+        w.clients[b].frames.iter().any(|f| f.data.len() == 60),
+        "audio arrives too"
+    );
+}
+
+#[test]
+fn h264_frames_are_forwarded_and_start_at_an_idr() {
+    use str0m::format::Codec;
+    use str0m::media::MediaTime;
+    let mut w = World::new();
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.run_until(5 * SECOND, "publisher connected", |w| w.connected(a));
+    let frame = |n: u64, idr: bool| {
+        // Annex B: start code, NAL header (5 = IDR slice, 1 = non-IDR slice), then filler
+        // without zero bytes so no start code appears inside.
+        let mut v = vec![0, 0, 0, 1, if idr { 0x65 } else { 0x41 }];
+        v.extend_from_slice(&n.to_be_bytes().map(|b| b | 0x80));
+        v.resize(1500, 0x55);
+        v
+    };
+    let mut written = Vec::new();
+    for n in 0..90u64 {
+        if n == 20 {
+            w.pull(b, a, "cam", None);
+        }
+        let idr = n == 0 || std::mem::take(&mut w.clients[a].keyframe_due);
+        let data = frame(n, idr);
+        let now = w.now;
+        let writer = w.clients[a].rtc.writer(mids[0]).expect("writer");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::H264)
+            .map(|p| p.pt())
+            .expect("h264 negotiated");
+        writer
+            .write(pt, now, MediaTime::from_90khz(n * 3000), data.clone())
+            .expect("write");
+        written.push(data);
+        w.run_for(Duration::from_millis(33));
+    }
+    let frames = &w.clients[b].frames;
+    assert!(frames.len() > 30, "{} frames", frames.len());
+    assert!(frames[0].keyframe, "the subscriber starts at an IDR");
+    assert_eq!(frames[0].data[4], 0x65);
+    for f in frames {
+        assert!(
+            written.contains(&f.data),
+            "a forwarded frame differs from every written one"
+        );
+    }
+}
+
+/// Known issue: when every client datagram reaches the SFU twice, the SFU's DTLS handshake as
+/// the DTLS client (SFU offers, where the client answers `setup:passive`) stalls in about 40%
+/// of runs of this event-driven clock, while the client considers itself connected. Driven with
+/// a 1 ms tick, the same duplication connected 20 times out of 20. dimpl's debug log shows the
+/// SFU rejecting the server's Finished (`parse error: Verify`) after a duplicated server flight:
+/// an upstream str0m issue. Browsers answer `setup:active`, which makes the SFU the DTLS server.
+#[test]
+#[ignore = "known issue: duplicated handshake datagrams stall the SFU's DTLS client role"]
+fn a_network_that_duplicates_every_datagram_still_connects_and_forwards() {
+    let mut w = World::new();
+    w.duplicate_to_sfu = true;
+    let a = w.add_client();
+    let b = w.add_client();
+    let (_, mids) = w.push(a, &[("cam", MediaKind::Video, &[])]);
+    w.pull(b, a, "cam", None);
+    w.run_until(5 * SECOND, "both connected", |w| {
+        w.connected(a) && w.connected(b)
+    });
+    w.stream_video(a, mids[0], &[], 1000, 2 * SECOND);
+    assert!(
+        w.clients[b].frames.len() > 30,
+        "{}",
+        w.clients[b].frames.len()
+    );
+}

@@ -70,6 +70,8 @@ pub struct World {
     pub latency: Duration,
     /// Datagrams on their way to the SFU: (arrival time, source, destination, contents).
     pub to_sfu: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Deliver every client datagram to the SFU twice (a duplicating network).
+    pub duplicate_to_sfu: bool,
 }
 
 impl World {
@@ -92,6 +94,7 @@ impl World {
             lost: 0,
             latency: Duration::from_millis(1),
             to_sfu: VecDeque::new(),
+            duplicate_to_sfu: false,
         }
     }
 
@@ -407,6 +410,10 @@ impl World {
         for (src, dst, data) in out {
             moved = true;
             if !unplugged {
+                if self.duplicate_to_sfu {
+                    self.to_sfu
+                        .push_back((now + self.latency, src, dst, data.clone()));
+                }
                 self.to_sfu.push_back((now + self.latency, src, dst, data));
             }
         }
