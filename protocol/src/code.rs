@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The role does not fit the room's topology.
     RoleMismatch,
+    /// The join asked for (or its role implies) another topology than the room has.
+    TopologyMismatch,
     /// The room is at capacity.
     RoomFull,
     /// Too many relays; `Retry-After` says when to try again.
@@ -46,7 +48,7 @@ pub enum ErrorCode {
     Internal,
 }
 
-const ALL: [ErrorCode; 19] = [
+const ALL: [ErrorCode; 20] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -58,6 +60,7 @@ const ALL: [ErrorCode; 19] = [
     ErrorCode::PeerNotFound,
     ErrorCode::Forbidden,
     ErrorCode::RoleMismatch,
+    ErrorCode::TopologyMismatch,
     ErrorCode::RoomFull,
     ErrorCode::RateLimited,
     ErrorCode::TooManyPolls,
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::PeerNotFound => "peer_not_found",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RoleMismatch => "role_mismatch",
+            ErrorCode::TopologyMismatch => "topology_mismatch",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyPolls => "too_many_polls",
@@ -119,6 +123,7 @@ impl ErrorCode {
             self,
             ErrorCode::RoomFull
                 | ErrorCode::RoleMismatch
+                | ErrorCode::TopologyMismatch
                 | ErrorCode::TicketRequired
                 | ErrorCode::InvalidTicket
                 | ErrorCode::InvalidInput

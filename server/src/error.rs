@@ -44,6 +44,9 @@ pub enum AppError {
     /// The room's topology does not admit the requested role.
     #[error("{0}")]
     RoleMismatch(String),
+    /// The room has another topology than the join asked for.
+    #[error("{0}")]
+    TopologyMismatch(String),
     /// The room has reached its capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
@@ -90,6 +93,7 @@ impl AppError {
             AppError::PeerNotFound(_) => ErrorCode::PeerNotFound,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::RoleMismatch(_) => ErrorCode::RoleMismatch,
+            AppError::TopologyMismatch(_) => ErrorCode::TopologyMismatch,
             AppError::RoomFull(_) => ErrorCode::RoomFull,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::TooManyPolls(_) => ErrorCode::TooManyPolls,
@@ -114,7 +118,9 @@ impl AppError {
             }
             AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
-            AppError::RoleMismatch(_) | AppError::RoomFull(_) => StatusCode::CONFLICT,
+            AppError::RoleMismatch(_) | AppError::TopologyMismatch(_) | AppError::RoomFull(_) => {
+                StatusCode::CONFLICT
+            }
             AppError::RateLimited(_)
             | AppError::TooManyPolls(_)
             | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -138,6 +144,7 @@ impl From<StoreError> for AppError {
             StoreError::RecipientBacklog(max) => AppError::RecipientBacklog(max),
             e @ StoreError::NotLinked { .. } => AppError::Forbidden(e.to_string()),
             e @ StoreError::RoleMismatch { .. } => AppError::RoleMismatch(e.to_string()),
+            e @ StoreError::TopologyMismatch { .. } => AppError::TopologyMismatch(e.to_string()),
             StoreError::RoomFull(capacity) => AppError::RoomFull(capacity),
             StoreError::CursorAhead { since, last } => AppError::CursorAhead { since, last },
             e @ (StoreError::Database(_) | StoreError::Encoding(_)) => {

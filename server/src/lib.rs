@@ -75,11 +75,27 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
     let sfu = match state.sfu.as_ref().map(|s| &s.backend) {
         Some(sfu::Backend::Local(local)) => {
+            // The SFU's own events (a silent track, a dead session) reach rooms through the
+            // database; that happens on another task, so a busy database never stalls
+            // forwarding.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
             let events = state.clone();
+            let announcer = tokio::spawn(async move {
+                while let Some(batch) = rx.recv().await {
+                    sfu::proxy::on_events(&events, batch);
+                }
+            });
             let local = local.clone();
-            Some(tokio::spawn(async move {
-                local.run(move |e| sfu::proxy::on_events(&events, e)).await;
-            }))
+            let forwarder = tokio::spawn(async move {
+                local
+                    .run(move |batch| {
+                        if tx.try_send(batch).is_err() {
+                            tracing::warn!("SFU events dropped: the announcer is behind");
+                        }
+                    })
+                    .await;
+            });
+            Some((forwarder, announcer))
         }
         _ => None,
     };
@@ -93,8 +109,9 @@ pub async fn serve(
         .await;
     sweeper.abort();
     checkpointer.abort();
-    if let Some(sfu) = sfu {
-        sfu.abort();
+    if let Some((forwarder, announcer)) = sfu {
+        forwarder.abort();
+        announcer.abort();
     }
     result
 }

@@ -54,9 +54,8 @@ async fn run(config: Config) -> ExitCode {
                 sfu.app_id
             );
             if state.config.calls_app_secret.is_none() {
-                // Only this process knows it otherwise; a developer trying Cloudflare's
-                // example clients against it needs it. Pass --calls-app-secret to keep it quiet.
-                println!("Calls app secret for this run: {}", sfu.app_secret);
+                // Never printed: it opens every room's media. Browsers use the room proxy.
+                println!("(its app secret is random; pass --calls-app-secret to use /v1 directly)");
             }
         }
         if cfg!(panic = "abort") {

@@ -42,6 +42,18 @@ pub enum StoreError {
         /// The requested role.
         role: Role,
     },
+    /// The room exists with another topology than the join asked for (or its role implies).
+    #[error(
+        "room `{room}` is a {} room; join it with topology `{}`",
+        topology.as_str(),
+        topology.as_str()
+    )]
+    TopologyMismatch {
+        /// Room id.
+        room: String,
+        /// The room's topology.
+        topology: Topology,
+    },
     /// The room is at capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
@@ -293,6 +305,7 @@ impl Store {
                     word(r, 0, Topology::parse)
                 })
                 .optional()?;
+            let requested = topology;
             let topology = match existing {
                 Some(t) => t,
                 None => {
@@ -308,6 +321,13 @@ impl Store {
                     room: room.to_owned(),
                     topology,
                     role,
+                });
+            }
+            // A client that expects another topology would join and never see media.
+            if topology != requested {
+                return Err(StoreError::TopologyMismatch {
+                    room: room.to_owned(),
+                    topology,
                 });
             }
 

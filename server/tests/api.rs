@@ -100,6 +100,19 @@ async fn the_first_joiner_names_the_topology_and_unknown_ones_are_invalid_input(
         (reply.status, reply.code()),
         (StatusCode::CONFLICT, "role_mismatch")
     );
+    // An SFU room admits peers, but a peer expecting a mesh would never see media there.
+    app.post(None, join("s", "peer", json!("sfu"))).await;
+    let reply = app
+        .post(None, json!({"type": "join", "room": "s", "role": "peer"}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "topology_mismatch")
+    );
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("sfu"));
 }
 
 #[tokio::test]

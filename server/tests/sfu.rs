@@ -561,9 +561,9 @@ async fn with_sfu_cloudflare_the_proxy_sends_calls_requests_upstream_with_the_ap
     let eve = join_sfu(&wrong, "r").await;
     let refused = proxy(&wrong, Method::POST, "sessions/new", token(&eve), json!({})).await;
     assert_eq!(
-        refused.status,
-        StatusCode::UNAUTHORIZED,
-        "upstream refused: {}",
+        (refused.status, calls_code(&refused)),
+        (StatusCode::BAD_GATEWAY, "internal_error"),
+        "the server's own credentials failed, not the peer's token: {}",
         refused.json
     );
 }
@@ -591,5 +591,58 @@ async fn browsers_may_put_to_the_proxy_from_an_allowed_origin() {
     assert!(
         methods.contains("PUT"),
         "renegotiate and close are PUTs: {methods}"
+    );
+}
+
+#[tokio::test]
+async fn a_push_the_sfu_offers_is_announced_with_the_kind_the_client_named() {
+    let app = app();
+    let ann = join_sfu(&app, "r").await;
+    let bob = join_sfu(&app, "r").await;
+    let t = token(&ann);
+    let sid = proxy(&app, Method::POST, "sessions/new", t, json!({})).await;
+    let sid = sid.json["sessionId"].as_str().unwrap().to_owned();
+    let reply = proxy(
+        &app,
+        Method::POST,
+        &format!("sessions/{sid}/tracks/new"),
+        t,
+        json!({"tracks": [{"location": "local", "trackName": "cam", "kind": "video"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.json["requiresImmediateRenegotiation"], true);
+    let heard = app.messages(token(&bob), 0).await;
+    let announced = heard
+        .iter()
+        .find(|m| m["type"] == "sfu-tracks")
+        .expect("announced");
+    assert_eq!(
+        announced["payload"]["tracks"],
+        json!([{"trackName": format!("{}-cam", peer_id(&ann)), "kind": "video"}])
+    );
+}
+
+#[tokio::test]
+async fn a_peers_own_session_that_is_gone_answers_session_error_so_clients_rebuild() {
+    let app = app();
+    let ann = join_sfu(&app, "r").await;
+    let t = token(&ann);
+    let first = proxy(&app, Method::POST, "sessions/new", t, json!({})).await;
+    let first = first.json["sessionId"].as_str().unwrap().to_owned();
+    proxy(&app, Method::POST, "sessions/new", t, json!({})).await;
+    let reply = proxy(
+        &app,
+        Method::GET,
+        &format!("sessions/{first}"),
+        t,
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), calls_code(&reply)),
+        (410, "session_error"),
+        "{}",
+        reply.json
     );
 }

@@ -75,6 +75,15 @@ impl Client {
                 CallsError::internal("the Calls API answered an unexpected shape")
             });
         }
+        if matches!(status.as_u16(), 401 | 403) {
+            // Our app id or secret is wrong: the server's fault, not the caller's token.
+            tracing::error!(%status, "Cloudflare Calls refused this server's credentials");
+            return Err(CallsError {
+                status: 502,
+                code: codes::INTERNAL_ERROR,
+                description: "the Calls API refused this server's credentials".into(),
+            });
+        }
         let error: Option<ErrorResponse> = serde_json::from_slice(&bytes).ok();
         Err(upstream_error(status.as_u16(), error))
     }

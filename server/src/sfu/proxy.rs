@@ -108,29 +108,44 @@ impl Registry {
             .is_some_and(|b| b.room == room && b.tracks.iter().any(|t| t.name == track_name))
     }
 
-    /// Records tracks `peer` now publishes; the announcement when anything changed.
-    pub fn publish(&mut self, peer: &str, tracks: Vec<Published>) -> Option<SfuTracks> {
-        let binding = self.peers.get_mut(peer)?;
-        let mut changed = false;
+    /// Records tracks `peer` now publishes on `session_id`; the announcement when anything
+    /// changed. Nothing happens when the peer has moved to another session meanwhile.
+    pub fn publish(
+        &mut self,
+        peer: &str,
+        session_id: &str,
+        tracks: Vec<Published>,
+    ) -> Option<SfuTracks> {
+        let binding = self
+            .peers
+            .get_mut(peer)
+            .filter(|b| b.session_id == session_id)?;
+        let before = binding.tracks.clone();
         for track in tracks {
-            binding
-                .tracks
-                .retain(|t| t.name != track.name && t.mid != track.mid);
-            if binding.tracks.len() < MAX_PUBLISHED {
-                binding.tracks.push(track);
-                changed = true;
+            let same = |t: &Published| t.name == track.name || t.mid == track.mid;
+            match binding.tracks.iter().position(same) {
+                Some(i) => binding.tracks[i] = track,
+                None if binding.tracks.len() < MAX_PUBLISHED => binding.tracks.push(track),
+                None => {}
             }
         }
-        changed.then(|| self.announcement(peer)).flatten()
+        (binding.tracks != before)
+            .then(|| self.announcement(peer))
+            .flatten()
     }
 
-    /// Forgets tracks of `peer` that `gone` picks; the announcement when any went.
+    /// Forgets tracks of `peer`'s session `session_id` that `gone` picks; the announcement
+    /// when any went.
     pub fn unpublish(
         &mut self,
         peer: &str,
+        session_id: &str,
         gone: impl Fn(&Published) -> bool,
     ) -> Option<SfuTracks> {
-        let binding = self.peers.get_mut(peer)?;
+        let binding = self
+            .peers
+            .get_mut(peer)
+            .filter(|b| b.session_id == session_id)?;
         let before = binding.tracks.len();
         binding.tracks.retain(|t| !gone(t));
         (binding.tracks.len() != before)
@@ -249,15 +264,13 @@ fn owner<'a>(
     sid: &str,
 ) -> Result<(Peer, &'a SfuService), CallsFailure> {
     let (peer, sfu) = member(state, headers)?;
-    if sfu
-        .registry()
-        .binding(&peer.id)
-        .map(|b| b.session_id.as_str())
-        != Some(sid)
-    {
-        return Err(refused(403, "forbidden", "that session is not yours"));
+    // Another peer's session is 403; one that is gone (closed by the SFU, replaced, or lost
+    // in a restart) is Calls' 410 `session_error`, on which clients open a new session.
+    match sfu.registry().peer_of(sid) {
+        Some(holder) if holder == peer.id => Ok((peer, sfu)),
+        Some(_) => Err(refused(403, "forbidden", "that session is not yours")),
+        None => Err(CallsError::session_gone("no such session, or it is closed").into()),
     }
-    Ok((peer, sfu))
 }
 
 /// Tells `announcement.peer_id`'s room (but itself) what it publishes now.
@@ -282,11 +295,13 @@ fn announce_to_room(state: &AppState, room: &str, announcement: Option<SfuTracks
     }
 }
 
-/// A newcomer to an SFU room hears what everyone there publishes.
+/// A newcomer to an SFU room hears what everyone there publishes. (Announcements are queued
+/// while the registry is held, so every recipient hears a peer's lists in the order they
+/// were made.)
 pub fn welcome(state: &AppState, room: &str, newcomer: &str) {
     let Some(sfu) = &state.sfu else { return };
-    let publications = sfu.registry().room(room);
-    for a in publications {
+    let registry = sfu.registry();
+    for a in registry.room(room) {
         announce(state, room, &a, Recipients::Only(newcomer));
     }
 }
@@ -327,15 +342,15 @@ pub fn on_events(state: &AppState, events: Vec<SfuEvent>) {
             continue;
         };
         let announcement = match track {
-            Some(name) => registry.unpublish(&peer, |t| &t.name == name),
+            Some(name) => registry.unpublish(&peer, session_id, |t| &t.name == name),
             None => {
-                let empty = registry.unpublish(&peer, |_| true);
+                let empty = registry.unpublish(&peer, session_id, |_| true);
                 registry.unbind(&peer);
                 empty
             }
         };
-        drop(registry);
         announce_to_room(state, &room, announcement);
+        drop(registry);
     }
 }
 
@@ -346,15 +361,22 @@ pub async fn new_session(
 ) -> Result<(StatusCode, Json<NewSessionResponse>), CallsFailure> {
     let (peer, sfu) = member(&state, &headers)?;
     let created = sfu.new_session().await?;
-    let replaced = sfu
-        .registry()
-        .bind(&peer.id, &peer.room, &created.session_id);
-    if let Some(old) = replaced {
-        if !old.tracks.is_empty() {
-            announce_to_room(&state, &peer.room, sfu.registry().announcement(&peer.id));
+    let replaced = {
+        let mut registry = sfu.registry();
+        let replaced = registry.bind(&peer.id, &peer.room, &created.session_id);
+        if replaced.as_ref().is_some_and(|old| !old.tracks.is_empty()) {
+            announce_to_room(&state, &peer.room, registry.announcement(&peer.id));
         }
+        replaced
+    };
+    if let Some(old) = replaced {
         let mids = old.tracks.into_iter().map(|t| t.mid).collect();
         sfu.end_session(&old.session_id, mids).await;
+    }
+    // The peer may have left while the session was being made; then nothing would end it.
+    if state.authenticate(&headers).is_err() {
+        forget(&state, &peer.id);
+        return Err(AppError::Unauthorized.into());
     }
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -419,10 +441,11 @@ pub async fn tracks_new(
         }
     }
     let offer = request.session_description.as_ref().map(|d| d.sdp.clone());
+    // Kinds the client named, by track name: a push without an offer has no mid yet.
     let kinds: HashMap<String, String> = request
         .tracks
         .iter()
-        .filter_map(|t| Some((t.mid.clone()?, t.kind.clone()?)))
+        .filter_map(|t| Some((t.track_name.clone(), t.kind.clone()?)))
         .collect();
     let response = sfu.tracks_new(&sid, request).await?;
     if pushing {
@@ -438,7 +461,7 @@ pub async fn tracks_new(
                     .kind
                     .clone()
                     .or_else(|| section.map(|s| s.kind.clone()))
-                    .or_else(|| kinds.get(&mid).cloned())?;
+                    .or_else(|| kinds.get(&t.track_name).cloned())?;
                 Some(Published {
                     name: t.track_name.clone(),
                     rids: section.map(|s| s.rids.clone()).unwrap_or_default(),
@@ -447,7 +470,8 @@ pub async fn tracks_new(
                 })
             })
             .collect();
-        let announcement = sfu.registry().publish(&peer.id, published);
+        let mut registry = sfu.registry();
+        let announcement = registry.publish(&peer.id, &sid, published);
         announce_to_room(&state, &peer.room, announcement);
     }
     Ok(Json(response))
@@ -481,10 +505,10 @@ pub async fn tracks_close(
         .filter(|t| t.error_code.is_none())
         .map(|t| t.mid.clone())
         .collect();
-    let announcement = sfu
-        .registry()
-        .unpublish(&peer.id, |t| closed.contains(&t.mid));
+    let mut registry = sfu.registry();
+    let announcement = registry.unpublish(&peer.id, &sid, |t| closed.contains(&t.mid));
     announce_to_room(&state, &peer.room, announcement);
+    drop(registry);
     Ok(Json(response))
 }
 
@@ -541,7 +565,7 @@ mod tests {
         let mut r = Registry::default();
         r.bind("pa", "room1", "sa");
         r.bind("pb", "room2", "sb");
-        r.publish("pa", vec![track("pa-cam", "0")]);
+        r.publish("pa", "sa", vec![track("pa-cam", "0")]);
         assert!(r.pullable("room1", "sa", "pa-cam"));
         assert!(!r.pullable("room2", "sa", "pa-cam"), "another room");
         assert!(!r.pullable("room1", "sa", "pa-mic"), "not published");
@@ -552,7 +576,7 @@ mod tests {
     fn a_new_session_replaces_the_old_and_forgets_its_tracks() {
         let mut r = Registry::default();
         r.bind("pa", "room1", "s1");
-        r.publish("pa", vec![track("pa-cam", "0")]);
+        r.publish("pa", "s1", vec![track("pa-cam", "0")]);
         let old = r.bind("pa", "room1", "s2").expect("replaced");
         assert_eq!(old.session_id, "s1");
         assert_eq!(r.peer_of("s1"), None);
@@ -567,10 +591,30 @@ mod tests {
         let many: Vec<Published> = (0..200)
             .map(|i| track(&format!("t{i}"), &i.to_string()))
             .collect();
-        r.publish("pa", many);
+        assert!(r.publish("pa", "s1", many.clone()).is_some());
         assert_eq!(r.binding("pa").unwrap().tracks.len(), MAX_PUBLISHED);
-        assert!(r.unpublish("pa", |t| t.name == "nope").is_none());
-        let after = r.unpublish("pa", |t| t.mid == "0").expect("announced");
+        assert!(
+            r.publish("pa", "s1", many[..3].to_vec()).is_none(),
+            "the same tracks again are no news"
+        );
+        assert!(r.unpublish("pa", "s1", |t| t.name == "nope").is_none());
+        let after = r
+            .unpublish("pa", "s1", |t| t.mid == "0")
+            .expect("announced");
         assert_eq!(after.tracks.len(), MAX_PUBLISHED - 1);
+    }
+
+    #[test]
+    fn late_results_of_a_replaced_session_change_nothing() {
+        let mut r = Registry::default();
+        r.bind("pa", "room1", "s1");
+        r.bind("pa", "room1", "s2");
+        r.publish("pa", "s2", vec![track("pa-cam", "0")]);
+        assert!(r.publish("pa", "s1", vec![track("pa-old", "1")]).is_none());
+        assert!(r.unpublish("pa", "s1", |t| t.mid == "0").is_none());
+        assert!(
+            r.pullable("room1", "s2", "pa-cam"),
+            "s2's track survives s1's late close"
+        );
     }
 }
