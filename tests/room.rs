@@ -371,13 +371,12 @@ fn live_resources() -> (u32, u32, u32) {
     (n(0), n(1), n(2))
 }
 
-/// Offers and answers set so far on the page's open peer connections.
+/// Offers and answers set so far on every peer connection the page made (closed ones too,
+/// so a rebuilt connection counts as renegotiation).
 fn descriptions_set() -> u32 {
     let count = js_sys::Function::new_no_args(
         r#"
-        return window.__callroomRecorded.pcs
-            .filter(pc => pc.signalingState !== "closed")
-            .reduce((n, pc) => n + pc.descriptionsSet, 0);
+        return window.__callroomRecorded.pcs.reduce((n, pc) => n + pc.descriptionsSet, 0);
         "#,
     );
     count.call0(&JsValue::NULL).unwrap().as_f64().unwrap() as u32
@@ -866,4 +865,26 @@ async fn two_rooms_call_through_the_rooms_sfu_with_one_connection_each() {
         a.snapshot().remote_streams
     );
     a.leave().await;
+}
+
+#[wasm_bindgen_test]
+async fn a_camera_turned_on_after_joining_without_media_reaches_a_peer_who_joins_later() {
+    let name = unique("late-camera");
+    let a = join(&name, "A", Role::Peer, false).await;
+    let b = join(&name, "B", Role::Peer, false).await;
+    let a_id = id(&a);
+    a.set_camera_enabled(true).await.expect("camera on");
+    assert!(
+        eventually(20_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await,
+        "b, already linked, gets the camera"
+    );
+    let c = join(&name, "C", Role::Peer, false).await;
+    assert!(
+        eventually(20_000, || frames_from(&c.snapshot(), &a_id) > 0.0).await,
+        "c, linked after the camera came on, gets it too: {:?}",
+        c.snapshot().remote_streams
+    );
+    for room in [a, b, c] {
+        room.leave().await;
+    }
 }

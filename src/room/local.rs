@@ -210,6 +210,10 @@ async fn swap(shared: &Rc<Shared>, kind: &str, track: Option<MediaStreamTrack>) 
     let Some((plane, stream, screen_active)) = update(shared, |inner| {
         if inner.view.local.is_none() {
             let stream = MediaStream::new().ok()?;
+            // Connections made from now on (newcomers, rebuilds) send it too.
+            if let Some(plane) = inner.plane() {
+                plane.set_local(Some(&stream));
+            }
             inner.view.local = Some(Local::new(LocalMedia::adopt(stream), &weak));
         }
         let local = inner.view.local.as_mut()?;

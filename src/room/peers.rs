@@ -13,6 +13,7 @@ use super::plane::{PlaneEvent, PlaneSetup, Signal};
 use super::RemoteStream;
 use crate::core::quality::QualityReport;
 use crate::core::roster::{Change, Roster};
+use crate::js_error::browser_error;
 use crate::web::peer::{Link, LinkEvent, LinkSetup, Opening, Sink};
 use crate::Error;
 
@@ -27,6 +28,8 @@ struct State {
     next_generation: Cell<u32>,
     /// What we publish, for links opened later.
     local: RefCell<Option<MediaStream>>,
+    /// Each remote participant's stream, across rebuilt links.
+    streams: RefCell<Vec<(String, MediaStream)>>,
 }
 
 /// One connection per linked pair.
@@ -42,6 +45,7 @@ impl Peers {
                 links: RefCell::new(Vec::new()),
                 next_generation: Cell::new(0),
                 local: RefCell::new(local.cloned()),
+                streams: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -54,17 +58,18 @@ impl Peers {
         find(&self.state, peer)
     }
 
-    pub(crate) fn start(&self, roster: &Roster) {
+    pub(crate) fn start(&self, roster: &Roster) -> Result<(), Error> {
         for member in roster.links() {
             // We are the newcomer: we offer to everyone already here.
-            open(&self.state, &member.peer_id, Opening::Offer);
+            open(&self.state, &member.peer_id, Opening::Offer)?;
         }
+        Ok(())
     }
 
-    pub(crate) fn on_roster(&self, change: &Change) {
+    pub(crate) fn on_roster(&self, change: &Change) -> Result<(), Error> {
         match change {
             Change::Joined { peer, link: true } => {
-                open(&self.state, &peer.peer_id, Opening::Answer)
+                open(&self.state, &peer.peer_id, Opening::Answer)?
             }
             Change::Joined { .. } => {}
             Change::Left { peer_id, .. } => {
@@ -72,8 +77,19 @@ impl Peers {
                     .links
                     .borrow_mut()
                     .retain(|l| l.peer_id() != peer_id);
+                self.state
+                    .streams
+                    .borrow_mut()
+                    .retain(|(p, _)| p != peer_id);
             }
         }
+        Ok(())
+    }
+
+    /// What we publish, for links opened from now on (the open ones are told by
+    /// `publish` / `send_track`).
+    pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
+        *self.state.local.borrow_mut() = stream.cloned();
     }
 
     pub(crate) async fn on_signal(
@@ -86,7 +102,7 @@ impl Peers {
         let link = match self.link(from) {
             Some(link) => Some(link),
             None if linked && !matches!(signal, Signal::Reset) => {
-                open(&self.state, from, Opening::Answer);
+                open(&self.state, from, Opening::Answer)?;
                 self.link(from)
             }
             None => None,
@@ -95,10 +111,7 @@ impl Peers {
         match signal {
             Signal::Description(desc) => link.on_description(desc).await,
             Signal::Candidate(candidate) => link.on_candidate(candidate).await,
-            Signal::Reset => {
-                open(&self.state, from, Opening::Answer);
-                Ok(())
-            }
+            Signal::Reset => open(&self.state, from, Opening::Answer),
         }
     }
 
@@ -184,8 +197,20 @@ fn find(state: &State, peer: &str) -> Option<Rc<Link>> {
         .cloned()
 }
 
+/// The stream `peer`'s media arrives in: one per participant, kept across rebuilt links so
+/// an app's `srcObject` stays valid.
+fn stream_for(state: &State, peer: &str) -> Result<MediaStream, Error> {
+    let mut streams = state.streams.borrow_mut();
+    if let Some((_, stream)) = streams.iter().find(|(p, _)| p == peer) {
+        return Ok(Clone::clone(stream));
+    }
+    let stream = MediaStream::new().map_err(|e| browser_error("creating a media stream", &e))?;
+    streams.push((peer.to_owned(), Clone::clone(&stream)));
+    Ok(stream)
+}
+
 /// Opens (or replaces, and so closes) the link to `peer`.
-fn open(state: &Rc<State>, peer: &str, opening: Opening) {
+fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
     let generation = state.next_generation.get().wrapping_add(1);
     state.next_generation.set(generation);
     let weak = Rc::downgrade(state);
@@ -194,6 +219,7 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) {
     });
     let local = state.local.borrow().clone();
     let setup = LinkSetup {
+        remote_stream: stream_for(state, peer)?,
         my_id: &state.setup.my_id,
         peer_id: peer,
         generation,
@@ -202,24 +228,21 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) {
         local: local.as_ref(),
         opening,
     };
-    match Link::open(setup, sink) {
-        Ok(link) => {
-            let old = {
-                let mut links = state.links.borrow_mut();
-                let old = links
-                    .iter()
-                    .position(|l| l.peer_id() == peer)
-                    .map(|i| links.remove(i));
-                links.push(link);
-                old
-            };
-            // Closed outside the borrow: closing fires no events we handle, but a `Drop`
-            // that did would find the list free.
-            drop(old);
-            (state.setup.sink)(PlaneEvent::Changed);
-        }
-        Err(error) => (state.setup.sink)(PlaneEvent::Error(error)),
-    }
+    let link = Link::open(setup, sink)?;
+    let old = {
+        let mut links = state.links.borrow_mut();
+        let old = links
+            .iter()
+            .position(|l| l.peer_id() == peer)
+            .map(|i| links.remove(i));
+        links.push(link);
+        old
+    };
+    // Closed outside the borrow: closing fires no events we handle, but a `Drop` that did
+    // would find the list free.
+    drop(old);
+    (state.setup.sink)(PlaneEvent::Changed);
+    Ok(())
 }
 
 fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEvent) {
@@ -246,7 +269,9 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
                 kind: MessageKind::PeerReset,
                 payload: JsValue::from(js_sys::Object::new()),
             });
-            open(&state, peer, Opening::Offer);
+            if let Err(error) = open(&state, peer, Opening::Offer) {
+                sink(PlaneEvent::Error(error));
+            }
         }
         LinkEvent::Error(error) => sink(PlaneEvent::Error(error)),
     }

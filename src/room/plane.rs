@@ -96,18 +96,32 @@ impl Plane {
     }
 
     /// We just joined: connect to whoever the topology links us to.
-    pub(crate) fn start(&self, roster: &Roster) {
+    pub(crate) fn start(&self, roster: &Roster) -> Result<(), Error> {
         match self {
             Plane::Peers(peers) => peers.start(roster),
-            Plane::Sfu(sfu) => sfu.start(),
+            Plane::Sfu(sfu) => {
+                sfu.start();
+                Ok(())
+            }
         }
     }
 
     /// The room's membership changed.
-    pub(crate) fn on_roster(&self, change: &Change) {
+    pub(crate) fn on_roster(&self, change: &Change) -> Result<(), Error> {
         match self {
             Plane::Peers(peers) => peers.on_roster(change),
-            Plane::Sfu(sfu) => sfu.on_roster(change),
+            Plane::Sfu(sfu) => {
+                sfu.on_roster(change);
+                Ok(())
+            }
+        }
+    }
+
+    /// What we publish, for connections made from now on.
+    pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
+        match self {
+            Plane::Peers(peers) => peers.set_local(stream),
+            Plane::Sfu(sfu) => sfu.set_local(stream),
         }
     }
 

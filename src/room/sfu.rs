@@ -207,6 +207,11 @@ impl Sfu {
         enqueue(&self.state, Op::Publish);
     }
 
+    /// What we publish; a kind not pushed yet goes out at the next `send_track`.
+    pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
+        *self.state.local.borrow_mut() = stream.cloned();
+    }
+
     pub(crate) fn unpublish(&self) {
         *self.state.local.borrow_mut() = None;
         enqueue(&self.state, Op::Unpublish);

@@ -67,7 +67,7 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             my_id: joined.peer_id.clone(),
             ice_servers,
             recovery: inner.options.recovery,
-            sink: plane_sink(&weak),
+            sink: plane_sink(&weak, epoch),
         };
         let plane = Plane::new(
             joined.topology,
@@ -76,7 +76,9 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             &inner.http,
             &joined.token,
         )?;
-        plane.start(&roster);
+        if let Err(error) = plane.start(&roster) {
+            inner.report(error);
+        }
         let o = &inner.options;
         inner.signaling = Some(Signaling {
             token: joined.token,
@@ -105,11 +107,16 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where the plane's events go: relays into the outbox, the rest into the room's state.
-fn plane_sink(weak: &Weak<Shared>) -> PlaneSink {
+/// Where the plane's events go: relays into the outbox, the rest into the room's state. A
+/// plane of an older session (rejoined, left) may still finish work; its events are dropped,
+/// so it never speaks for the new session.
+fn plane_sink(weak: &Weak<Shared>, epoch: u32) -> PlaneSink {
     let weak = weak.clone();
     Rc::new(move |event| {
         let Some(shared) = weak.upgrade() else { return };
+        if read(&shared, |inner| inner.epoch) != Some(epoch) {
+            return;
+        }
         match event {
             PlaneEvent::Send { to, kind, payload } => send(&shared, to, kind, payload),
             PlaneEvent::Track { peer_id, stream } => {
@@ -340,8 +347,12 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -
         let Some(session) = inner.view.session.as_mut() else {
             return;
         };
-        for change in change(&mut session.roster) {
-            session.plane.on_roster(&change);
+        let changes = change(&mut session.roster);
+        let plane = session.plane.clone();
+        for change in changes {
+            if let Err(error) = plane.on_roster(&change) {
+                inner.report(error);
+            }
             inner.events.push(match change {
                 Change::Joined { peer, .. } => RoomEvent::ParticipantJoined(peer),
                 Change::Left { peer_id, reason } => RoomEvent::ParticipantLeft { peer_id, reason },

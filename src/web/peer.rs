@@ -55,6 +55,9 @@ const OFFER_WAIT_MS: f64 = 3_000.0;
 
 /// What a new link needs to know.
 pub(crate) struct LinkSetup<'a> {
+    /// Where the remote participant's tracks go: the same stream for every link to them, so
+    /// tracks of an older link are taken out of it first.
+    pub(crate) remote_stream: MediaStream,
     pub(crate) my_id: &'a str,
     pub(crate) peer_id: &'a str,
     /// Which build of the link to this peer this is.
@@ -126,6 +129,7 @@ impl Link {
     /// Opens a connection to `peer_id`; `local` (if publishing) is sent from the start.
     pub(crate) fn open(setup: LinkSetup<'_>, sink: Sink) -> Result<Rc<Self>, Error> {
         let LinkSetup {
+            remote_stream,
             my_id,
             peer_id,
             generation,
@@ -138,8 +142,9 @@ impl Link {
         config.set_ice_servers(ice_servers);
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| browser_error("creating a peer connection", &e))?;
-        let remote_stream =
-            MediaStream::new().map_err(|e| browser_error("creating a media stream", &e))?;
+        for old in remote_stream.get_tracks().iter() {
+            remote_stream.remove_track(old.unchecked_ref());
+        }
         let link = Rc::new(Self {
             peer_id: peer_id.to_owned(),
             generation,
@@ -613,6 +618,7 @@ mod tests {
         let (sink, errors) = recording_sink();
         let link = Link::open(
             LinkSetup {
+                remote_stream: MediaStream::new().unwrap(),
                 my_id: "pa",
                 peer_id: "pb",
                 generation: 1,
