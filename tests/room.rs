@@ -453,17 +453,21 @@ async fn control(path: &str) {
     assert!(response.ok(), "control {path} failed");
 }
 
+/// Joins `room` on the restartable server, retrying at most a second apart.
+async fn join_restartable(room: &str, who: &str) -> Room {
+    let mut o = options(room, who, Role::Peer, true);
+    o.server = restartable().0;
+    o.retry_max_ms = 1_000;
+    Room::join(o)
+        .await
+        .unwrap_or_else(|e| panic!("{who} could not join: {e}"))
+}
+
 #[wasm_bindgen_test]
 async fn a_server_that_lost_its_state_answers_unauthorized_and_the_room_rejoins_as_a_new_peer() {
     let name = unique("amnesia");
-    let join_restartable = |who: &'static str| {
-        let mut o = options(&name, who, Role::Peer, true);
-        o.server = restartable().0;
-        o.retry_max_ms = 1_000;
-        Room::join(o)
-    };
-    let a = join_restartable("A").await.expect("A joins");
-    let b = join_restartable("B").await.expect("B joins");
+    let a = join_restartable(&name, "A").await;
+    let b = join_restartable(&name, "B").await;
     let (a_id, b_id) = (id(&a), id(&b));
     assert!(eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0).await);
 
@@ -496,14 +500,8 @@ async fn a_server_that_lost_its_state_answers_unauthorized_and_the_room_rejoins_
 #[wasm_bindgen_test]
 async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_signaling() {
     let name = unique("restart");
-    let join_restartable = |who: &'static str| {
-        let mut o = options(&name, who, Role::Peer, true);
-        o.server = restartable().0;
-        o.retry_max_ms = 1_000;
-        Room::join(o)
-    };
-    let a = join_restartable("A").await.expect("A joins");
-    let b = join_restartable("B").await.expect("B joins");
+    let a = join_restartable(&name, "A").await;
+    let b = join_restartable(&name, "B").await;
     let (a_id, b_id) = (id(&a), id(&b));
     assert!(
         eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0

@@ -2,7 +2,7 @@
 // room through the real server, and each decodes the other's video.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser } from "./support.mjs";
+import { startServer, launchBrowser, pageWithCallroom } from "./support.mjs";
 
 let server;
 let browser;
@@ -17,24 +17,10 @@ after(async () => {
   await server?.stop();
 });
 
-/** A page with callroom loaded and initialised, exposed as `window.callroom`. */
-async function pageWithCallroom() {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/callroom.js");
-    await mod.default();
-    window.callroom = mod;
-  });
-  return { page, errors };
-}
 
 test("two pages join through the JS API and decode each other's video", async () => {
   const room = `js-${Date.now()}`;
-  const [a, b] = [await pageWithCallroom(), await pageWithCallroom()];
+  const [a, b] = [await pageWithCallroom(browser, server), await pageWithCallroom(browser, server)];
   const join = (p, name) =>
     p.page.evaluate(async ({ room, name }) => {
       const r = await window.callroom.Room.join({ room, name, statsIntervalMs: 1000 });
@@ -102,7 +88,7 @@ test("two pages join through the JS API and decode each other's video", async ()
 });
 
 test("bad options and refusals reject with a CallroomError carrying a stable code", async () => {
-  const { page, errors } = await pageWithCallroom();
+  const { page, errors } = await pageWithCallroom(browser, server);
   const codes = await page.evaluate(async () => {
     const code = async (options) => {
       try {

@@ -3,7 +3,7 @@
 // entry carries a MediaStream an app can put into `srcObject` as it is.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser } from "./support.mjs";
+import { startServer, launchBrowser, pageWithCallroom } from "./support.mjs";
 
 let server;
 let browser;
@@ -18,23 +18,10 @@ after(async () => {
   await server?.stop();
 });
 
-async function pageWithCallroom() {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/callroom.js");
-    await mod.default();
-    window.callroom = mod;
-  });
-  return { page, errors };
-}
 
 test("each control method's effect is in the snapshot when it resolves, and no subscriber sees it undone", async () => {
   const room = `fresh-${Date.now()}`;
-  const [a, b] = [await pageWithCallroom(), await pageWithCallroom()];
+  const [a, b] = [await pageWithCallroom(browser, server), await pageWithCallroom(browser, server)];
   await a.page.evaluate((room) => window.callroom.Room.join({ room, name: "A" }).then((r) => (window.room = r)), room);
   const bId = await b.page.evaluate(
     (room) => window.callroom.Room.join({ room, name: "B" }).then((r) => (window.room = r).snapshot().sessionId),
@@ -104,7 +91,7 @@ test("each control method's effect is in the snapshot when it resolves, and no s
 
 test("a remote stream entry is a MediaStream from the start and stays the same object as tracks arrive", async () => {
   const room = `streams-${Date.now()}`;
-  const [watcher, sender] = [await pageWithCallroom(), await pageWithCallroom()];
+  const [watcher, sender] = [await pageWithCallroom(browser, server), await pageWithCallroom(browser, server)];
   // The watcher publishes nothing, so the sender's entry for it never gets a track.
   const watcherId = await watcher.page.evaluate(async (room) => {
     window.room = await window.callroom.Room.join({ room, name: "Watcher", media: false });

@@ -115,3 +115,18 @@ export async function waitForRemoteFrames(page, count, timeout = 30_000) {
 export function tileCount(page) {
   return page.locator(".tile").count();
 }
+
+/** A page of `browser` at `server` with callroom loaded and initialised, exposed as `window.callroom`. */
+export async function pageWithCallroom(browser, server) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${server.url}/`);
+  await page.evaluate(async () => {
+    const mod = await import("/pkg/callroom.js");
+    await mod.default();
+    window.callroom = mod;
+  });
+  return { page, errors };
+}

@@ -20,7 +20,8 @@ use axum::Json;
 use callroom_protocol::{MessageKind, SfuTrack, SfuTracks};
 use callroom_sfu::calls::{
     CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse, RenegotiateRequest,
-    RenegotiateResponse, SessionStateResponse, TracksRequest, TracksResponse, UpdateTracksRequest,
+    RenegotiateResponse, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
+    UpdateTracksRequest,
 };
 use callroom_sfu::{CallsError, SfuEvent};
 use serde::de::DeserializeOwned;
@@ -354,6 +355,29 @@ pub fn on_events(state: &AppState, events: Vec<SfuEvent>) {
     }
 }
 
+/// Refuses unless every track in `tracks` is published now by a member of `room`.
+fn ensure_pullable(
+    sfu: &SfuService,
+    room: &str,
+    tracks: &[TrackObject],
+) -> Result<(), CallsFailure> {
+    let registry = sfu.registry();
+    match tracks.iter().find(|t| {
+        !registry.pullable(
+            room,
+            t.session_id.as_deref().unwrap_or_default(),
+            &t.track_name,
+        )
+    }) {
+        Some(t) => Err(refused(
+            403,
+            "forbidden",
+            format!("`{}` is not published in your room", t.track_name),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `POST /sfu/sessions/new`: a session for the caller (ending one it had).
 pub async fn new_session(
     State(state): State<AppState>,
@@ -423,23 +447,13 @@ pub async fn tracks_new(
             track.track_name = format!("{}-{label}", peer.id);
         }
     }
-    {
-        let registry = sfu.registry();
-        for track in request
-            .tracks
-            .iter()
-            .filter(|t| t.location == Some(Location::Remote))
-        {
-            let session = track.session_id.as_deref().unwrap_or_default();
-            if !registry.pullable(&peer.room, session, &track.track_name) {
-                return Err(refused(
-                    403,
-                    "forbidden",
-                    format!("`{}` is not published in your room", track.track_name),
-                ));
-            }
-        }
-    }
+    let remote: Vec<TrackObject> = request
+        .tracks
+        .iter()
+        .filter(|t| t.location == Some(Location::Remote))
+        .cloned()
+        .collect();
+    ensure_pullable(sfu, &peer.room, &remote)?;
     let offer = request.session_description.as_ref().map(|d| d.sdp.clone());
     // Kinds the client named, by track name: a push without an offer has no mid yet.
     let kinds: HashMap<String, String> = request
@@ -521,19 +535,7 @@ pub async fn tracks_update(
 ) -> Result<Json<TracksResponse>, CallsFailure> {
     let (peer, sfu) = owner(&state, &headers, &sid)?;
     let request: UpdateTracksRequest = calls_body(&state, body).await?;
-    {
-        let registry = sfu.registry();
-        for track in &request.tracks {
-            let session = track.session_id.as_deref().unwrap_or_default();
-            if !registry.pullable(&peer.room, session, &track.track_name) {
-                return Err(refused(
-                    403,
-                    "forbidden",
-                    format!("`{}` is not published in your room", track.track_name),
-                ));
-            }
-        }
-    }
+    ensure_pullable(sfu, &peer.room, &request.tracks)?;
     Ok(Json(sfu.tracks_update(&sid, request).await?))
 }
 
