@@ -540,9 +540,8 @@ async fn a_server_restart_mid_call_shows_reconnecting_keeps_media_and_resumes_si
     );
 
     // Signaling works after the restart: a newcomer reaches both.
-    let c = join_restartable("C")
-        .await
-        .expect("C joins after the restart");
+    // (C joins after the restart.)
+    let c = join_restartable(&name, "C").await;
     let c_id = id(&c);
     assert!(
         eventually(30_000, || {
