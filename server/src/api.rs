@@ -68,7 +68,10 @@ pub async fn signaling(
             let peer = state.authenticate(&headers)?;
             let request: RelayRequest<Box<RawValue>> = parse_json(&bytes)?;
             if !ids::is_peer_id_shaped(&request.to) {
-                return Err(AppError::PeerNotFound(request.to));
+                // Echo a short, escaped prefix only: the field is the caller's, of any size.
+                return Err(AppError::PeerNotFound(
+                    truncate(&request.to, 20).escape_default().to_string(),
+                ));
             }
             if request.to == peer.id {
                 return Err(AppError::InvalidInput("a peer cannot message itself".into()));
@@ -108,9 +111,9 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
         ));
     }
     let name = request.name.trim();
-    if name.chars().count() > NAME_MAX_LEN || name.chars().any(char::is_control) {
+    if name.chars().count() > NAME_MAX_LEN || name.chars().any(is_hidden_char) {
         return Err(AppError::InvalidInput(format!(
-            "name must be at most {NAME_MAX_LEN} characters, without control characters"
+            "name must be at most {NAME_MAX_LEN} characters, without control, bidi-override or zero-width characters"
         )));
     }
     let topology = request.topology.unwrap_or(request.role.topology());
@@ -319,6 +322,17 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> Result<Value, AppError> {
 
 fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
+}
+
+/// Characters a display name must not hold: controls, and the invisible ones that reorder or
+/// hide text (bidi overrides and isolates, zero-width characters, the byte-order mark), with
+/// which one participant could pass for another.
+fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+        )
 }
 
 fn unix_secs() -> u64 {

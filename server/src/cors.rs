@@ -40,9 +40,10 @@ pub fn is_loopback_origin(origin: &str) -> bool {
         rest.split(':').next().unwrap_or(rest)
     };
     let port = &rest[host.len()..];
+    // A real port: digits only, 1..=65535 (`:99999` is no port, so no loopback origin).
     let port_ok = port.is_empty()
         || port.strip_prefix(':').is_some_and(|p| {
-            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
         });
     matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
 }
@@ -67,6 +68,9 @@ mod tests {
             "http://evil.com",
             "http://localhost:",
             "http://localhost:80/path",
+            "http://localhost:99999",
+            "http://localhost:0",
+            "http://127.0.0.1:+80",
             "file://localhost",
             "null",
         ] {

@@ -1000,3 +1000,46 @@ async fn turn_credentials_share_the_relay_rate_budget() {
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
 }
+
+#[tokio::test]
+async fn an_unknown_recipient_is_echoed_only_as_a_short_escaped_prefix() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let huge = format!("<script>{}", "x".repeat(60_000));
+    let reply = app.relay(token(&a), &huge, "offer", json!({})).await;
+    assert_eq!(reply.code(), "peer_not_found");
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 80, "bounded: {} bytes", message.len());
+    assert!(message.contains("<script>xxxx"), "{message}");
+}
+
+#[tokio::test]
+async fn display_names_with_bidi_overrides_or_zero_width_characters_are_refused() {
+    let app = TestApp::new();
+    for name in [
+        "Ann\u{202e}nimda",
+        "Bo\u{200b}b",
+        "\u{2066}Eve\u{2069}",
+        "\u{feff}Zed",
+        "tab\there",
+    ] {
+        let reply = app
+            .post(
+                None,
+                json!({"type": "join", "room": "r", "role": "peer", "name": name}),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{name:?}"
+        );
+    }
+    let ok = app
+        .post(
+            None,
+            json!({"type": "join", "room": "r", "role": "peer", "name": "Zoë 李 🙂"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "ordinary Unicode stays welcome");
+}
