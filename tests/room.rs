@@ -885,3 +885,42 @@ async fn a_camera_turned_on_after_joining_without_media_reaches_a_peer_who_joins
         room.leave().await;
     }
 }
+
+#[wasm_bindgen_test]
+async fn a_peer_flooding_candidates_before_its_offer_gets_one_protocol_error_and_no_more_memory() {
+    use futures_core::Stream;
+    let name = unique("flood");
+    let a = join(&name, "A", Role::Peer, false).await;
+    let a_id = id(&a);
+    let (_raw_id, raw_token) = raw_join(&name).await;
+    let padding = "x".repeat(2_000);
+    let mut errors = a.events();
+    for i in 0..100 {
+        let body = format!(
+            r#"{{"type":"candidate","to":"{a_id}","payload":{{"candidate":"candidate:{i} 1 udp 1 192.0.2.9 9 typ host {padding}","sdpMid":"0"}}}}"#
+        );
+        fetch_json("/signaling", Some(&raw_token), &body).await;
+    }
+    assert!(
+        eventually(10_000, || a
+            .snapshot()
+            .error
+            .is_some_and(|e| e.to_string().contains("more ICE candidates")))
+        .await,
+        "the overflow is reported: {:?}",
+        a.snapshot().error
+    );
+    TimeoutFuture::new(500).await;
+    a.leave().await;
+    let mut overflow_reports = 0;
+    while let Some(event) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut errors).poll_next(cx)).await
+    {
+        if let callroom::RoomEvent::Error(e) = event {
+            if e.to_string().contains("more ICE candidates") {
+                overflow_reports += 1;
+            }
+        }
+    }
+    assert_eq!(overflow_reports, 1, "reported once, then dropped quietly");
+}

@@ -3,6 +3,7 @@
 //! tested natively in milliseconds.
 
 pub mod backoff;
+pub mod guard;
 pub mod negotiation;
 pub mod quality;
 pub mod recovery;

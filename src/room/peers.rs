@@ -11,9 +11,11 @@ use web_sys::{MediaStream, MediaStreamTrack};
 
 use super::plane::{PlaneEvent, PlaneSetup, Signal};
 use super::RemoteStream;
+use crate::core::guard::{ResetAction, ResetThrottle};
 use crate::core::quality::QualityReport;
 use crate::core::roster::{Change, Roster};
 use crate::js_error::browser_error;
+use crate::web::js;
 use crate::web::peer::{Link, LinkEvent, LinkSetup, Opening, Sink};
 use crate::Error;
 
@@ -30,6 +32,8 @@ struct State {
     local: RefCell<Option<MediaStream>>,
     /// Each remote participant's stream, across rebuilt links.
     streams: RefCell<Vec<(String, MediaStream)>>,
+    /// `peer-reset`s per linked participant.
+    resets: RefCell<Vec<(String, ResetThrottle)>>,
 }
 
 /// One connection per linked pair.
@@ -46,6 +50,7 @@ impl Peers {
                 next_generation: Cell::new(0),
                 local: RefCell::new(local.cloned()),
                 streams: RefCell::new(Vec::new()),
+                resets: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -81,6 +86,7 @@ impl Peers {
                     .streams
                     .borrow_mut()
                     .retain(|(p, _)| p != peer_id);
+                self.state.resets.borrow_mut().retain(|(p, _)| p != peer_id);
             }
         }
         Ok(())
@@ -111,7 +117,25 @@ impl Peers {
         match signal {
             Signal::Description(desc) => link.on_description(desc).await,
             Signal::Candidate(candidate) => link.on_candidate(candidate).await,
-            Signal::Reset => open(&self.state, from, Opening::Answer),
+            Signal::Reset => {
+                let action = {
+                    let mut resets = self.state.resets.borrow_mut();
+                    let now = js::now_ms();
+                    if !resets.iter().any(|(p, _)| p == from) {
+                        resets.push((from.to_owned(), ResetThrottle::new(now)));
+                    }
+                    resets
+                        .iter_mut()
+                        .find(|(p, _)| p == from)
+                        .map_or(ResetAction::Ignore, |(_, t)| t.on_reset(now))
+                };
+                match action {
+                    ResetAction::Rebuild => open(&self.state, from, Opening::Answer),
+                    // A peer resetting without end must not make us churn connections (the
+                    // browser caps how many a page may create).
+                    ResetAction::Wait | ResetAction::Ignore => Ok(()),
+                }
+            }
         }
     }
 

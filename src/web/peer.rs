@@ -15,6 +15,7 @@ use web_sys::{
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
+use crate::core::guard::PendingCandidates;
 use crate::core::negotiation::{Negotiator, OnDescription, SignalingState};
 use crate::core::quality::{Adapter, QualityMeter, QualityReport, SendLimits};
 use crate::core::recovery::{IceState, Recovery, RecoveryAction, RecoveryOptions};
@@ -78,7 +79,9 @@ pub(crate) type Sink = Rc<dyn Fn(&str, u32, LinkEvent)>;
 struct LinkState {
     negotiator: Negotiator,
     /// Candidates that arrived before the remote description they belong to.
-    pending: Vec<IceCandidate>,
+    pending: PendingCandidates<IceCandidate>,
+    /// The peer overflowed `pending` (said once, then the excess is dropped quietly).
+    overflowed: bool,
     recovery: Recovery,
     meter: QualityMeter,
     adapter: Adapter,
@@ -152,7 +155,8 @@ impl Link {
             remote_stream,
             state: RefCell::new(LinkState {
                 negotiator: Negotiator::new(my_id, peer_id),
-                pending: Vec::new(),
+                pending: PendingCandidates::default(),
+                overflowed: false,
                 recovery: Recovery::new(recovery, js::now_ms()),
                 meter: QualityMeter::default(),
                 adapter: Adapter::default(),
@@ -471,7 +475,7 @@ impl Link {
                     self.peer_id
                 ))
             })?;
-        let pending = std::mem::take(&mut self.state.borrow_mut().pending);
+        let pending = self.state.borrow_mut().pending.take();
         for candidate in pending {
             self.add_candidate(candidate).await?;
         }
@@ -490,7 +494,17 @@ impl Link {
     /// A remote candidate: applied now, or kept until the remote description is set.
     pub(crate) async fn on_candidate(self: Rc<Self>, candidate: IceCandidate) -> Result<(), Error> {
         if self.pc.remote_description().is_none() {
-            self.state.borrow_mut().pending.push(candidate);
+            let mut state = self.state.borrow_mut();
+            let size = candidate.candidate.len()
+                + candidate.sdp_mid.as_ref().map_or(0, String::len)
+                + candidate.username_fragment.as_ref().map_or(0, String::len);
+            if state.pending.push(candidate, size).is_err() && !state.overflowed {
+                state.overflowed = true;
+                return Err(Error::Protocol(format!(
+                    "peer {} sent more ICE candidates before its offer than are kept; the rest are dropped",
+                    self.peer_id
+                )));
+            }
             return Ok(());
         }
         self.add_candidate(candidate).await
