@@ -924,3 +924,83 @@ async fn a_peer_flooding_candidates_before_its_offer_gets_one_protocol_error_and
     }
     assert_eq!(overflow_reports, 1, "reported once, then dropped quietly");
 }
+
+/// The frame heights of the video the page's open peer connections receive.
+async fn received_heights() -> Vec<f64> {
+    let read = js_sys::Function::new_no_args(
+        r#"
+        return (async () => {
+            const heights = [];
+            for (const pc of window.__callroomRecorded.pcs.filter(pc => pc.signalingState !== "closed")) {
+                (await pc.getStats()).forEach(s => {
+                    if (s.type === "inbound-rtp" && s.kind === "video" && s.frameHeight) heights.push(s.frameHeight);
+                });
+            }
+            return heights;
+        })();
+        "#,
+    );
+    let promise: js_sys::Promise = read.call0(&JsValue::NULL).unwrap().unchecked_into();
+    let heights: js_sys::Array = JsFuture::from(promise).await.unwrap().unchecked_into();
+    heights.iter().filter_map(|h| h.as_f64()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_smaller_one() {
+    record_page_resources();
+    let name = unique("layers");
+    let sfu_options = |who: &str, publish: bool| {
+        let mut o = options(&name, who, Role::Peer, publish);
+        o.topology = Some(callroom_protocol::Topology::Sfu);
+        o
+    };
+    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
+    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    let mut tallest = 0.0;
+    for _ in 0..100 {
+        tallest = received_heights().await.into_iter().fold(0.0, f64::max);
+        if tallest >= 480.0 {
+            break;
+        }
+        TimeoutFuture::new(200).await;
+    }
+    assert!(tallest >= 480.0, "b first gets the full layer ({tallest})");
+
+    // The fake camera captures 480 lines; Chrome sends such a capture in two layers
+    // (480 and 240), so a 200 px tile is served by the half layer.
+    b.set_tile_size(&a_id, 267, 200);
+    let mut now = tallest;
+    for _ in 0..100 {
+        now = received_heights()
+            .await
+            .into_iter()
+            .fold(f64::MAX, f64::min);
+        if now <= 240.0 {
+            break;
+        }
+        TimeoutFuture::new(200).await;
+    }
+    assert!(
+        now <= 240.0,
+        "a 200 px tile gets the half layer ({now} px; b's error: {:?})",
+        b.snapshot().error
+    );
+
+    b.set_tile_size(&a_id, 640, 480);
+    let mut back = now;
+    for _ in 0..100 {
+        back = received_heights().await.into_iter().fold(0.0, f64::max);
+        if back >= 480.0 {
+            break;
+        }
+        TimeoutFuture::new(200).await;
+    }
+    assert!(
+        back >= 480.0,
+        "a large tile gets the full layer again ({back} px)"
+    );
+    a.leave().await;
+    b.leave().await;
+}

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod guard;
+pub mod layers;
 pub mod negotiation;
 pub mod quality;
 pub mod recovery;

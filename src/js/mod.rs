@@ -219,6 +219,18 @@ impl JsRoom {
         })
     }
 
+    /// How large `peerId`'s video is shown, in device pixels (0 when hidden). In an SFU room
+    /// the simulcast layer pulled of their camera follows.
+    #[wasm_bindgen(js_name = setTileSize)]
+    pub fn set_tile_size(
+        &self,
+        #[wasm_bindgen(js_name = peerId)] peer_id: &str,
+        width: u32,
+        height: u32,
+    ) {
+        self.room.set_tile_size(peer_id, width, height);
+    }
+
     /// Lists cameras, microphones and speakers.
     #[wasm_bindgen(js_name = listDevices, unchecked_return_type = "Promise<Device[]>")]
     pub fn list_devices(&self) -> Promise {

@@ -160,6 +160,15 @@ impl Room {
         local::stop_screen(&self.shared).await;
     }
 
+    /// Tells the room how large `peer_id`'s video is shown (CSS pixels times
+    /// `devicePixelRatio`; 0 when hidden). In an SFU room, the simulcast layer pulled of their
+    /// camera follows: the smallest that fills the tile, one lower on a poor link.
+    pub fn set_tile_size(&self, peer_id: &str, _width: u32, height: u32) {
+        if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
+            plane.set_tile_size(peer_id, height);
+        }
+    }
+
     /// Lists cameras, microphones and speakers, and updates the snapshot's `devices`.
     pub async fn list_devices(&self) -> Result<Vec<Device>, Error> {
         local::list_devices(&self.shared).await

@@ -117,6 +117,14 @@ impl Plane {
         }
     }
 
+    /// `peer` is shown `height` device pixels tall: in an SFU room, the layer pulled of its
+    /// camera follows (a mesh link sends one layer; nothing to choose).
+    pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
+        if let Plane::Sfu(sfu) = self {
+            sfu.set_tile_size(peer, height);
+        }
+    }
+
     /// What we publish, for connections made from now on.
     pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
         match self {

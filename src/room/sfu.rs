@@ -26,6 +26,7 @@ use web_sys::{
 use super::plane::{PlaneEvent, PlaneSetup};
 use super::RemoteStream;
 use crate::core::backoff::Backoff;
+use crate::core::layers;
 use crate::core::quality::{QualityMeter, QualityReport};
 use crate::core::roster::{Change, Roster};
 use crate::js_error::browser_error;
@@ -47,6 +48,8 @@ enum Op {
     Close(String),
     /// Close our pushed tracks.
     Unpublish,
+    /// Ask for `peer`'s camera in the layer its view now calls for.
+    Layer(String),
 }
 
 /// A participant whose media we pull.
@@ -66,6 +69,14 @@ struct Remote {
     /// Delays between pulls the SFU could not serve yet (no media so far).
     retry: Backoff,
     retry_timer: Option<Timeout>,
+    /// Their camera's name when it is sent in simulcast layers.
+    simulcast: Option<String>,
+    /// The layer asked for (`None`: the SFU's default, the best).
+    layer: Option<&'static str>,
+    /// How tall their capture is, estimated from the frames of the layer we get.
+    capture_height: u32,
+    /// How tall the app shows them, in device pixels.
+    tile_height: Option<u32>,
 }
 
 struct State {
@@ -168,6 +179,11 @@ impl Sfu {
 
     /// `peer` now publishes `tracks`: pull what is new, close what went.
     pub(crate) fn on_tracks(&self, tracks: SfuTracks) {
+        let simulcast = tracks
+            .tracks
+            .iter()
+            .find(|t| t.kind == "video" && t.rids.len() > 1)
+            .map(|t| t.track_name.clone());
         let names: Vec<String> = tracks.tracks.into_iter().map(|t| t.track_name).collect();
         let peer = tracks.peer_id;
         let known = self.state.remote_mut(&peer, |r| {
@@ -178,6 +194,7 @@ impl Sfu {
             r.closing.extend(gone.into_iter().map(|(_, mid)| mid));
             r.session_id.clone_from(&tracks.session_id);
             r.tracks.clone_from(&names);
+            r.simulcast.clone_from(&simulcast);
         });
         if known.is_none() {
             let Ok(stream) = MediaStream::new() else {
@@ -194,6 +211,10 @@ impl Sfu {
                 frames_decoded: 0.0,
                 retry: Backoff::new(250.0, 5_000.0),
                 retry_timer: None,
+                simulcast,
+                layer: None,
+                capture_height: 0,
+                tile_height: None,
             });
         }
         enqueue(&self.state, Op::Close(peer.clone()));
@@ -205,6 +226,13 @@ impl Sfu {
         *self.state.local.borrow_mut() = Some(Clone::clone(stream));
         enqueue(&self.state, Op::Unpublish);
         enqueue(&self.state, Op::Publish);
+    }
+
+    /// `peer` is shown `height` device pixels tall (0: not shown): the next measurement picks
+    /// its layer accordingly.
+    pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
+        self.state
+            .remote_mut(peer, |r| r.tile_height = Some(height));
     }
 
     /// What we publish; a kind not pushed yet goes out at the next `send_track`.
@@ -258,17 +286,55 @@ impl Sfu {
         let report = state.meter.borrow_mut().update(reading.sample);
         state.quality.set(Some(report));
         let mut remotes = state.remotes.borrow_mut();
+        let mut relayer = Vec::new();
         for remote in remotes.iter_mut() {
+            let mids = |name: Option<&String>| {
+                remote
+                    .pulled
+                    .iter()
+                    .filter(move |(n, _)| name.is_none_or(|name| n == name))
+                    .map(|(_, mid)| mid.clone())
+                    .collect::<Vec<_>>()
+            };
+            let all = mids(None);
             remote.frames_decoded = frames
                 .iter()
-                .filter(|(mid, _)| remote.pulled.iter().any(|(_, m)| m == mid))
-                .map(|(_, f)| f)
+                .filter(|(mid, _, _)| all.contains(mid))
+                .map(|(_, f, _)| f)
                 .sum();
+            let camera = mids(remote.simulcast.as_ref());
+            let Some(height) = frames
+                .iter()
+                .find(|(mid, _, _)| remote.simulcast.is_some() && camera.contains(mid))
+                .map(|(_, _, h)| *h as u32)
+                .filter(|h| *h > 0)
+            else {
+                continue;
+            };
+            // The capture's height is the tallest frame seen while the full layer was asked
+            // for (the SFU's default is the best flowing layer).
+            if matches!(remote.layer, None | Some("f")) {
+                remote.capture_height = remote.capture_height.max(height);
+            }
+            let view = layers::View {
+                tile_height: remote.tile_height,
+                quality: Some(report.quality),
+            };
+            let wanted = layers::choose(remote.capture_height, view);
+            if remote.layer.unwrap_or("f") != wanted {
+                remote.layer = Some(wanted);
+                relayer.push(remote.peer_id.clone());
+            }
         }
-        remotes
+        let reports = remotes
             .iter()
             .map(|r| (r.peer_id.clone(), report))
-            .collect()
+            .collect();
+        drop(remotes);
+        for peer in relayer {
+            enqueue(state, Op::Layer(peer));
+        }
+        reports
     }
 
     pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
@@ -356,6 +422,7 @@ impl State {
                 self.close(mids).await
             }
             Op::Pull(peer) => self.pull(&peer).await,
+            Op::Layer(peer) => self.relayer(&peer).await,
             Op::Close(peer) => {
                 let mids = self
                     .remote_mut(&peer, |r| std::mem::take(&mut r.closing))
@@ -397,6 +464,18 @@ impl State {
             }
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+            let height = get(&track.get_settings(), "height").as_f64().unwrap_or(0.0);
+            if kind == "video" && height >= f64::from(layers::SIMULCAST_MIN_HEIGHT) {
+                // Three layers, so each viewer gets the one its tile and link call for.
+                let encodings = Array::new();
+                for (rid, down) in layers::LAYERS {
+                    let e = Object::new();
+                    set(&e, "rid", rid);
+                    set(&e, "scaleResolutionDownBy", down);
+                    encodings.push(&e);
+                }
+                set(init.unchecked_ref::<Object>(), "sendEncodings", encodings);
+            }
             let streams = Array::of1(&stream);
             init.set_streams(&streams);
             let transceiver = self
@@ -476,15 +555,7 @@ impl State {
             }
         }
         self.remote_mut(peer, |r| r.pulled.extend(pulled));
-        let offer = get(&answer, "sessionDescription");
-        if get(&answer, "requiresImmediateRenegotiation").as_bool() == Some(true) {
-            self.apply_remote(&offer, RtcSdpType::Offer).await?;
-            let local = self.local_description().await?;
-            let body = Object::new();
-            set(&body, "sessionDescription", local);
-            let path = self.path("/renegotiate").unwrap_or_default();
-            self.call("PUT", &path, &body).await?;
-        }
+        self.answer_if_asked(&answer).await?;
         if not_yet {
             // The publisher's media has not reached the SFU yet: ask again later.
             let delay = self
@@ -499,6 +570,48 @@ impl State {
             });
             self.remote_mut(peer, |r| r.retry_timer = Some(timer));
         }
+        Ok(())
+    }
+
+    /// Asks the SFU for `peer`'s camera in the layer chosen for it.
+    async fn relayer(&self, peer: &str) -> Result<(), Error> {
+        let Some((session, name, mid, rid)) = self
+            .remote_mut(peer, |r| {
+                let name = r.simulcast.clone()?;
+                let mid = r.pulled.iter().find(|(n, _)| *n == name)?.1.clone();
+                Some((r.session_id.clone(), name, mid, r.layer?))
+            })
+            .flatten()
+        else {
+            return Ok(());
+        };
+        let t = Object::new();
+        set(&t, "location", "remote");
+        set(&t, "sessionId", session.as_str());
+        set(&t, "trackName", name.as_str());
+        set(&t, "mid", mid.as_str());
+        let simulcast = Object::new();
+        set(&simulcast, "preferredRid", rid);
+        set(&t, "simulcast", simulcast);
+        let body = Object::new();
+        set(&body, "tracks", Array::of1(&t));
+        let path = self.path("/tracks/update").unwrap_or_default();
+        let answer = self.call("PUT", &path, &body).await?;
+        self.answer_if_asked(&answer).await
+    }
+
+    /// When the SFU sent an offer with its answer, answers it through `renegotiate`.
+    async fn answer_if_asked(&self, answer: &JsValue) -> Result<(), Error> {
+        if get(answer, "requiresImmediateRenegotiation").as_bool() != Some(true) {
+            return Ok(());
+        }
+        self.apply_remote(&get(answer, "sessionDescription"), RtcSdpType::Offer)
+            .await?;
+        let local = self.local_description().await?;
+        let body = Object::new();
+        set(&body, "sessionDescription", local);
+        let path = self.path("/renegotiate").unwrap_or_default();
+        self.call("PUT", &path, &body).await?;
         Ok(())
     }
 

@@ -69,8 +69,9 @@ pub(crate) async fn read(pc: &RtcPeerConnection, connected: bool) -> Option<Read
     Some(reading)
 }
 
-/// Video frames decoded per receiving `mid` (one connection carrying many participants).
-pub(crate) async fn frames_by_mid(pc: &RtcPeerConnection) -> Vec<(String, f64)> {
+/// Per receiving `mid` (one connection carrying many participants): video frames decoded so
+/// far and the height of the last one.
+pub(crate) async fn frames_by_mid(pc: &RtcPeerConnection) -> Vec<(String, f64, f64)> {
     let Ok(report) = JsFuture::from(pc.get_stats()).await else {
         return Vec::new();
     };
@@ -79,7 +80,7 @@ pub(crate) async fn frames_by_mid(pc: &RtcPeerConnection) -> Vec<(String, f64)> 
     report.for_each(&mut |stat: JsValue, _key: JsValue| {
         if get_str(&stat, "type").as_deref() == Some("inbound-rtp") {
             if let (Some(mid), Some(n)) = (get_str(&stat, "mid"), get_f64(&stat, "framesDecoded")) {
-                frames.push((mid, n));
+                frames.push((mid, n, get_f64(&stat, "frameHeight").unwrap_or(0.0)));
             }
         }
     });

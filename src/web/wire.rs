@@ -87,10 +87,14 @@ pub(crate) fn sfu_tracks(v: &JsValue) -> Result<SfuTracks, Error> {
         tracks: array(v, "tracks", what)?
             .iter()
             .map(|t| {
+                let rids = match get(&t, "rids").dyn_ref::<Array>() {
+                    Some(list) => list.iter().filter_map(|r| r.as_string()).take(8).collect(),
+                    None => Vec::new(),
+                };
                 Ok(SfuTrack {
                     track_name: string(&t, "trackName", what)?,
                     kind: string(&t, "kind", what)?,
-                    rids: Vec::new(),
+                    rids,
                 })
             })
             .collect::<Result<_, Error>>()?,
