@@ -1004,3 +1004,25 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
     a.leave().await;
     b.leave().await;
 }
+
+#[wasm_bindgen_test]
+async fn in_an_sfu_room_a_screen_shared_without_a_camera_reaches_the_others() {
+    let name = unique("sfu-screen");
+    let sfu_options = |who: &str| {
+        let mut o = options(&name, who, Role::Peer, false);
+        o.topology = Some(callroom_protocol::Topology::Sfu);
+        o
+    };
+    let a = Room::join(sfu_options("A")).await.expect("A joins");
+    let b = Room::join(sfu_options("B")).await.expect("B joins");
+    let a_id = id(&a);
+    a.start_screen_share().await.expect("screen share starts");
+    assert!(
+        eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await,
+        "b decodes a's screen: {:?} ({:?})",
+        b.snapshot().remote_streams,
+        a.snapshot().error
+    );
+    a.leave().await;
+    b.leave().await;
+}

@@ -231,7 +231,7 @@ async fn calls_api_errors_have_cloudflares_codes_and_statuses() {
             Some(SECRET),
             Some(format!(
                 "{{\"tracks\": [], \"pad\": \"{}\"}}",
-                "x".repeat(100_000)
+                "x".repeat(600_000)
             )),
         )
         .await;

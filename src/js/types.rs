@@ -32,8 +32,9 @@ export interface JoinOptions {
   server?: string;
   role?: Role;
   /**
-   * The topology to create the room with, if this join creates it (the first joiner fixes
-   * it). Default: `mesh` for `peer`, `hub` for `host` and `guest`; `sfu` takes role `peer`.
+   * The room's topology. The first joiner fixes it; a later join must ask for the same
+   * (`topology_mismatch` otherwise). Default: `mesh` for `peer`, `hub` for `host` and
+   * `guest`; `sfu` takes role `peer`.
    */
   topology?: Topology;
   name?: string;

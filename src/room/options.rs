@@ -15,8 +15,8 @@ pub struct JoinOptions {
     pub room: String,
     /// `peer` for a mesh room; `host` or `guest` for a hub.
     pub role: Role,
-    /// The topology to create the room with, if this join creates it (the first joiner
-    /// fixes it). `None`: the role's ([`Role::topology`]).
+    /// The room's topology: the first joiner fixes it, and a later join must ask for the same
+    /// (`topology_mismatch` otherwise). `None`: the role's ([`Role::topology`]).
     pub topology: Option<Topology>,
     /// Display name.
     pub name: String,

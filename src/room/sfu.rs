@@ -29,6 +29,7 @@ use crate::core::backoff::Backoff;
 use crate::core::layers;
 use crate::core::quality::{QualityMeter, QualityReport};
 use crate::core::roster::{Change, Roster};
+use crate::core::session::is_transient;
 use crate::js_error::browser_error;
 use crate::web::http::Http;
 use crate::web::js::{self, get, get_str, set};
@@ -50,6 +51,9 @@ enum Op {
     Unpublish,
     /// Ask for `peer`'s camera in the layer its view now calls for.
     Layer(String),
+    /// Start over: a new connection and session, everything pushed and pulled again (after
+    /// ICE failed, the session is gone, or a negotiation broke half-way).
+    Rebuild,
 }
 
 /// A participant whose media we pull.
@@ -83,9 +87,14 @@ struct State {
     setup: PlaneSetup,
     http: Http,
     token: String,
-    pc: RtcPeerConnection,
+    pc: RefCell<RtcPeerConnection>,
     session: RefCell<Option<String>>,
     local: RefCell<Option<MediaStream>>,
+    /// Tracks to push that are not in `local` (a screen shared with no camera pushed).
+    pending: RefCell<Vec<MediaStreamTrack>>,
+    /// Delays between rebuilds of the whole connection, and the timer of the next retry.
+    rebuilds: RefCell<Backoff>,
+    retry: RefCell<Option<Timeout>>,
     /// Our pushed transceivers, by kind.
     sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
     remotes: RefCell<Vec<Remote>>,
@@ -105,8 +114,43 @@ impl Drop for Sfu {
     fn drop(&mut self) {
         self.state._listeners.borrow_mut().clear();
         self.state.remotes.borrow_mut().clear();
-        self.state.pc.close();
+        self.state.retry.borrow_mut().take();
+        self.state.pc().close();
     }
+}
+
+/// A peer connection to the SFU.
+fn connection(ice_servers: &JsValue) -> Result<RtcPeerConnection, Error> {
+    let config = RtcConfiguration::new();
+    config.set_ice_servers(ice_servers);
+    js::set(
+        config.unchecked_ref::<Object>(),
+        "bundlePolicy",
+        "max-bundle",
+    );
+    RtcPeerConnection::new_with_configuration(&config)
+        .map_err(|e| browser_error("creating a peer connection", &e))
+}
+
+/// The listeners of `pc`, which belong to `state`.
+fn listen(state: &Rc<State>, pc: &RtcPeerConnection) -> Vec<EventListener> {
+    let weak = Rc::downgrade(state);
+    let on_track = EventListener::new(pc, "track", move |e| {
+        if let (Some(state), Some(e)) = (weak.upgrade(), e.dyn_ref::<RtcTrackEvent>()) {
+            state.on_track(e);
+        }
+    });
+    let weak = Rc::downgrade(state);
+    let on_state = EventListener::new(pc, "connectionstatechange", move |_| {
+        if let Some(state) = weak.upgrade() {
+            // ICE gave up: a new connection and session, as Cloudflare's own client does.
+            if js::get_str(&state.pc(), "connectionState").as_deref() == Some("failed") {
+                enqueue(&state, Op::Rebuild);
+            }
+            (state.setup.sink)(PlaneEvent::Changed);
+        }
+    });
+    vec![on_track, on_state]
 }
 
 impl Sfu {
@@ -116,22 +160,17 @@ impl Sfu {
         token: String,
         local: Option<&MediaStream>,
     ) -> Result<Self, Error> {
-        let config = RtcConfiguration::new();
-        config.set_ice_servers(&setup.ice_servers);
-        js::set(
-            config.unchecked_ref::<Object>(),
-            "bundlePolicy",
-            "max-bundle",
-        );
-        let pc = RtcPeerConnection::new_with_configuration(&config)
-            .map_err(|e| browser_error("creating a peer connection", &e))?;
+        let pc = connection(&setup.ice_servers)?;
         let state = Rc::new(State {
             setup,
             http,
             token,
-            pc,
+            pc: RefCell::new(pc),
             session: RefCell::new(None),
             local: RefCell::new(local.cloned()),
+            pending: RefCell::new(Vec::new()),
+            rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
+            retry: RefCell::new(None),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
             ops: RefCell::new(VecDeque::new()),
@@ -140,19 +179,8 @@ impl Sfu {
             quality: Cell::new(None),
             _listeners: RefCell::new(Vec::new()),
         });
-        let weak = Rc::downgrade(&state);
-        let on_track = EventListener::new(&state.pc, "track", move |e| {
-            if let (Some(state), Some(e)) = (weak.upgrade(), e.dyn_ref::<RtcTrackEvent>()) {
-                state.on_track(e);
-            }
-        });
-        let weak = Rc::downgrade(&state);
-        let on_state = EventListener::new(&state.pc, "connectionstatechange", move |_| {
-            if let Some(state) = weak.upgrade() {
-                (state.setup.sink)(PlaneEvent::Changed);
-            }
-        });
-        *state._listeners.borrow_mut() = vec![on_track, on_state];
+        let listeners = listen(&state, &state.pc());
+        *state._listeners.borrow_mut() = listeners;
         Ok(Self { state })
     }
 
@@ -265,8 +293,15 @@ impl Sfu {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![browser_error("replacing a track", &e)],
             },
-            (None, Some(_)) => {
-                *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+            (None, Some(track)) => {
+                // Not pushed yet (no camera, say, when a screen is shared): push this track.
+                let mut pending = self.state.pending.borrow_mut();
+                pending.retain(|t| t.kind() != track.kind());
+                pending.push(Clone::clone(track));
+                drop(pending);
+                if self.state.local.borrow().is_none() {
+                    *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+                }
                 enqueue(&self.state, Op::Publish);
                 Vec::new()
             }
@@ -278,11 +313,11 @@ impl Sfu {
 
     pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
         let state = &self.state;
-        let connected = js::get_str(&state.pc, "connectionState").as_deref() == Some("connected");
-        let Some(reading) = stats::read(&state.pc, connected).await else {
+        let connected = js::get_str(&state.pc(), "connectionState").as_deref() == Some("connected");
+        let Some(reading) = stats::read(&state.pc(), connected).await else {
             return Vec::new();
         };
-        let frames = stats::frames_by_mid(&state.pc).await;
+        let frames = stats::frames_by_mid(&state.pc()).await;
         let report = state.meter.borrow_mut().update(reading.sample);
         state.quality.set(Some(report));
         let mut remotes = state.remotes.borrow_mut();
@@ -339,7 +374,7 @@ impl Sfu {
 
     pub(crate) fn remote_streams(&self, roster: &Roster) -> Vec<RemoteStream> {
         let connection_state =
-            js::get_str(&self.state.pc, "connectionState").unwrap_or_else(|| "new".into());
+            js::get_str(&self.state.pc(), "connectionState").unwrap_or_else(|| "new".into());
         self.state
             .remotes
             .borrow()
@@ -361,6 +396,11 @@ impl Sfu {
 }
 
 impl State {
+    /// The current connection (a handle: no borrow outlives the call).
+    fn pc(&self) -> RtcPeerConnection {
+        self.pc.borrow().clone()
+    }
+
     fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
         self.remotes
             .borrow_mut()
@@ -388,9 +428,13 @@ impl State {
         }
     }
 
-    fn path(&self, tail: &str) -> Option<String> {
-        let session = self.session.borrow().clone()?;
-        Some(format!("/sfu/sessions/{session}{tail}"))
+    fn path(&self, tail: &str) -> Result<String, Error> {
+        let session = self
+            .session
+            .borrow()
+            .clone()
+            .ok_or_else(|| Error::Protocol("no SFU session".into()))?;
+        Ok(format!("/sfu/sessions/{session}{tail}"))
     }
 
     async fn call(&self, method: &str, path: &str, body: &JsValue) -> Result<JsValue, Error> {
@@ -423,6 +467,7 @@ impl State {
             }
             Op::Pull(peer) => self.pull(&peer).await,
             Op::Layer(peer) => self.relayer(&peer).await,
+            Op::Rebuild => self.rebuild(),
             Op::Close(peer) => {
                 let mids = self
                     .remote_mut(&peer, |r| std::mem::take(&mut r.closing))
@@ -430,7 +475,7 @@ impl State {
                 let result = if mids.is_empty() {
                     Ok(())
                 } else {
-                    for t in self.pc.get_transceivers().iter() {
+                    for t in self.pc().get_transceivers().iter() {
                         let t: RtcRtpTransceiver = t.unchecked_into();
                         if t.mid().is_some_and(|m| mids.contains(&m)) {
                             let track = t.receiver().track();
@@ -449,15 +494,22 @@ impl State {
         }
     }
 
-    /// Adds a send-only transceiver for each local track of a kind not pushed yet, and pushes
-    /// them with one offer.
-    async fn publish(&self) -> Result<(), Error> {
-        let Some(stream) = self.local.borrow().clone() else {
-            return Ok(());
-        };
+    /// Adds a send-only transceiver for each track (local, or handed in while none of its
+    /// kind was pushed) of a kind not pushed yet, and pushes them with one offer. Only what
+    /// the SFU accepted counts as pushed; the rest is taken back and tried again later.
+    async fn publish(self: &Rc<Self>) -> Result<(), Error> {
+        let stream = self.local.borrow().clone();
+        let mut tracks: Vec<MediaStreamTrack> = self.pending.borrow().clone();
+        if let Some(stream) = &stream {
+            for track in stream.get_tracks().iter() {
+                let track: MediaStreamTrack = track.unchecked_into();
+                if !tracks.iter().any(|t| t.kind() == track.kind()) {
+                    tracks.push(track);
+                }
+            }
+        }
         let mut added = Vec::new();
-        for track in stream.get_tracks().iter() {
-            let track: MediaStreamTrack = track.unchecked_into();
+        for track in tracks {
             let kind = track.kind();
             if self.sent.borrow().iter().any(|(k, _)| *k == kind) {
                 continue;
@@ -476,22 +528,46 @@ impl State {
                 }
                 set(init.unchecked_ref::<Object>(), "sendEncodings", encodings);
             }
-            let streams = Array::of1(&stream);
-            init.set_streams(&streams);
+            if let Some(stream) = &stream {
+                init.set_streams(&Array::of1(stream));
+            }
             let transceiver = self
-                .pc
+                .pc()
                 .add_transceiver_with_media_stream_track_and_init(&track, &init);
-            self.sent
-                .borrow_mut()
-                .push((kind.clone(), transceiver.clone()));
             added.push((kind, transceiver));
         }
         if added.is_empty() {
             return Ok(());
         }
+        let result = self.push(&added).await;
+        let accepted: Vec<String> = match &result {
+            Ok(accepted) => accepted.clone(),
+            Err(_) => Vec::new(),
+        };
+        for (kind, transceiver) in added {
+            let mid = transceiver.mid().unwrap_or_default();
+            if accepted.contains(&mid) {
+                self.pending.borrow_mut().retain(|t| t.kind() != kind);
+                self.sent.borrow_mut().push((kind, transceiver));
+            } else {
+                transceiver.stop();
+            }
+        }
+        match result {
+            Ok(accepted) if !accepted.is_empty() => Ok(()),
+            // Nothing went out: try again shortly (a busy or restarting server).
+            other => {
+                self.later(Op::Publish);
+                other.map(drop)
+            }
+        }
+    }
+
+    /// One `tracks/new` push of `added`; the mids the SFU accepted.
+    async fn push(&self, added: &[(String, RtcRtpTransceiver)]) -> Result<Vec<String>, Error> {
         let offer = self.local_description().await?;
         let tracks = Array::new();
-        for (kind, transceiver) in &added {
+        for (kind, transceiver) in added {
             let t = Object::new();
             set(&t, "location", "local");
             set(&t, "mid", transceiver.mid().unwrap_or_default());
@@ -501,10 +577,71 @@ impl State {
         let body = Object::new();
         set(&body, "sessionDescription", offer);
         set(&body, "tracks", tracks);
-        let path = self.path("/tracks/new").unwrap_or_default();
-        let answer = self.call("POST", &path, &body).await?;
+        let path = self.path("/tracks/new")?;
+        let answer = match self.call("POST", &path, &body).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                // Back to stable, so the next negotiation starts clean.
+                let rollback = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+                let pc = self.pc();
+                let _ = JsFuture::from(pc.set_local_description(&rollback)).await;
+                return Err(error);
+            }
+        };
         self.apply_remote(&get(&answer, "sessionDescription"), RtcSdpType::Answer)
-            .await
+            .await?;
+        let mut accepted = Vec::new();
+        if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
+            for t in list.iter() {
+                match (get_str(&t, "mid"), get_str(&t, "errorCode")) {
+                    (Some(mid), None) => accepted.push(mid),
+                    (_, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
+                        code,
+                        message: get_str(&t, "errorDescription").unwrap_or_default(),
+                    })),
+                    _ => {}
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// Runs `op` again after a backoff delay.
+    fn later(self: &Rc<Self>, op: Op) {
+        let delay = self.rebuilds.borrow_mut().next_delay_ms(js::random());
+        let weak = Rc::downgrade(self);
+        *self.retry.borrow_mut() = Some(Timeout::new(delay, move || {
+            if let Some(state) = weak.upgrade() {
+                enqueue(&state, op);
+            }
+        }));
+    }
+
+    /// A new connection and session; what we publish and pull goes out again on it.
+    fn rebuild(self: &Rc<Self>) -> Result<(), Error> {
+        let pc = connection(&self.setup.ice_servers)?;
+        *self._listeners.borrow_mut() = listen(self, &pc);
+        self.pc.replace(pc).close();
+        self.sent.borrow_mut().clear();
+        *self.session.borrow_mut() = None;
+        let mut peers = Vec::new();
+        for remote in self.remotes.borrow_mut().iter_mut() {
+            remote.pulled.clear();
+            remote.closing.clear();
+            remote.layer = None;
+            for track in remote.stream.get_tracks().iter() {
+                remote.stream.remove_track(track.unchecked_ref());
+            }
+            peers.push(remote.peer_id.clone());
+        }
+        self.ops.borrow_mut().clear();
+        enqueue(self, Op::Session);
+        enqueue(self, Op::Publish);
+        for peer in peers {
+            enqueue(self, Op::Pull(peer));
+        }
+        (self.setup.sink)(PlaneEvent::Changed);
+        Ok(())
     }
 
     /// Pulls what `peer` announced and we have not pulled, then answers the SFU's offer.
@@ -533,8 +670,15 @@ impl State {
         }
         let body = Object::new();
         set(&body, "tracks", tracks);
-        let path = self.path("/tracks/new").unwrap_or_default();
-        let answer = self.call("POST", &path, &body).await?;
+        let path = self.path("/tracks/new")?;
+        let answer = match self.call("POST", &path, &body).await {
+            Ok(answer) => answer,
+            Err(error) if is_transient(&error) => {
+                self.pull_later(peer);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
         let mut not_yet = false;
         let mut pulled = Vec::new();
         if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
@@ -554,23 +698,44 @@ impl State {
                 }
             }
         }
-        self.remote_mut(peer, |r| r.pulled.extend(pulled));
+        // While the call was out, they may have left or changed what they publish: keep
+        // only what is still wanted, close the rest.
+        let stale = self
+            .remote_mut(peer, |r| {
+                let (keep, stale): (Vec<_>, Vec<_>) = pulled.into_iter().partition(|(name, _)| {
+                    !r.left && r.session_id == session && r.tracks.contains(name)
+                });
+                r.pulled.extend(keep);
+                r.closing.extend(stale.iter().map(|(_, mid)| mid.clone()));
+                if !not_yet {
+                    r.retry.reset();
+                }
+                !stale.is_empty()
+            })
+            .unwrap_or(false);
         self.answer_if_asked(&answer).await?;
+        if stale {
+            enqueue(self, Op::Close(peer.to_owned()));
+        }
         if not_yet {
             // The publisher's media has not reached the SFU yet: ask again later.
-            let delay = self
-                .remote_mut(peer, |r| r.retry.next_delay_ms(js::random()))
-                .unwrap_or(1_000);
-            let weak = Rc::downgrade(self);
-            let again = peer.to_owned();
-            let timer = Timeout::new(delay, move || {
-                if let Some(state) = weak.upgrade() {
-                    enqueue(&state, Op::Pull(again));
-                }
-            });
-            self.remote_mut(peer, |r| r.retry_timer = Some(timer));
+            self.pull_later(peer);
         }
         Ok(())
+    }
+
+    fn pull_later(self: &Rc<Self>, peer: &str) {
+        let delay = self
+            .remote_mut(peer, |r| r.retry.next_delay_ms(js::random()))
+            .unwrap_or(1_000);
+        let weak = Rc::downgrade(self);
+        let again = peer.to_owned();
+        let timer = Timeout::new(delay, move || {
+            if let Some(state) = weak.upgrade() {
+                enqueue(&state, Op::Pull(again));
+            }
+        });
+        self.remote_mut(peer, |r| r.retry_timer = Some(timer));
     }
 
     /// Asks the SFU for `peer`'s camera in the layer chosen for it.
@@ -595,7 +760,7 @@ impl State {
         set(&t, "simulcast", simulcast);
         let body = Object::new();
         set(&body, "tracks", Array::of1(&t));
-        let path = self.path("/tracks/update").unwrap_or_default();
+        let path = self.path("/tracks/update")?;
         let answer = self.call("PUT", &path, &body).await?;
         self.answer_if_asked(&answer).await
     }
@@ -610,9 +775,19 @@ impl State {
         let local = self.local_description().await?;
         let body = Object::new();
         set(&body, "sessionDescription", local);
-        let path = self.path("/renegotiate").unwrap_or_default();
-        self.call("PUT", &path, &body).await?;
-        Ok(())
+        let path = self.path("/renegotiate")?;
+        let mut retry = Backoff::new(250.0, 2_000.0);
+        loop {
+            match self.call("PUT", &path, &body).await {
+                Ok(_) => return Ok(()),
+                // The SFU waits for this answer before anything else: send it again.
+                Err(error) if is_transient(&error) && retry.failures() < 4 => {
+                    gloo_timers::future::TimeoutFuture::new(retry.next_delay_ms(js::random()))
+                        .await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Closes `mids` (their transceivers are stopped) with an offer, and applies the answer.
@@ -620,7 +795,7 @@ impl State {
         if mids.is_empty() {
             return Ok(());
         }
-        let Some(path) = self.path("/tracks/close") else {
+        let Ok(path) = self.path("/tracks/close") else {
             return Ok(());
         };
         let offer = self.local_description().await?;
@@ -644,11 +819,12 @@ impl State {
 
     /// `setLocalDescription()`; the description as `{type, sdp}`.
     async fn local_description(&self) -> Result<JsValue, Error> {
-        JsFuture::from(js::set_local_description_auto(&self.pc))
+        let pc = self.pc();
+        JsFuture::from(js::set_local_description_auto(&pc))
             .await
             .map_err(|e| browser_error("creating a description for the SFU", &e))?;
         let desc = self
-            .pc
+            .pc()
             .local_description()
             .ok_or_else(|| Error::Protocol("no local description".into()))?;
         let o = Object::new();
@@ -662,7 +838,8 @@ impl State {
             .ok_or_else(|| Error::Protocol("the SFU sent no session description".into()))?;
         let init = RtcSessionDescriptionInit::new(kind);
         init.set_sdp(&sdp);
-        JsFuture::from(self.pc.set_remote_description(&init))
+        let pc = self.pc();
+        JsFuture::from(pc.set_remote_description(&init))
             .await
             .map_err(|e| {
                 Error::Protocol(format!(
@@ -674,11 +851,12 @@ impl State {
     }
 }
 
-/// Queues `op` (once: an identical op already waiting covers it) and starts the runner.
+/// Queues `op` and starts the runner. An op identical to the last one queued is covered by
+/// it; anywhere else it is not (a Publish after an Unpublish must run after it).
 fn enqueue(state: &Rc<State>, op: Op) {
     {
         let mut ops = state.ops.borrow_mut();
-        if ops.contains(&op) {
+        if ops.back() == Some(&op) {
             return;
         }
         ops.push_back(op);
@@ -695,7 +873,15 @@ async fn run_ops(weak: Weak<State>) {
             state.running.set(false);
             return;
         };
+        let rebuilding = op == Op::Rebuild;
         if let Err(error) = state.clone().run(op).await {
+            // The session is gone (closed for silence, or the server restarted), or a
+            // negotiation broke half-way and left the SFU waiting: start over.
+            let broken = matches!(&error, Error::Server { code, .. } if code == "session_error")
+                || matches!(error, Error::Protocol(_));
+            if broken && !rebuilding {
+                state.later(Op::Rebuild);
+            }
             (state.setup.sink)(PlaneEvent::Error(error));
         }
     }

@@ -31,6 +31,8 @@ use crate::error::AppError;
 use crate::state::{now_ms, AppState};
 use crate::store::{Peer, Recipients};
 
+/// Smallest body limit of Calls requests, whatever `--max-body` says.
+const CALLS_MAX_BODY: usize = 512 * 1024;
 /// Most tracks one peer is known to publish.
 const MAX_PUBLISHED: usize = 64;
 /// Longest name a client gives a pushed track (the server prefixes its peer id).
@@ -221,7 +223,9 @@ pub async fn calls_body<T: DeserializeOwned>(
     state: &AppState,
     body: Body,
 ) -> Result<T, CallsFailure> {
-    let bytes = crate::api::read_body(body, state.config.max_body).await?;
+    // Offers grow with every track pulled (a few KB each): room for a full room's worth.
+    let limit = state.config.max_body.max(CALLS_MAX_BODY);
+    let bytes = crate::api::read_body(body, limit).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| CallsError::decoding(format!("invalid body: {e}")).into())
 }
@@ -327,6 +331,12 @@ pub fn on_events(state: &AppState, events: Vec<SfuEvent>) {
     let Some(sfu) = &state.sfu else { return };
     for event in events {
         let (session_id, track) = match &event {
+            // A close through the API was announced by its handler; a late event of it must
+            // not take back a track pushed again under the same name meanwhile.
+            SfuEvent::TrackRemoved {
+                reason: callroom_sfu::TrackRemovedReason::Closed,
+                ..
+            } => continue,
             SfuEvent::TrackRemoved {
                 session_id,
                 track_name,
