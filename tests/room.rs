@@ -1026,3 +1026,30 @@ async fn in_an_sfu_room_a_screen_shared_without_a_camera_reaches_the_others() {
     a.leave().await;
     b.leave().await;
 }
+
+#[wasm_bindgen_test]
+async fn in_an_sfu_room_a_camera_off_for_longer_than_the_sfu_keeps_silent_tracks_comes_back() {
+    let name = unique("sfu-silent");
+    let sfu_options = |who: &str, publish: bool| {
+        let mut o = options(&name, who, Role::Peer, publish);
+        o.topology = Some(callroom_protocol::Topology::Sfu);
+        o
+    };
+    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
+    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
+    let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
+    a.set_camera_enabled(false).await.expect("camera off");
+    // The SFU removes a pushed track that sent nothing for 30 s.
+    TimeoutFuture::new(32_000).await;
+    let before = frames_from(&b.snapshot(), &a_id);
+    a.set_camera_enabled(true).await.expect("camera on");
+    assert!(
+        eventually(30_000, || frames_from(&b.snapshot(), &a_id) > before).await,
+        "b sees a's camera again: {:?} ({:?})",
+        b.snapshot().remote_streams,
+        a.snapshot().error
+    );
+    a.leave().await;
+    b.leave().await;
+}

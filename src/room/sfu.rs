@@ -36,6 +36,10 @@ use crate::web::js::{self, get, get_str, set};
 use crate::web::stats;
 use crate::Error;
 
+/// How long a pushed kind may send nothing before we push it anew when it comes back: the
+/// SFU removes a track without packets after 30 s.
+const SILENT_TRACK_MS: f64 = 25_000.0;
+
 /// One change to the SFU session, run in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
@@ -51,6 +55,8 @@ enum Op {
     Unpublish,
     /// Ask for `peer`'s camera in the layer its view now calls for.
     Layer(String),
+    /// Close one of our pushes (its transceiver is stopped already).
+    Retire(String),
     /// Start over: a new connection and session, everything pushed and pulled again (after
     /// ICE failed, the session is gone, or a negotiation broke half-way).
     Rebuild,
@@ -92,6 +98,8 @@ struct State {
     local: RefCell<Option<MediaStream>>,
     /// Tracks to push that are not in `local` (a screen shared with no camera pushed).
     pending: RefCell<Vec<MediaStreamTrack>>,
+    /// Since when each kind we push has sent nothing (camera off), in ms.
+    silent_since: RefCell<Vec<(String, f64)>>,
     /// Delays between rebuilds of the whole connection, and the timer of the next retry.
     rebuilds: RefCell<Backoff>,
     retry: RefCell<Option<Timeout>>,
@@ -169,6 +177,7 @@ impl Sfu {
             session: RefCell::new(None),
             local: RefCell::new(local.cloned()),
             pending: RefCell::new(Vec::new()),
+            silent_since: RefCell::new(Vec::new()),
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
             retry: RefCell::new(None),
             sent: RefCell::new(Vec::new()),
@@ -281,6 +290,28 @@ impl Sfu {
         track: Option<&MediaStreamTrack>,
         stream: &MediaStream,
     ) -> Vec<Error> {
+        let now = js::now_ms();
+        let silent_for = {
+            let mut silent = self.state.silent_since.borrow_mut();
+            let since = silent.iter().find(|(k, _)| k == kind).map(|(_, t)| now - t);
+            silent.retain(|(k, _)| k != kind);
+            if track.is_none() {
+                silent.push((kind.to_owned(), now));
+            }
+            since
+        };
+        if track.is_some() && silent_for.is_some_and(|ms| ms >= SILENT_TRACK_MS) {
+            // The SFU drops a pushed track that sent nothing for 30 s: push anew.
+            let old = {
+                let mut sent = self.state.sent.borrow_mut();
+                let at = sent.iter().position(|(k, _)| k == kind);
+                at.map(|i| sent.remove(i).1)
+            };
+            if let Some(old) = old {
+                old.stop();
+                enqueue(&self.state, Op::Retire(old.mid().unwrap_or_default()));
+            }
+        }
         let sender = self
             .state
             .sent
@@ -468,6 +499,7 @@ impl State {
             Op::Pull(peer) => self.pull(&peer).await,
             Op::Layer(peer) => self.relayer(&peer).await,
             Op::Rebuild => self.rebuild(),
+            Op::Retire(mid) => self.close(vec![mid]).await,
             Op::Close(peer) => {
                 let mids = self
                     .remote_mut(&peer, |r| std::mem::take(&mut r.closing))
