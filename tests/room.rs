@@ -1006,22 +1006,48 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
 }
 
 #[wasm_bindgen_test]
-async fn in_an_sfu_room_a_screen_shared_without_a_camera_reaches_the_others() {
+async fn in_an_sfu_room_a_screen_goes_out_beside_the_camera_as_a_stream_of_its_own() {
     let name = unique("sfu-screen");
-    let sfu_options = |who: &str| {
-        let mut o = options(&name, who, Role::Peer, false);
+    let sfu_options = |who: &str, publish: bool| {
+        let mut o = options(&name, who, Role::Peer, publish);
         o.topology = Some(callroom_protocol::Topology::Sfu);
         o
     };
-    let a = Room::join(sfu_options("A")).await.expect("A joins");
-    let b = Room::join(sfu_options("B")).await.expect("B joins");
+    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
+    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
     let a_id = id(&a);
+    assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
     a.start_screen_share().await.expect("screen share starts");
+    let screen_of_a = |b: &Room| {
+        b.snapshot()
+            .remote_streams
+            .into_iter()
+            .find(|r| r.peer_id == a_id)
+            .and_then(|r| r.screen)
+    };
     assert!(
-        eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await,
-        "b decodes a's screen: {:?} ({:?})",
+        eventually(30_000, || screen_of_a(&b)
+            .is_some_and(|s| s.get_video_tracks().length() == 1))
+        .await,
+        "b gets a's screen as a stream of its own: {:?} ({:?})",
         b.snapshot().remote_streams,
         a.snapshot().error
+    );
+    let entry = b.snapshot().remote_streams[0].clone();
+    assert_eq!(
+        entry.stream.get_video_tracks().length(),
+        1,
+        "and a's camera beside it"
+    );
+    let seen = frames_from(&b.snapshot(), &a_id);
+    assert!(
+        eventually(15_000, || frames_from(&b.snapshot(), &a_id) > seen).await,
+        "video keeps flowing"
+    );
+    a.stop_screen_share().await;
+    assert!(
+        eventually(15_000, || screen_of_a(&b).is_none()).await,
+        "the screen goes when sharing stops"
     );
     a.leave().await;
     b.leave().await;

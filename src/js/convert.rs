@@ -184,6 +184,7 @@ fn remote(r: &RemoteStream) -> JsValue {
     set(&o, "role", r.role.as_str());
     set(&o, "stream", Clone::clone(&r.stream));
     set(&o, "connectionState", r.connection_state.as_str());
+    set(&o, "screenStream", or_null(r.screen.clone()));
     set(
         &o,
         "quality",

@@ -86,6 +86,8 @@ export interface RemoteStream {
    * and gaining tracks as they do, so `video.srcObject = entry.stream` is always valid.
    */
   readonly stream: MediaStream;
+  /** The screen they share as a stream of its own (SFU rooms); `null` otherwise. */
+  readonly screenStream: MediaStream | null;
   /** `RTCPeerConnection.connectionState` of the link to them. */
   readonly connectionState: RTCPeerConnectionState;
   readonly quality: Quality | null;

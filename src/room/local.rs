@@ -229,8 +229,11 @@ async fn swap(shared: &Rc<Shared>, kind: &str, track: Option<MediaStreamTrack>) 
             }
             inner.view.mic_enabled = track.as_ref().is_some_and(|t| t.enabled());
         }
-        let screen_active = kind == "video" && inner.view.screen.is_some();
-        Some((inner.plane(), stream, screen_active))
+        let plane = inner.plane();
+        let screen_active = kind == "video"
+            && inner.view.screen.is_some()
+            && plane.as_ref().is_some_and(|p| p.screen_replaces_camera());
+        Some((plane, stream, screen_active))
     })
     .flatten() else {
         return;
@@ -274,7 +277,7 @@ async fn fall_back(weak: Weak<Shared>, kind: String, ended_id: String) {
     report(&shared, error);
 }
 
-/// Shares `track` in place of the camera.
+/// Shares `track`: in place of the camera on peer links, beside it through an SFU.
 pub(crate) async fn start_screen(shared: &Rc<Shared>, track: MediaStreamTrack) {
     let weak = Rc::downgrade(shared);
     let Some((plane, stream)) = update(shared, |inner| {
@@ -294,7 +297,7 @@ pub(crate) async fn start_screen(shared: &Rc<Shared>, track: MediaStreamTrack) {
     .flatten() else {
         return;
     };
-    for error in plane.send_track("video", Some(&track), &stream).await {
+    for error in plane.share_screen(&track, &stream).await {
         report(shared, error);
     }
 }
@@ -312,7 +315,7 @@ pub(crate) async fn stop_screen(shared: &Rc<Shared>) {
     .flatten() else {
         return;
     };
-    for error in plane.send_track("video", camera.as_ref(), &stream).await {
+    for error in plane.stop_screen(camera.as_ref(), &stream).await {
         report(shared, error);
     }
 }

@@ -204,6 +204,7 @@ impl Peers {
                     role: member.map_or(Role::Peer, |m| m.role),
                     stream: link.remote_stream(),
                     connection_state: link.connection_state(),
+                    screen: None,
                     quality: link.quality(),
                     frames_decoded: link.frames_decoded(),
                 }

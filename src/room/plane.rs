@@ -184,6 +184,42 @@ impl Plane {
         }
     }
 
+    /// Shares `track`: in place of the camera on peer links, as a track of its own through an
+    /// SFU.
+    pub(crate) async fn share_screen(
+        &self,
+        track: &MediaStreamTrack,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
+        match self {
+            Plane::Peers(peers) => peers.send_track("video", Some(track), stream).await,
+            Plane::Sfu(sfu) => {
+                sfu.share_screen(track);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops sharing: peer links send `camera` (or nothing) again; the SFU push ends.
+    pub(crate) async fn stop_screen(
+        &self,
+        camera: Option<&MediaStreamTrack>,
+        stream: &MediaStream,
+    ) -> Vec<Error> {
+        match self {
+            Plane::Peers(peers) => peers.send_track("video", camera, stream).await,
+            Plane::Sfu(sfu) => {
+                sfu.stop_screen();
+                Vec::new()
+            }
+        }
+    }
+
+    /// True when a shared screen takes the camera's place (so camera changes wait).
+    pub(crate) fn screen_replaces_camera(&self) -> bool {
+        matches!(self, Plane::Peers(_))
+    }
+
     /// Time passed: drives recovery.
     pub(crate) fn tick(&self, now: f64) {
         match self {

@@ -87,6 +87,8 @@ struct Remote {
     capture_height: u32,
     /// How tall the app shows them, in device pixels.
     tile_height: Option<u32>,
+    /// The screen they share, as a stream of its own.
+    screen: Option<MediaStream>,
 }
 
 struct State {
@@ -96,8 +98,9 @@ struct State {
     pc: RefCell<RtcPeerConnection>,
     session: RefCell<Option<String>>,
     local: RefCell<Option<MediaStream>>,
-    /// Tracks to push that are not in `local` (a screen shared with no camera pushed).
-    pending: RefCell<Vec<MediaStreamTrack>>,
+    /// Tracks to push that are not in `local`, by what they are (`audio`, `video`, `screen`):
+    /// a shared screen, or a camera turned on with none pushed.
+    pending: RefCell<Vec<(String, MediaStreamTrack)>>,
     /// Since when each kind we push has sent nothing (camera off), in ms.
     silent_since: RefCell<Vec<(String, f64)>>,
     /// Delays between rebuilds of the whole connection, and the timer of the next retry.
@@ -252,6 +255,7 @@ impl Sfu {
                 layer: None,
                 capture_height: 0,
                 tile_height: None,
+                screen: None,
             });
         }
         enqueue(&self.state, Op::Close(peer.clone()));
@@ -327,8 +331,8 @@ impl Sfu {
             (None, Some(track)) => {
                 // Not pushed yet (no camera, say, when a screen is shared): push this track.
                 let mut pending = self.state.pending.borrow_mut();
-                pending.retain(|t| t.kind() != track.kind());
-                pending.push(Clone::clone(track));
+                pending.retain(|(k, _)| k != kind);
+                pending.push((kind.to_owned(), Clone::clone(track)));
                 drop(pending);
                 if self.state.local.borrow().is_none() {
                     *self.state.local.borrow_mut() = Some(Clone::clone(stream));
@@ -337,6 +341,32 @@ impl Sfu {
                 Vec::new()
             }
             (None, None) => Vec::new(),
+        }
+    }
+
+    /// Pushes `track` as a screen of its own, beside the camera.
+    pub(crate) fn share_screen(&self, track: &MediaStreamTrack) {
+        let mut pending = self.state.pending.borrow_mut();
+        pending.retain(|(k, _)| k != "screen");
+        pending.push(("screen".into(), Clone::clone(track)));
+        drop(pending);
+        enqueue(&self.state, Op::Publish);
+    }
+
+    /// Stops pushing the screen.
+    pub(crate) fn stop_screen(&self) {
+        self.state
+            .pending
+            .borrow_mut()
+            .retain(|(k, _)| k != "screen");
+        let old = {
+            let mut sent = self.state.sent.borrow_mut();
+            let at = sent.iter().position(|(k, _)| k == "screen");
+            at.map(|i| sent.remove(i).1)
+        };
+        if let Some(old) = old {
+            old.stop();
+            enqueue(&self.state, Op::Retire(old.mid().unwrap_or_default()));
         }
     }
 
@@ -418,6 +448,7 @@ impl Sfu {
                     role: Role::Peer,
                     stream: Clone::clone(&r.stream),
                     connection_state: connection_state.clone(),
+                    screen: r.screen.clone().filter(|s| s.get_tracks().length() > 0),
                     quality: self.state.quality.get(),
                     frames_decoded: r.frames_decoded,
                 })
@@ -445,18 +476,32 @@ impl State {
             return;
         };
         let track = e.track();
-        let stream = self
-            .remotes
-            .borrow()
-            .iter()
-            .find(|r| r.pulled.iter().any(|(_, m)| *m == mid))
-            .map(|r| (r.peer_id.clone(), Clone::clone(&r.stream)));
-        if let Some((peer_id, stream)) = stream {
+        let target = self.remote_mut_by_mid(&mid, |r, name| {
+            let stream = if name.ends_with("-screen") {
+                r.screen.get_or_insert_with(|| {
+                    MediaStream::new().unwrap_or_else(|_| Clone::clone(&r.stream))
+                })
+            } else {
+                &r.stream
+            };
+            (r.peer_id.clone(), Clone::clone(stream))
+        });
+        if let Some((peer_id, stream)) = target {
             if stream.get_track_by_id(&track.id()).is_none() {
                 stream.add_track(&track);
             }
             (self.setup.sink)(PlaneEvent::Track { peer_id, stream });
         }
+    }
+
+    /// Runs `f` on the remote that pulled `mid`, with the pulled track's name.
+    fn remote_mut_by_mid<R>(&self, mid: &str, f: impl FnOnce(&mut Remote, &str) -> R) -> Option<R> {
+        let mut remotes = self.remotes.borrow_mut();
+        let remote = remotes
+            .iter_mut()
+            .find(|r| r.pulled.iter().any(|(_, m)| m == mid))?;
+        let name = remote.pulled.iter().find(|(_, m)| m == mid)?.0.clone();
+        Some(f(remote, &name))
     }
 
     fn path(&self, tail: &str) -> Result<String, Error> {
@@ -511,7 +556,12 @@ impl State {
                         let t: RtcRtpTransceiver = t.unchecked_into();
                         if t.mid().is_some_and(|m| mids.contains(&m)) {
                             let track = t.receiver().track();
-                            self.remote_mut(&peer, |r| r.stream.remove_track(&track));
+                            self.remote_mut(&peer, |r| {
+                                r.stream.remove_track(&track);
+                                if let Some(screen) = &r.screen {
+                                    screen.remove_track(&track);
+                                }
+                            });
                             t.stop();
                         }
                     }
@@ -531,18 +581,18 @@ impl State {
     /// the SFU accepted counts as pushed; the rest is taken back and tried again later.
     async fn publish(self: &Rc<Self>) -> Result<(), Error> {
         let stream = self.local.borrow().clone();
-        let mut tracks: Vec<MediaStreamTrack> = self.pending.borrow().clone();
+        let mut tracks: Vec<(String, MediaStreamTrack)> = self.pending.borrow().clone();
         if let Some(stream) = &stream {
             for track in stream.get_tracks().iter() {
                 let track: MediaStreamTrack = track.unchecked_into();
-                if !tracks.iter().any(|t| t.kind() == track.kind()) {
-                    tracks.push(track);
+                let kind = track.kind();
+                if !tracks.iter().any(|(k, _)| *k == kind) {
+                    tracks.push((kind, track));
                 }
             }
         }
         let mut added = Vec::new();
-        for track in tracks {
-            let kind = track.kind();
+        for (kind, track) in tracks {
             if self.sent.borrow().iter().any(|(k, _)| *k == kind) {
                 continue;
             }
@@ -559,6 +609,15 @@ impl State {
                     encodings.push(&e);
                 }
                 set(init.unchecked_ref::<Object>(), "sendEncodings", encodings);
+            } else if kind == "screen" {
+                // Text must stay sharp: a budget of its own, beside the camera's.
+                let e = Object::new();
+                set(&e, "maxBitrate", 1_500_000);
+                set(
+                    init.unchecked_ref::<Object>(),
+                    "sendEncodings",
+                    Array::of1(&e),
+                );
             }
             if let Some(stream) = &stream {
                 init.set_streams(&Array::of1(stream));
@@ -579,7 +638,7 @@ impl State {
         for (kind, transceiver) in added {
             let mid = transceiver.mid().unwrap_or_default();
             if accepted.contains(&mid) {
-                self.pending.borrow_mut().retain(|t| t.kind() != kind);
+                self.pending.borrow_mut().retain(|(k, _)| *k != kind);
                 self.sent.borrow_mut().push((kind, transceiver));
             } else {
                 transceiver.stop();
@@ -603,7 +662,12 @@ impl State {
             let t = Object::new();
             set(&t, "location", "local");
             set(&t, "mid", transceiver.mid().unwrap_or_default());
-            set(&t, "trackName", if kind == "video" { "cam" } else { "mic" });
+            let name = match kind.as_str() {
+                "video" => "cam",
+                "audio" => "mic",
+                _ => "screen",
+            };
+            set(&t, "trackName", name);
             tracks.push(&t);
         }
         let body = Object::new();

@@ -54,6 +54,9 @@ pub struct RemoteStream {
     pub stream: MediaStream,
     /// `RTCPeerConnection.connectionState` of the link.
     pub connection_state: String,
+    /// The screen they share, when it comes as a stream of its own (in an SFU room; in a mesh
+    /// a shared screen replaces the camera in `stream`).
+    pub screen: Option<MediaStream>,
     /// The last quality measurement.
     pub quality: Option<QualityReport>,
     /// Video frames decoded from them so far (as of the last measurement).

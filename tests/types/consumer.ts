@@ -15,6 +15,8 @@ async function plain(): Promise<void> {
     new HTMLVideoElement().srcObject = stream;
   }
   const firstStream: MediaStream | null = snapshot.remoteStreams[0]?.stream ?? null;
+  const sharedScreen: MediaStream | null = snapshot.remoteStreams[0]?.screenStream ?? null;
+  room.setTileSize("p1", 320, 180);
   const quality: "good" | "fair" | "poor" | "lost" | null = snapshot.remoteStreams[0]?.quality ?? null;
   const off: () => void = room.subscribe(() => undefined);
   off();
@@ -39,6 +41,7 @@ async function plain(): Promise<void> {
   // @ts-expect-error: roles are a closed set
   await Room.join({ room: "r", role: "admin" });
   await Room.join({ room: "r", role: "host", topology: "hub" });
+  await Room.join({ room: "r", topology: "sfu" });
   // @ts-expect-error: topologies are a closed set
   await Room.join({ room: "r", topology: "star" });
   try {
@@ -48,7 +51,7 @@ async function plain(): Promise<void> {
     const code: string = error.code;
     void code;
   }
-  void [state, firstStream, quality, v];
+  void [state, firstStream, sharedScreen, quality, v];
 }
 
 function Component(): ReturnType<typeof Video> {
