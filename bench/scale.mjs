@@ -1,5 +1,6 @@
-// Scaling: time until everyone decodes everyone, for mesh rooms of 2, 3, 4 and 6 participants
-// and hubs with 1, 3 and 6 guests (all pages in one headless browser).
+// Scaling: time until everyone decodes everyone, for mesh rooms of 2, 3, 4 and 6 participants,
+// hubs with 1, 3 and 6 guests, and SFU rooms of 2, 4, 6 and 8 (all pages in one headless
+// browser, the SFU embedded in the server).
 import { RUNS, callroomPage, launch, median, ms, save, startServer, unique } from "./common.mjs";
 
 const server = await startServer(["--room-capacity", "16"]);
@@ -7,18 +8,18 @@ const browser = await launch();
 const runs = Math.max(1, Math.min(RUNS, Number(process.env.BENCH_SCALE_RUNS ?? 3)));
 
 /** Joins everyone at once; resolves with ms from the first join call to the last first frame. */
-async function round(pages, roles, expected) {
+async function round(pages, roles, expected, topology) {
   const room = unique("scale");
   const t0 = Date.now();
   const done = await Promise.all(
     pages.map((page, i) =>
       page.evaluate(
-        async ({ room, role, expected }) => {
-          window.room = await window.callroom.Room.join({ room, role, media: role !== "host" });
+        async ({ room, role, expected, topology }) => {
+          window.room = await window.callroom.Room.join({ room, role, topology, media: role !== "host" });
           const times = await window.benchFirstFrames(window.room, expected);
           return Math.max(...times, window.benchNow());
         },
-        { room, role: roles[i], expected: expected[i] },
+        { room, role: roles[i], expected: expected[i], topology },
       ),
     ),
   );
@@ -50,6 +51,13 @@ for (const guests of [1, 3, 6]) {
   for (let r = 0; r < runs; r++) times.push(await round(ps, roles, expected));
   hub[guests] = { median: median(times), runs: times };
 }
+const sfu = {};
+for (const n of [2, 4, 6, 8]) {
+  const ps = await pages(n);
+  const times = [];
+  for (let r = 0; r < runs; r++) times.push(await round(ps, Array(n).fill("peer"), Array(n).fill(n - 1), "sfu"));
+  sfu[n] = { median: median(times), runs: times };
+}
 await browser.close();
 await server.stop();
 
@@ -57,4 +65,6 @@ console.log(`scaling: join (all at once) -> everyone decodes everyone (${runs} r
 console.log(`  mesh  ${Object.entries(mesh).map(([n, r]) => `${n} people ${ms(r.median)}`).join(", ")}`);
 console.log(`        links: ${Object.keys(mesh).map((n) => `${n}: ${(n * (n - 1)) / 2}`).join(", ")}`);
 console.log(`  hub   ${Object.entries(hub).map(([g, r]) => `${g} guest${g === "1" ? "" : "s"} ${ms(r.median)}`).join(", ")}`);
-save("scale", { runs, mesh, hub });
+console.log(`  sfu   ${Object.entries(sfu).map(([n, r]) => `${n} people ${ms(r.median)}`).join(", ")}`);
+console.log(`        encoders: one per page; connections: one per page`);
+save("scale", { runs, mesh, hub, sfu });
