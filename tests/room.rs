@@ -1079,3 +1079,68 @@ async fn in_an_sfu_room_a_camera_off_for_longer_than_the_sfu_keeps_silent_tracks
     a.leave().await;
     b.leave().await;
 }
+
+#[wasm_bindgen_test]
+async fn an_sfu_call_comes_back_by_itself_after_the_server_and_its_sfu_restart() {
+    record_page_resources();
+    let name = unique("sfu-restart");
+    let join_sfu = |who: &'static str| {
+        let mut o = options(&name, who, Role::Peer, true);
+        o.server = restartable().0;
+        o.retry_max_ms = 1_000;
+        o.topology = Some(callroom_protocol::Topology::Sfu);
+        Room::join(o)
+    };
+    let a = join_sfu("A").await.expect("A joins");
+    let b = join_sfu("B").await.expect("B joins");
+    let (a_id, b_id) = (id(&a), id(&b));
+    assert!(
+        eventually(30_000, || frames_from(&a.snapshot(), &b_id) > 0.0
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await
+    );
+    let (connections_before, _, _) = live_resources();
+    control("/stop").await;
+    control("/start").await;
+    let restarted = js_sys::Date::now();
+    // The SFU's sessions died with it: each side rebuilds its connection to the SFU (a new
+    // peer connection and session), pushes and pulls again.
+    assert!(
+        eventually(60_000, || live_resources().0 >= connections_before + 2).await,
+        "both rebuilt their SFU connection"
+    );
+    let mut flowing = false;
+    for _ in 0..30 {
+        let before = (
+            frames_from(&a.snapshot(), &b_id),
+            frames_from(&b.snapshot(), &a_id),
+        );
+        TimeoutFuture::new(1_500).await;
+        let after = (
+            frames_from(&a.snapshot(), &b_id),
+            frames_from(&b.snapshot(), &a_id),
+        );
+        if after.0 > before.0 + 5.0 && after.1 > before.1 + 5.0 {
+            flowing = true;
+            break;
+        }
+    }
+    assert!(
+        flowing,
+        "media flows again both ways: a {:?} ({:?}), b {:?}",
+        a.snapshot().remote_streams,
+        a.snapshot().error,
+        b.snapshot().remote_streams
+    );
+    wasm_bindgen_test::console_log!(
+        "sfu media back within {:.0} ms of the restart",
+        js_sys::Date::now() - restarted
+    );
+    assert_eq!(
+        a.snapshot().session_id.as_deref(),
+        Some(a_id.as_str()),
+        "signaling resumed the same session"
+    );
+    a.leave().await;
+    b.leave().await;
+}

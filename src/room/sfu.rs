@@ -40,6 +40,10 @@ use crate::Error;
 /// SFU removes a track without packets after 30 s.
 const SILENT_TRACK_MS: f64 = 25_000.0;
 
+/// How long the connection may stay `disconnected` before it is rebuilt (Cloudflare's own
+/// client waits about 7 s).
+const DISCONNECTED_GRACE_MS: u32 = 5_000;
+
 /// One change to the SFU session, run in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
@@ -106,6 +110,8 @@ struct State {
     /// Delays between rebuilds of the whole connection, and the timer of the next retry.
     rebuilds: RefCell<Backoff>,
     retry: RefCell<Option<Timeout>>,
+    /// Runs out when the connection stayed `disconnected` too long.
+    grace: RefCell<Option<Timeout>>,
     /// Our pushed transceivers, by kind.
     sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
     remotes: RefCell<Vec<Remote>>,
@@ -126,6 +132,7 @@ impl Drop for Sfu {
         self.state._listeners.borrow_mut().clear();
         self.state.remotes.borrow_mut().clear();
         self.state.retry.borrow_mut().take();
+        self.state.grace.borrow_mut().take();
         self.state.pc().close();
     }
 }
@@ -153,13 +160,28 @@ fn listen(state: &Rc<State>, pc: &RtcPeerConnection) -> Vec<EventListener> {
     });
     let weak = Rc::downgrade(state);
     let on_state = EventListener::new(pc, "connectionstatechange", move |_| {
-        if let Some(state) = weak.upgrade() {
+        let Some(state) = weak.upgrade() else { return };
+        match js::get_str(&state.pc(), "connectionState").as_deref() {
             // ICE gave up: a new connection and session, as Cloudflare's own client does.
-            if js::get_str(&state.pc(), "connectionState").as_deref() == Some("failed") {
-                enqueue(&state, Op::Rebuild);
+            Some("failed") => enqueue(&state, Op::Rebuild),
+            // Lost for longer than a short grace (the SFU restarted, the network moved): the
+            // same.
+            Some("disconnected") => {
+                let weak = Rc::downgrade(&state);
+                *state.grace.borrow_mut() = Some(Timeout::new(DISCONNECTED_GRACE_MS, move || {
+                    if let Some(state) = weak.upgrade() {
+                        let state_now = js::get_str(&state.pc(), "connectionState");
+                        if state_now.as_deref() == Some("disconnected") {
+                            enqueue(&state, Op::Rebuild);
+                        }
+                    }
+                }));
             }
-            (state.setup.sink)(PlaneEvent::Changed);
+            _ => {
+                state.grace.borrow_mut().take();
+            }
         }
+        (state.setup.sink)(PlaneEvent::Changed);
     });
     vec![on_track, on_state]
 }
@@ -183,6 +205,7 @@ impl Sfu {
             silent_since: RefCell::new(Vec::new()),
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
             retry: RefCell::new(None),
+            grace: RefCell::new(None),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
             ops: RefCell::new(VecDeque::new()),
@@ -769,7 +792,12 @@ impl State {
         let path = self.path("/tracks/new")?;
         let answer = match self.call("POST", &path, &body).await {
             Ok(answer) => answer,
-            Err(error) if is_transient(&error) => {
+            // `forbidden`: not published (yet) in the room as the server knows it, as after a
+            // server restart until the publisher has pushed again.
+            Err(error)
+                if is_transient(&error)
+                    || matches!(&error, Error::Server { code, .. } if code == "forbidden") =>
+            {
                 self.pull_later(peer);
                 return Ok(());
             }
