@@ -1001,6 +1001,24 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
         back >= 480.0,
         "a large tile gets the full layer again ({back} px)"
     );
+
+    // The app's hint wins over the tile.
+    b.set_video_quality(&a_id, callroom::core::layers::Hint::Medium);
+    let mut hinted = back;
+    for _ in 0..100 {
+        hinted = received_heights()
+            .await
+            .into_iter()
+            .fold(f64::MAX, f64::min);
+        if hinted <= 240.0 {
+            break;
+        }
+        TimeoutFuture::new(200).await;
+    }
+    assert!(
+        hinted <= 240.0,
+        "\"medium\" gets the half layer ({hinted} px)"
+    );
     a.leave().await;
     b.leave().await;
 }

@@ -11,9 +11,41 @@ pub const LAYERS: [(&str, u32); 3] = [("f", 1), ("h", 2), ("q", 4)];
 /// A capture at least this tall goes out in three layers; smaller ones in one.
 pub const SIMULCAST_MIN_HEIGHT: u32 = 360;
 
+/// What the app asks for one remote camera (`room.setVideoQuality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hint {
+    /// Follow the tile size and the link (the default).
+    #[default]
+    Auto,
+    /// The full layer.
+    High,
+    /// The half layer.
+    Medium,
+    /// The quarter layer.
+    Low,
+    /// Not shown: the cheapest layer. (The Calls API cannot pause a pulled track.)
+    Off,
+}
+
+impl Hint {
+    /// The hint with this name (`auto`, `high`, `medium`, `low`, `off`).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "auto" => Hint::Auto,
+            "high" => Hint::High,
+            "medium" => Hint::Medium,
+            "low" => Hint::Low,
+            "off" => Hint::Off,
+            _ => return None,
+        })
+    }
+}
+
 /// What the choice for one remote camera depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
+    /// The app's hint.
+    pub hint: Hint,
     /// Height in device pixels of the tile showing it; `None` when the app has not said
     /// (the full layer then), `Some(0)` when it is not shown.
     pub tile_height: Option<u32>,
@@ -23,6 +55,12 @@ pub struct View {
 
 /// The rid to pull for a publisher whose capture is `capture_height` tall.
 pub fn choose(capture_height: u32, view: View) -> &'static str {
+    match view.hint {
+        Hint::High => return LAYERS[0].0,
+        Hint::Medium => return LAYERS[1].0,
+        Hint::Low | Hint::Off => return LAYERS[2].0,
+        Hint::Auto => {}
+    }
     let fits = match view.tile_height {
         None => 0,
         Some(tile) => LAYERS
@@ -44,9 +82,30 @@ mod tests {
 
     fn view(tile: Option<u32>, quality: Option<Quality>) -> View {
         View {
+            hint: Hint::Auto,
             tile_height: tile,
             quality,
         }
+    }
+
+    #[test]
+    fn an_explicit_hint_wins_over_tile_and_link() {
+        let with = |hint| View {
+            hint,
+            tile_height: Some(1080),
+            quality: Some(Quality::Lost),
+        };
+        assert_eq!(choose(720, with(Hint::High)), "f");
+        assert_eq!(choose(720, with(Hint::Medium)), "h");
+        assert_eq!(choose(720, with(Hint::Low)), "q");
+        assert_eq!(choose(720, with(Hint::Off)), "q");
+        assert_eq!(
+            choose(720, with(Hint::Auto)),
+            "q",
+            "auto follows the lost link"
+        );
+        assert_eq!(Hint::parse("medium"), Some(Hint::Medium));
+        assert_eq!(Hint::parse("ultra"), None);
     }
 
     #[test]

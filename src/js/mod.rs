@@ -231,6 +231,23 @@ impl JsRoom {
         self.room.set_tile_size(peer_id, width, height);
     }
 
+    /// Which layer of `peerId`'s camera to receive in an SFU room: `"auto"` (the default),
+    /// `"high"`, `"medium"`, `"low"` or `"off"`.
+    #[wasm_bindgen(js_name = setVideoQuality)]
+    pub fn set_video_quality(
+        &self,
+        #[wasm_bindgen(js_name = peerId)] peer_id: &str,
+        #[wasm_bindgen(unchecked_param_type = "VideoQuality")] quality: &str,
+    ) -> Result<(), JsValue> {
+        let hint = crate::core::layers::Hint::parse(quality).ok_or_else(|| {
+            convert::error_to_js(&Error::InvalidArgument(
+                "quality must be \"auto\", \"high\", \"medium\", \"low\" or \"off\"".into(),
+            ))
+        })?;
+        self.room.set_video_quality(peer_id, hint);
+        Ok(())
+    }
+
     /// Lists cameras, microphones and speakers.
     #[wasm_bindgen(js_name = listDevices, unchecked_return_type = "Promise<Device[]>")]
     pub fn list_devices(&self) -> Promise {

@@ -15,6 +15,8 @@ export type Role = "peer" | "host" | "guest";
  */
 export type Topology = "mesh" | "hub" | "sfu";
 export type Quality = "good" | "fair" | "poor" | "lost";
+/** Which layer of a remote camera to receive in an SFU room. */
+export type VideoQuality = "auto" | "high" | "medium" | "low" | "off";
 
 /** One kind of track to capture: `true` any device, `false` none, or a `deviceId`. */
 export type TrackChoice = boolean | string | { deviceId: string };

@@ -169,6 +169,15 @@ impl Room {
         }
     }
 
+    /// Which layer of `peer_id`'s camera to receive in an SFU room: `Auto` (the default)
+    /// follows the tile size (see [`Room::set_tile_size`]) and our link; `High`, `Medium` and
+    /// `Low` pick one; `Off`, the cheapest.
+    pub fn set_video_quality(&self, peer_id: &str, hint: crate::core::layers::Hint) {
+        if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
+            plane.set_video_quality(peer_id, hint);
+        }
+    }
+
     /// Lists cameras, microphones and speakers, and updates the snapshot's `devices`.
     pub async fn list_devices(&self) -> Result<Vec<Device>, Error> {
         local::list_devices(&self.shared).await

@@ -125,6 +125,13 @@ impl Plane {
         }
     }
 
+    /// The app's quality hint for `peer`'s camera (SFU rooms; a mesh link sends one layer).
+    pub(crate) fn set_video_quality(&self, peer: &str, hint: crate::core::layers::Hint) {
+        if let Plane::Sfu(sfu) = self {
+            sfu.set_video_quality(peer, hint);
+        }
+    }
+
     /// What we publish, for connections made from now on.
     pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
         match self {

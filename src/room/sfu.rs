@@ -91,6 +91,8 @@ struct Remote {
     capture_height: u32,
     /// How tall the app shows them, in device pixels.
     tile_height: Option<u32>,
+    /// What the app asked for them.
+    hint: layers::Hint,
     /// The screen they share, as a stream of its own.
     screen: Option<MediaStream>,
 }
@@ -278,6 +280,7 @@ impl Sfu {
                 layer: None,
                 capture_height: 0,
                 tile_height: None,
+                hint: layers::Hint::Auto,
                 screen: None,
             });
         }
@@ -297,6 +300,11 @@ impl Sfu {
     pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
         self.state
             .remote_mut(peer, |r| r.tile_height = Some(height));
+    }
+
+    /// The app's quality hint for `peer`'s camera; the next measurement applies it.
+    pub(crate) fn set_video_quality(&self, peer: &str, hint: layers::Hint) {
+        self.state.remote_mut(peer, |r| r.hint = hint);
     }
 
     /// What we publish; a kind not pushed yet goes out at the next `send_track`.
@@ -436,6 +444,7 @@ impl Sfu {
                 remote.capture_height = remote.capture_height.max(height);
             }
             let view = layers::View {
+                hint: remote.hint,
                 tile_height: remote.tile_height,
                 quality: Some(report.quality),
             };

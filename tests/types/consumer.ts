@@ -17,6 +17,9 @@ async function plain(): Promise<void> {
   const firstStream: MediaStream | null = snapshot.remoteStreams[0]?.stream ?? null;
   const sharedScreen: MediaStream | null = snapshot.remoteStreams[0]?.screenStream ?? null;
   room.setTileSize("p1", 320, 180);
+  room.setVideoQuality("p1", "low");
+  // @ts-expect-error: qualities are a closed set
+  room.setVideoQuality("p1", "ultra");
   const quality: "good" | "fair" | "poor" | "lost" | null = snapshot.remoteStreams[0]?.quality ?? null;
   const off: () => void = room.subscribe(() => undefined);
   off();
