@@ -33,6 +33,8 @@ const HELPERS = `
       for (const r of room.snapshot().remoteStreams) {
         if (!r.stream || videos.has(r.peerId)) continue;
         const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true, width: 160, height: 90 });
+        // The tile's size, as an app reports it (in an SFU room the pulled layer follows).
+        room.setTileSize(r.peerId, 160, 90);
         v.srcObject = r.stream;
         document.body.append(v);
         videos.set(r.peerId, v);

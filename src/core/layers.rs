@@ -8,8 +8,19 @@ use super::quality::Quality;
 /// carries (`scaleResolutionDownBy` 1, 2, 4).
 pub const LAYERS: [(&str, u32); 3] = [("f", 1), ("h", 2), ("q", 4)];
 
-/// A capture at least this tall goes out in three layers; smaller ones in one.
+/// A capture at least this tall goes out in layers; smaller ones in one.
 pub const SIMULCAST_MIN_HEIGHT: u32 = 360;
+
+/// How many layers a capture `height` lines tall is sent in: what Chrome's encoder really
+/// sends (three from 540 lines, two from 360, else one), so none is announced that never
+/// comes.
+pub fn layer_count(height: u32) -> usize {
+    match height {
+        540.. => 3,
+        SIMULCAST_MIN_HEIGHT.. => 2,
+        _ => 1,
+    }
+}
 
 /// What the app asks for one remote camera (`room.setVideoQuality`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,12 +64,18 @@ pub struct View {
     pub quality: Option<Quality>,
 }
 
-/// The rid to pull for a publisher whose capture is `capture_height` tall.
-pub fn choose(capture_height: u32, view: View) -> &'static str {
+/// The rid to pull for a publisher whose capture is `capture_height` tall and sent in the
+/// first `available` of [`LAYERS`].
+pub fn choose(capture_height: u32, available: usize, view: View) -> &'static str {
+    let last = available.clamp(1, LAYERS.len()) - 1;
+    LAYERS[pick(capture_height, view).min(last)].0
+}
+
+fn pick(capture_height: u32, view: View) -> usize {
     match view.hint {
-        Hint::High => return LAYERS[0].0,
-        Hint::Medium => return LAYERS[1].0,
-        Hint::Low | Hint::Off => return LAYERS[2].0,
+        Hint::High => return 0,
+        Hint::Medium => return 1,
+        Hint::Low | Hint::Off => return 2,
         Hint::Auto => {}
     }
     let fits = match view.tile_height {
@@ -68,12 +85,11 @@ pub fn choose(capture_height: u32, view: View) -> &'static str {
             .rposition(|(_, down)| capture_height / down >= tile)
             .unwrap_or(0),
     };
-    let index = match view.quality {
+    match view.quality {
         Some(Quality::Lost) => LAYERS.len() - 1,
         Some(Quality::Poor) => (fits + 1).min(LAYERS.len() - 1),
         _ => fits,
-    };
-    LAYERS[index].0
+    }
 }
 
 #[cfg(test)]
@@ -95,12 +111,12 @@ mod tests {
             tile_height: Some(1080),
             quality: Some(Quality::Lost),
         };
-        assert_eq!(choose(720, with(Hint::High)), "f");
-        assert_eq!(choose(720, with(Hint::Medium)), "h");
-        assert_eq!(choose(720, with(Hint::Low)), "q");
-        assert_eq!(choose(720, with(Hint::Off)), "q");
+        assert_eq!(choose(720, 3, with(Hint::High)), "f");
+        assert_eq!(choose(720, 3, with(Hint::Medium)), "h");
+        assert_eq!(choose(720, 3, with(Hint::Low)), "q");
+        assert_eq!(choose(720, 3, with(Hint::Off)), "q");
         assert_eq!(
-            choose(720, with(Hint::Auto)),
+            choose(720, 3, with(Hint::Auto)),
             "q",
             "auto follows the lost link"
         );
@@ -111,38 +127,49 @@ mod tests {
     #[test]
     fn the_smallest_layer_that_fills_the_tile_is_chosen() {
         // A 720p capture: f 720, h 360, q 180.
-        assert_eq!(choose(720, view(Some(720), None)), "f");
+        assert_eq!(choose(720, 3, view(Some(720), None)), "f");
         assert_eq!(
-            choose(720, view(Some(400), None)),
+            choose(720, 3, view(Some(400), None)),
             "f",
             "h (360) would not fill 400"
         );
-        assert_eq!(choose(720, view(Some(360), None)), "h");
-        assert_eq!(choose(720, view(Some(200), None)), "h");
-        assert_eq!(choose(720, view(Some(180), None)), "q");
-        assert_eq!(choose(720, view(Some(90), None)), "q");
+        assert_eq!(choose(720, 3, view(Some(360), None)), "h");
+        assert_eq!(choose(720, 3, view(Some(200), None)), "h");
+        assert_eq!(choose(720, 3, view(Some(180), None)), "q");
+        assert_eq!(choose(720, 3, view(Some(90), None)), "q");
         assert_eq!(
-            choose(720, view(Some(0), None)),
+            choose(720, 3, view(Some(0), None)),
             "q",
             "a hidden tile costs least"
         );
         assert_eq!(
-            choose(720, view(None, None)),
+            choose(720, 3, view(None, None)),
             "f",
             "unknown tiles get the best"
         );
     }
 
     #[test]
+    fn only_layers_the_publisher_sends_are_asked_for() {
+        assert_eq!(layer_count(720), 3);
+        assert_eq!(layer_count(480), 2);
+        assert_eq!(layer_count(240), 1);
+        // A 480-line capture comes in f (480) and h (240): a 90 px tile gets h, not a q that
+        // never comes (the SFU would fall back to the best layer).
+        assert_eq!(choose(480, 2, view(Some(90), None)), "h");
+        assert_eq!(choose(480, 1, view(Some(90), None)), "f");
+    }
+
+    #[test]
     fn a_poor_link_steps_one_down_and_a_lost_one_to_the_lowest() {
-        assert_eq!(choose(720, view(Some(720), Some(Quality::Poor))), "h");
+        assert_eq!(choose(720, 3, view(Some(720), Some(Quality::Poor))), "h");
         assert_eq!(
-            choose(720, view(Some(180), Some(Quality::Poor))),
+            choose(720, 3, view(Some(180), Some(Quality::Poor))),
             "q",
             "already lowest"
         );
-        assert_eq!(choose(720, view(Some(720), Some(Quality::Lost))), "q");
-        assert_eq!(choose(720, view(Some(720), Some(Quality::Fair))), "f");
-        assert_eq!(choose(720, view(Some(720), Some(Quality::Good))), "f");
+        assert_eq!(choose(720, 3, view(Some(720), Some(Quality::Lost))), "q");
+        assert_eq!(choose(720, 3, view(Some(720), Some(Quality::Fair))), "f");
+        assert_eq!(choose(720, 3, view(Some(720), Some(Quality::Good))), "f");
     }
 }

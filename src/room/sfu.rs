@@ -83,8 +83,9 @@ struct Remote {
     /// Delays between pulls the SFU could not serve yet (no media so far).
     retry: Backoff,
     retry_timer: Option<Timeout>,
-    /// Their camera's name when it is sent in simulcast layers.
+    /// Their camera's name when it is sent in simulcast layers, and how many.
     simulcast: Option<String>,
+    layers: usize,
     /// The layer asked for (`None`: the SFU's default, the best).
     layer: Option<&'static str>,
     /// How tall their capture is, estimated from the frames of the layer we get.
@@ -244,11 +245,12 @@ impl Sfu {
 
     /// `peer` now publishes `tracks`: pull what is new, close what went.
     pub(crate) fn on_tracks(&self, tracks: SfuTracks) {
-        let simulcast = tracks
+        let camera = tracks
             .tracks
             .iter()
-            .find(|t| t.kind == "video" && t.rids.len() > 1)
-            .map(|t| t.track_name.clone());
+            .find(|t| t.kind == "video" && t.rids.len() > 1);
+        let layers = camera.map_or(1, |t| t.rids.len());
+        let simulcast = camera.map(|t| t.track_name.clone());
         let names: Vec<String> = tracks.tracks.into_iter().map(|t| t.track_name).collect();
         let peer = tracks.peer_id;
         let known = self.state.remote_mut(&peer, |r| {
@@ -260,6 +262,7 @@ impl Sfu {
             r.session_id.clone_from(&tracks.session_id);
             r.tracks.clone_from(&names);
             r.simulcast.clone_from(&simulcast);
+            r.layers = layers;
         });
         if known.is_none() {
             let Ok(stream) = MediaStream::new() else {
@@ -277,6 +280,7 @@ impl Sfu {
                 retry: Backoff::new(250.0, 5_000.0),
                 retry_timer: None,
                 simulcast,
+                layers,
                 layer: None,
                 capture_height: 0,
                 tile_height: None,
@@ -448,7 +452,7 @@ impl Sfu {
                 tile_height: remote.tile_height,
                 quality: Some(report.quality),
             };
-            let wanted = layers::choose(remote.capture_height, view);
+            let wanted = layers::choose(remote.capture_height, remote.layers, view);
             if remote.layer.unwrap_or("f") != wanted {
                 remote.layer = Some(wanted);
                 relayer.push(remote.peer_id.clone());
@@ -631,10 +635,11 @@ impl State {
             let init = RtcRtpTransceiverInit::new();
             init.set_direction(RtcRtpTransceiverDirection::Sendonly);
             let height = get(&track.get_settings(), "height").as_f64().unwrap_or(0.0);
-            if kind == "video" && height >= f64::from(layers::SIMULCAST_MIN_HEIGHT) {
-                // Three layers, so each viewer gets the one its tile and link call for.
+            let count = layers::layer_count(height as u32);
+            if kind == "video" && count > 1 {
+                // Layers, so each viewer gets the one its tile and link call for.
                 let encodings = Array::new();
-                for (rid, down) in layers::LAYERS {
+                for &(rid, down) in &layers::LAYERS[..count] {
                     let e = Object::new();
                     set(&e, "rid", rid);
                     set(&e, "scaleResolutionDownBy", down);
