@@ -117,6 +117,11 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
         )));
     }
     let topology = request.topology.unwrap_or(request.role.topology());
+    if topology == Topology::Sfu && state.sfu.is_none() {
+        return Err(AppError::InvalidInput(
+            "this server runs no SFU (--sfu off): sfu rooms are not available".into(),
+        ));
+    }
     if !topology.admits(request.role) {
         return Err(AppError::InvalidInput(format!(
             "role `{}` cannot join a {} room",

@@ -646,3 +646,22 @@ async fn a_peers_own_session_that_is_gone_answers_session_error_so_clients_rebui
         reply.json
     );
 }
+
+#[tokio::test]
+async fn without_an_sfu_sfu_rooms_are_refused_at_join() {
+    let app = TestApp::with(|c| c.sfu = "off".into());
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": "r", "role": "peer", "topology": "sfu"}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no SFU"));
+}
