@@ -453,6 +453,15 @@ async fn control(path: &str) {
     assert!(response.ok(), "control {path} failed");
 }
 
+/// Joins the SFU room `room`.
+async fn join_sfu(room: &str, who: &str, publish: bool) -> Room {
+    let mut o = options(room, who, Role::Peer, publish);
+    o.topology = Some(callroom_protocol::Topology::Sfu);
+    Room::join(o)
+        .await
+        .unwrap_or_else(|e| panic!("{who} could not join: {e}"))
+}
+
 /// Joins `room` on the restartable server, retrying at most a second apart.
 async fn join_restartable(room: &str, who: &str) -> Room {
     let mut o = options(room, who, Role::Peer, true);
@@ -807,13 +816,8 @@ async fn two_rooms_call_through_the_rooms_sfu_with_one_connection_each() {
     record_page_resources();
     let (created_before, _, _) = live_resources();
     let name = unique("sfu");
-    let sfu_options = |who: &str| {
-        let mut o = options(&name, who, Role::Peer, true);
-        o.topology = Some(callroom_protocol::Topology::Sfu);
-        o
-    };
-    let a = Room::join(sfu_options("A")).await.expect("A joins");
-    let b = Room::join(sfu_options("B")).await.expect("B joins");
+    let a = join_sfu(&name, "A", true).await;
+    let b = join_sfu(&name, "B", true).await;
     let (a_id, b_id) = (id(&a), id(&b));
     assert_eq!(a.snapshot().topology.map(|t| t.as_str()), Some("sfu"));
     assert!(
@@ -949,13 +953,8 @@ async fn received_heights() -> Vec<f64> {
 async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_smaller_one() {
     record_page_resources();
     let name = unique("layers");
-    let sfu_options = |who: &str, publish: bool| {
-        let mut o = options(&name, who, Role::Peer, publish);
-        o.topology = Some(callroom_protocol::Topology::Sfu);
-        o
-    };
-    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
-    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
+    let a = join_sfu(&name, "A", true).await;
+    let b = join_sfu(&name, "B", false).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
     let mut tallest = 0.0;
@@ -1026,13 +1025,8 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
 #[wasm_bindgen_test]
 async fn in_an_sfu_room_a_screen_goes_out_beside_the_camera_as_a_stream_of_its_own() {
     let name = unique("sfu-screen");
-    let sfu_options = |who: &str, publish: bool| {
-        let mut o = options(&name, who, Role::Peer, publish);
-        o.topology = Some(callroom_protocol::Topology::Sfu);
-        o
-    };
-    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
-    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
+    let a = join_sfu(&name, "A", true).await;
+    let b = join_sfu(&name, "B", false).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
     a.start_screen_share().await.expect("screen share starts");
@@ -1074,13 +1068,8 @@ async fn in_an_sfu_room_a_screen_goes_out_beside_the_camera_as_a_stream_of_its_o
 #[wasm_bindgen_test]
 async fn in_an_sfu_room_a_camera_off_for_longer_than_the_sfu_keeps_silent_tracks_comes_back() {
     let name = unique("sfu-silent");
-    let sfu_options = |who: &str, publish: bool| {
-        let mut o = options(&name, who, Role::Peer, publish);
-        o.topology = Some(callroom_protocol::Topology::Sfu);
-        o
-    };
-    let a = Room::join(sfu_options("A", true)).await.expect("A joins");
-    let b = Room::join(sfu_options("B", false)).await.expect("B joins");
+    let a = join_sfu(&name, "A", true).await;
+    let b = join_sfu(&name, "B", false).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
     a.set_camera_enabled(false).await.expect("camera off");
