@@ -110,9 +110,10 @@ struct State {
     pending: RefCell<Vec<(String, MediaStreamTrack)>>,
     /// Since when each kind we push has sent nothing (camera off), in ms.
     silent_since: RefCell<Vec<(String, f64)>>,
-    /// Delays between rebuilds of the whole connection, and the timer of the next retry.
+    /// Delays between retries of failed pushes and rebuilds, and their timers: one per op,
+    /// so a retry of one never cancels the other.
     rebuilds: RefCell<Backoff>,
-    retry: RefCell<Option<Timeout>>,
+    retry: RefCell<Vec<(Op, Timeout)>>,
     /// Runs out when the connection stayed `disconnected` too long.
     grace: RefCell<Option<Timeout>>,
     /// Our pushed transceivers, by kind.
@@ -134,7 +135,7 @@ impl Drop for Sfu {
     fn drop(&mut self) {
         self.state._listeners.borrow_mut().clear();
         self.state.remotes.borrow_mut().clear();
-        self.state.retry.borrow_mut().take();
+        self.state.retry.borrow_mut().clear();
         self.state.grace.borrow_mut().take();
         self.state.pc().close();
     }
@@ -207,7 +208,7 @@ impl Sfu {
             pending: RefCell::new(Vec::new()),
             silent_since: RefCell::new(Vec::new()),
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
-            retry: RefCell::new(None),
+            retry: RefCell::new(Vec::new()),
             grace: RefCell::new(None),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
@@ -564,6 +565,8 @@ impl State {
                 let id = get_str(&answer, "sessionId")
                     .ok_or_else(|| Error::Protocol("malformed sfu session".into()))?;
                 *self.session.borrow_mut() = Some(id);
+                // A working session: the next failure waits the shortest delay again.
+                self.rebuilds.borrow_mut().reset();
                 Ok(())
             }
             Op::Publish => self.publish().await,
@@ -743,11 +746,15 @@ impl State {
     fn later(self: &Rc<Self>, op: Op) {
         let delay = self.rebuilds.borrow_mut().next_delay_ms(js::random());
         let weak = Rc::downgrade(self);
-        *self.retry.borrow_mut() = Some(Timeout::new(delay, move || {
+        let again = op.clone();
+        let timer = Timeout::new(delay, move || {
             if let Some(state) = weak.upgrade() {
-                enqueue(&state, op);
+                enqueue(&state, again);
             }
-        }));
+        });
+        let mut retry = self.retry.borrow_mut();
+        retry.retain(|(o, _)| *o != op);
+        retry.push((op, timer));
     }
 
     /// A new connection and session; what we publish and pull goes out again on it.
