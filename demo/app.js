@@ -1,5 +1,5 @@
 // Shared code of the demo pages: joining, tiles, controls, readable errors.
-import { Room } from "/pkg/index.js";
+import { Room, watchTile } from "/pkg/index.js";
 
 export { Room };
 
@@ -14,6 +14,7 @@ const MESSAGES = {
   network_error: "The call server cannot be reached. Check that it is running.",
   room_full: "This room is full.",
   role_mismatch: "This room was started as another kind of room.",
+  topology_mismatch: "This room was started as another kind of meeting.",
   protocol_error: "Something unexpected came over the network; the call carries on.",
   device_lost: "A device stopped.",
 };
@@ -47,8 +48,15 @@ function icon(on, label) {
   return `<span class="icon ${on ? "on" : "off"}" title="${label} ${on ? "on" : "off"}">${label}</span>`;
 }
 
-/** Keeps one tile per stream in `grid`: a video, the name, mic/camera state and quality. */
-export function renderTiles(grid, tiles) {
+/** What a tile says of the camera layer it receives (SFU rooms). */
+const LAYER_TEXT = { high: "high", medium: "medium", low: "low", off: "paused" };
+
+/**
+ * Keeps one tile per stream in `grid`: a video, the name, mic/camera state, quality and, in
+ * an SFU room, the layer received. A shared screen gets a large tile. With `room`, each
+ * remote camera's tile reports its size (`watchTile`), so the SFU sends the layer it needs.
+ */
+export function renderTiles(grid, tiles, room = null) {
   const seen = new Set();
   for (const t of tiles) {
     seen.add(t.id);
@@ -58,7 +66,13 @@ export function renderTiles(grid, tiles) {
       tile.className = "tile";
       tile.dataset.peer = t.id;
       tile.innerHTML = `<video autoplay playsinline></video><figcaption><span class="name"></span><span class="badges"></span></figcaption>`;
-      grid.append(tile);
+      if (t.screen) {
+        tile.classList.add("screen");
+        grid.prepend(tile);
+      } else {
+        grid.append(tile);
+      }
+      if (room && !t.local && !t.screen) tile.stopWatching = watchTile(room, t.id, tile.querySelector("video"));
     }
     const video = tile.querySelector("video");
     video.muted = t.local;
@@ -68,12 +82,22 @@ export function renderTiles(grid, tiles) {
     tile.classList.toggle("no-video", !hasVideo || Boolean(t.cameraOff));
     tile.querySelector(".name").textContent = t.local ? `${t.name || "You"} (you)` : t.name || "Guest";
     const quality = t.quality ? `<span class="quality ${t.quality}" data-quality="${t.quality}">${t.quality}</span>` : "";
+    const lines = video.videoHeight && t.layer !== "off" ? ` · ${video.videoHeight}p` : "";
+    const layer = t.layer ? `<span class="layer" data-layer="${t.layer}">${LAYER_TEXT[t.layer]}${lines}</span>` : "";
     const media = t.local ? icon(t.mic, "mic") + icon(!t.cameraOff, "cam") : "";
-    tile.querySelector(".badges").innerHTML = media + quality;
+    tile.querySelector(".badges").innerHTML = media + layer + quality;
   }
   for (const tile of grid.querySelectorAll(".tile")) {
-    if (!seen.has(tile.dataset.peer)) tile.remove();
+    if (!seen.has(tile.dataset.peer)) {
+      tile.stopWatching?.();
+      tile.remove();
+    }
   }
+  // Columns and rows for up to 9 tiles (3 × 3) that fit the window.
+  const cameras = tiles.filter((t) => !t.screen).length;
+  const columns = Math.max(1, Math.ceil(Math.sqrt(cameras)));
+  grid.style.setProperty("--columns", String(columns));
+  grid.style.setProperty("--rows", String(Math.max(1, Math.ceil(cameras / columns))));
   grid.dataset.count = String(seen.size);
 }
 
@@ -84,7 +108,10 @@ export function tilesOf(s, name, { includeLocal = true } = {}) {
     tiles.push({ id: "local", local: true, name, stream: s.localStream, mic: s.micEnabled, cameraOff: !s.cameraEnabled });
   }
   for (const r of s.remoteStreams) {
-    tiles.push({ id: r.peerId, local: false, name: r.name, stream: r.stream, quality: r.quality });
+    tiles.push({ id: r.peerId, local: false, name: r.name, stream: r.stream, quality: r.quality, layer: r.videoLayer });
+    if (r.screenStream) {
+      tiles.push({ id: `${r.peerId}:screen`, local: false, screen: true, name: `${r.name || "Guest"}'s screen`, stream: r.screenStream });
+    }
   }
   return tiles;
 }

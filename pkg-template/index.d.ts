@@ -13,6 +13,12 @@ declare module "./callroom.js" {
  * returns the same promise. `Room.join` calls it for you.
  */
 export function init(moduleOrPath?: InitInput | Promise<InitInput>): Promise<void>;
+/**
+ * Tells `room` how large `element` shows `peerId`'s camera, as it changes: in an SFU room the
+ * layer received follows the size, and a camera whose element is out of view, hidden or gone
+ * is paused. Returns a function that stops watching (the tile then counts as gone).
+ */
+export function watchTile(room: import("./callroom.js").Room, peerId: string, element: Element): () => void;
 /** The library's version. Needs `init()` first. */
 export function version(): string;
 export default init;

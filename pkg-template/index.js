@@ -38,4 +38,42 @@ export function version() {
 }
 
 export const Room = bindings.Room;
+
+/**
+ * Tells `room` how large `element` shows `peerId`'s camera, as it changes: in an SFU room the
+ * layer received follows the size, and a camera whose element is scrolled out of view, hidden
+ * or gone is paused. Returns a function that stops watching (the tile then counts as gone).
+ * Does nothing useful in mesh and hub rooms, and is harmless there.
+ */
+export function watchTile(room, peerId, element) {
+  let width = 0;
+  let height = 0;
+  let visible = true;
+  const report = () => {
+    const scale = globalThis.devicePixelRatio || 1;
+    try {
+      room.setTileSize(peerId, Math.round(width * scale), visible ? Math.round(height * scale) : 0);
+    } catch {
+      // The room was freed: nothing to tell.
+    }
+  };
+  const resize = new ResizeObserver((entries) => {
+    const box = entries[entries.length - 1].contentRect;
+    width = box.width;
+    height = box.height;
+    report();
+  });
+  const view = new IntersectionObserver((entries) => {
+    visible = entries[entries.length - 1].isIntersecting;
+    report();
+  });
+  resize.observe(element);
+  view.observe(element);
+  return () => {
+    resize.disconnect();
+    view.disconnect();
+    visible = false;
+    report();
+  };
+}
 export default init;

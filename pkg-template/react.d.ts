@@ -53,7 +53,14 @@ export function useVideoRef(stream: MediaStream | null | undefined): (video: HTM
 export interface VideoProps extends Omit<VideoHTMLAttributes<HTMLVideoElement>, "ref"> {
   stream: MediaStream | null | undefined;
   muted?: boolean;
+  /** With `peerId`: the element reports its size to this room (`watchTile`). */
+  room?: Room | null;
+  /** Whose camera this shows (a `RemoteStream.peerId`). */
+  peerId?: string | null;
 }
 
-/** A playing `<video>` for a stream. */
+/**
+ * A playing `<video>` for a stream. Given `room` and `peerId`, it reports its own size, so an
+ * SFU room receives the layer it needs and pauses a camera out of view or unmounted.
+ */
 export function Video(props: VideoProps): ReactElement;

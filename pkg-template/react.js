@@ -1,6 +1,6 @@
 // callroom/react: the `useWebRTC` hook and a `<Video>` helper.
 import { createElement, useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
-import { Room, init } from "./index.js";
+import { Room, init, watchTile } from "./index.js";
 
 const QUALITY_ORDER = ["lost", "poor", "fair", "good"];
 
@@ -153,8 +153,21 @@ export function useVideoRef(stream) {
   );
 }
 
-/** `<Video stream={stream} muted />`: a playing video element for a stream. */
-export function Video({ stream, muted = false, ...props }) {
-  const ref = useVideoRef(stream);
+/**
+ * `<Video stream={stream} muted />`: a playing video element for a stream. Given the hook's
+ * `room` and the entry's `peerId`, it reports its own size to the room, so an SFU room
+ * receives the layer it needs and pauses a camera scrolled out of view or unmounted.
+ */
+export function Video({ stream, muted = false, room = null, peerId = null, ...props }) {
+  const attach = useVideoRef(stream);
+  const [element, setElement] = useState(null);
+  const ref = useCallback(
+    (video) => {
+      attach(video);
+      setElement(video);
+    },
+    [attach],
+  );
+  useEffect(() => (room && peerId && element ? watchTile(room, peerId, element) : undefined), [room, peerId, element]);
   return createElement("video", { ref, autoPlay: true, playsInline: true, muted, ...props });
 }

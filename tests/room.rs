@@ -2,6 +2,7 @@
 //! which passes its URL at compile time). Real headless Chromium, fake camera and microphone.
 #![cfg(target_arch = "wasm32")]
 
+use callroom::core::roster::ConnectionState;
 use callroom::media::{MediaRequest, TrackRequest};
 use callroom::{JoinOptions, Room, Snapshot};
 use callroom_protocol::Role;
@@ -1098,7 +1099,7 @@ async fn an_sfu_call_comes_back_by_itself_after_the_server_and_its_sfu_restart()
         o.topology = Some(callroom_protocol::Topology::Sfu);
         Room::join(o)
     };
-    let a = join_sfu("A").await.expect("A joins");
+    let a = std::rc::Rc::new(join_sfu("A").await.expect("A joins"));
     let b = join_sfu("B").await.expect("B joins");
     let (a_id, b_id) = (id(&a), id(&b));
     assert!(
@@ -1106,6 +1107,18 @@ async fn an_sfu_call_comes_back_by_itself_after_the_server_and_its_sfu_restart()
             && frames_from(&b.snapshot(), &a_id) > 0.0)
         .await
     );
+    // Every state A shows from the restart on, beside its SFU connection's state then.
+    let shown = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let _watch = {
+        let (room, shown) = (std::rc::Rc::downgrade(&a), shown.clone());
+        a.on_change(move || {
+            if let Some(room) = room.upgrade() {
+                let s = room.snapshot();
+                let sfu = s.remote_streams.first().map(|r| r.connection_state.clone());
+                shown.borrow_mut().push((s.connection_state, sfu));
+            }
+        })
+    };
     let (connections_before, _, _) = live_resources();
     control("/stop").await;
     control("/start").await;
@@ -1147,6 +1160,27 @@ async fn an_sfu_call_comes_back_by_itself_after_the_server_and_its_sfu_restart()
         a.snapshot().session_id.as_deref(),
         Some(a_id.as_str()),
         "signaling resumed the same session"
+    );
+    // Signaling is back long before the new SFU connection is: the room shows `reconnecting`
+    // until its media is back, never `connected` over a lost or new SFU connection.
+    assert!(
+        eventually(10_000, || a.snapshot().connection_state
+            == ConnectionState::Connected)
+        .await
+    );
+    let shown = shown.take();
+    let lost = |sfu: &Option<String>| sfu.as_deref().is_some_and(|s| s != "connected");
+    assert!(
+        shown
+            .iter()
+            .any(|(state, sfu)| *state == ConnectionState::Reconnecting && lost(sfu)),
+        "reconnecting while the SFU connection was down: {shown:?}"
+    );
+    assert!(
+        !shown
+            .iter()
+            .any(|(state, sfu)| *state == ConnectionState::Connected && lost(sfu)),
+        "connected shown over a lost SFU connection: {shown:?}"
     );
     a.leave().await;
     b.leave().await;

@@ -1,6 +1,6 @@
 //! Which simulcast layer to pull of each remote camera in an SFU room: the smallest that
-//! fills the tile it is shown in, one lower on a poor link, the lowest on a lost one. Pure, so
-//! the policy is tested natively.
+//! fills the tile it is shown in, one lower on a poor link, the lowest on a lost one, and
+//! none at all (paused) while nobody shows it. Pure, so the policy is tested natively.
 
 use super::quality::Quality;
 
@@ -34,7 +34,7 @@ pub enum Hint {
     Medium,
     /// The quarter layer.
     Low,
-    /// Not shown: the cheapest layer. (The Calls API cannot pause a pulled track.)
+    /// Not shown: paused, no video is received.
     Off,
 }
 
@@ -50,6 +50,26 @@ impl Hint {
             _ => return None,
         })
     }
+
+    /// The name [`Hint::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hint::Auto => "auto",
+            Hint::High => "high",
+            Hint::Medium => "medium",
+            Hint::Low => "low",
+            Hint::Off => "off",
+        }
+    }
+
+    /// The layer a rid of [`LAYERS`] is, as a hint word (`high`, `medium`, `low`).
+    pub fn of_rid(rid: &str) -> Self {
+        match rid {
+            "h" => Hint::Medium,
+            "q" => Hint::Low,
+            _ => Hint::High,
+        }
+    }
 }
 
 /// What the choice for one remote camera depends on.
@@ -62,6 +82,16 @@ pub struct View {
     pub tile_height: Option<u32>,
     /// The link's last quality, if measured.
     pub quality: Option<Quality>,
+}
+
+/// Whether the camera should not be received at all: the app said `off`, or, in `auto`, it
+/// reported the tile as not shown (height 0). An explicit layer is received even unshown.
+pub fn paused(view: View) -> bool {
+    match view.hint {
+        Hint::Off => true,
+        Hint::Auto => view.tile_height == Some(0),
+        _ => false,
+    }
 }
 
 /// The rid to pull for a publisher whose capture is `capture_height` tall and sent in the
@@ -122,6 +152,33 @@ mod tests {
         );
         assert_eq!(Hint::parse("medium"), Some(Hint::Medium));
         assert_eq!(Hint::parse("ultra"), None);
+        for hint in [Hint::Auto, Hint::High, Hint::Medium, Hint::Low, Hint::Off] {
+            assert_eq!(Hint::parse(hint.as_str()), Some(hint));
+        }
+        assert_eq!(Hint::of_rid("h"), Hint::Medium);
+    }
+
+    #[test]
+    fn a_camera_nobody_shows_is_paused_unless_a_layer_was_asked_for() {
+        let with = |hint, tile| View {
+            hint,
+            tile_height: tile,
+            quality: None,
+        };
+        assert!(
+            paused(with(Hint::Off, Some(720))),
+            "off pauses a shown tile"
+        );
+        assert!(
+            paused(with(Hint::Auto, Some(0))),
+            "auto pauses a hidden tile"
+        );
+        assert!(!paused(with(Hint::Auto, None)), "not reported: shown");
+        assert!(!paused(with(Hint::Auto, Some(90))));
+        assert!(
+            !paused(with(Hint::Low, Some(0))),
+            "an explicit layer is kept even when hidden"
+        );
     }
 
     #[test]

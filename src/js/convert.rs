@@ -192,6 +192,7 @@ fn remote(r: &RemoteStream) -> JsValue {
     );
     set(&o, "stats", r.quality.as_ref().map_or(JsValue::NULL, stats));
     set(&o, "framesDecoded", r.frames_decoded);
+    set(&o, "videoLayer", or_null(r.video_layer.map(|h| h.as_str())));
     frozen(o)
 }
 

@@ -96,6 +96,11 @@ export interface RemoteStream {
   readonly stats: LinkStats | null;
   /** Video frames decoded from them so far: above 0 means their video plays. */
   readonly framesDecoded: number;
+  /**
+   * SFU rooms: the layer of their camera we receive, or `"off"` while it is paused (nobody
+   * shows it, or `setVideoQuality(peerId, "off")`); `null` in mesh and hub rooms.
+   */
+  readonly videoLayer: "high" | "medium" | "low" | "off" | null;
 }
 
 export interface Device {

@@ -48,7 +48,7 @@ impl Room {
         }
         if let Err(error) = signaling::connect(&shared).await {
             update(&shared, |inner| {
-                inner.view.state = ConnectionState::Failed;
+                inner.set_state(ConnectionState::Failed);
                 inner.view.error = Some(error.clone());
             });
             return Err(error);

@@ -207,6 +207,7 @@ impl Peers {
                     screen: None,
                     quality: link.quality(),
                     frames_decoded: link.frames_decoded(),
+                    video_layer: None,
                 }
             })
             .collect()

@@ -41,6 +41,9 @@ pub(crate) enum PlaneEvent {
     },
     /// Something the snapshot shows changed (a connection state, a track removed).
     Changed,
+    /// The plane's one connection was lost and is being made anew (`true`), or is back: the
+    /// room shows `reconnecting` meanwhile.
+    Reconnecting(bool),
     /// Something failed; the plane carries on.
     Error(Error),
 }

@@ -27,7 +27,7 @@ use super::plane::{PlaneEvent, PlaneSetup};
 use super::RemoteStream;
 use crate::core::backoff::Backoff;
 use crate::core::layers;
-use crate::core::quality::{QualityMeter, QualityReport};
+use crate::core::quality::{QualityMeter, QualityReport, StatsSample};
 use crate::core::roster::{Change, Roster};
 use crate::core::session::is_transient;
 use crate::js_error::browser_error;
@@ -83,11 +83,13 @@ struct Remote {
     /// Delays between pulls the SFU could not serve yet (no media so far).
     retry: Backoff,
     retry_timer: Option<Timeout>,
-    /// Their camera's name when it is sent in simulcast layers, and how many.
-    simulcast: Option<String>,
+    /// Their camera's track name, and how many simulcast layers it is sent in (1: none).
+    camera: Option<String>,
     layers: usize,
     /// The layer asked for (`None`: the SFU's default, the best).
     layer: Option<&'static str>,
+    /// Their camera is not pulled: nobody shows it, or the app said `off`.
+    paused: bool,
     /// How tall their capture is, estimated from the frames of the layer we get.
     capture_height: u32,
     /// How tall the app shows them, in device pixels.
@@ -96,6 +98,25 @@ struct Remote {
     hint: layers::Hint,
     /// The screen they share, as a stream of its own.
     screen: Option<MediaStream>,
+    /// Quality of what reaches us from them, from the stats of their mids (`metered`).
+    meter: QualityMeter,
+    metered: Vec<String>,
+    quality: Option<QualityReport>,
+}
+
+impl Remote {
+    /// The mid we receive their camera on, if pulled.
+    fn camera_mid(&self) -> Option<&str> {
+        let camera = self.camera.as_ref()?;
+        let (_, mid) = self.pulled.iter().find(|(name, _)| name == camera)?;
+        Some(mid)
+    }
+
+    /// Whether `name` is wanted now: announced, and not a paused camera.
+    fn wants(&self, name: &str) -> bool {
+        self.tracks.iter().any(|t| t == name)
+            && !(self.paused && self.camera.as_deref() == Some(name))
+    }
 }
 
 struct State {
@@ -116,6 +137,8 @@ struct State {
     retry: RefCell<Vec<(Op, Timeout)>>,
     /// Runs out when the connection stayed `disconnected` too long.
     grace: RefCell<Option<Timeout>>,
+    /// The connection was lost and is not back yet (told to the room as it changes).
+    reconnecting: Cell<bool>,
     /// Our pushed transceivers, by kind.
     sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
     remotes: RefCell<Vec<Remote>>,
@@ -165,7 +188,13 @@ fn listen(state: &Rc<State>, pc: &RtcPeerConnection) -> Vec<EventListener> {
     let weak = Rc::downgrade(state);
     let on_state = EventListener::new(pc, "connectionstatechange", move |_| {
         let Some(state) = weak.upgrade() else { return };
-        match js::get_str(&state.pc(), "connectionState").as_deref() {
+        let now = js::get_str(&state.pc(), "connectionState");
+        match now.as_deref() {
+            Some("connected") => state.set_reconnecting(false),
+            Some("failed" | "disconnected") => state.set_reconnecting(true),
+            _ => {}
+        }
+        match now.as_deref() {
             // ICE gave up: a new connection and session, as Cloudflare's own client does.
             Some("failed") => enqueue(&state, Op::Rebuild),
             // Lost for longer than a short grace (the SFU restarted, the network moved): the
@@ -210,6 +239,7 @@ impl Sfu {
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
             retry: RefCell::new(Vec::new()),
             grace: RefCell::new(None),
+            reconnecting: Cell::new(false),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
             ops: RefCell::new(VecDeque::new()),
@@ -249,9 +279,9 @@ impl Sfu {
         let camera = tracks
             .tracks
             .iter()
-            .find(|t| t.kind == "video" && t.rids.len() > 1);
-        let layers = camera.map_or(1, |t| t.rids.len());
-        let simulcast = camera.map(|t| t.track_name.clone());
+            .find(|t| t.kind == "video" && !t.track_name.ends_with("-screen"));
+        let layers = camera.map_or(1, |t| t.rids.len().max(1));
+        let camera = camera.map(|t| t.track_name.clone());
         let names: Vec<String> = tracks.tracks.into_iter().map(|t| t.track_name).collect();
         let peer = tracks.peer_id;
         let known = self.state.remote_mut(&peer, |r| {
@@ -262,7 +292,7 @@ impl Sfu {
             r.closing.extend(gone.into_iter().map(|(_, mid)| mid));
             r.session_id.clone_from(&tracks.session_id);
             r.tracks.clone_from(&names);
-            r.simulcast.clone_from(&simulcast);
+            r.camera.clone_from(&camera);
             r.layers = layers;
         });
         if known.is_none() {
@@ -280,13 +310,17 @@ impl Sfu {
                 frames_decoded: 0.0,
                 retry: Backoff::new(250.0, 5_000.0),
                 retry_timer: None,
-                simulcast,
+                camera,
                 layers,
                 layer: None,
+                paused: false,
                 capture_height: 0,
                 tile_height: None,
                 hint: layers::Hint::Auto,
                 screen: None,
+                meter: QualityMeter::default(),
+                metered: Vec::new(),
+                quality: None,
             });
         }
         enqueue(&self.state, Op::Close(peer.clone()));
@@ -408,38 +442,73 @@ impl Sfu {
 
     pub(crate) fn tick(&self, _now: f64) {}
 
+    /// Reads the connection's stats once: the link's quality (which steers layers), and per
+    /// participant the frames and quality of what reaches us from them. Pauses cameras nobody
+    /// shows, resumes them when shown, and asks for the layer each tile calls for.
     pub(crate) async fn measure(&self) -> Vec<(String, QualityReport)> {
         let state = &self.state;
-        let connected = js::get_str(&state.pc(), "connectionState").as_deref() == Some("connected");
-        let Some(reading) = stats::read(&state.pc(), connected).await else {
+        let pc = state.pc();
+        let connected = js::get_str(&pc, "connectionState").as_deref() == Some("connected");
+        let mut inbound = Vec::new();
+        let Some(reading) = stats::read_by_mid(&pc, connected, &mut inbound).await else {
             return Vec::new();
         };
-        let frames = stats::frames_by_mid(&state.pc()).await;
-        let report = state.meter.borrow_mut().update(reading.sample);
-        state.quality.set(Some(report));
-        let mut remotes = state.remotes.borrow_mut();
-        let mut relayer = Vec::new();
-        for remote in remotes.iter_mut() {
-            let mids = |name: Option<&String>| {
-                remote
-                    .pulled
-                    .iter()
-                    .filter(move |(n, _)| name.is_none_or(|name| n == name))
-                    .map(|(_, mid)| mid.clone())
-                    .collect::<Vec<_>>()
+        let link = state.meter.borrow_mut().update(reading.sample);
+        state.quality.set(Some(link));
+        let mut ops = Vec::new();
+        let mut reports = Vec::new();
+        for remote in state.remotes.borrow_mut().iter_mut() {
+            let peer = remote.peer_id.clone();
+            let theirs: Vec<&stats::Inbound> = inbound
+                .iter()
+                .filter(|i| remote.pulled.iter().any(|(_, mid)| *mid == i.mid))
+                .collect();
+            remote.frames_decoded = theirs.iter().map(|i| i.frames_decoded).sum();
+            if !theirs.is_empty() {
+                // Their mids changed (a pause, a new pull): counters start over.
+                let mids: Vec<String> = theirs.iter().map(|i| i.mid.clone()).collect();
+                if remote.metered != mids {
+                    remote.meter = QualityMeter::default();
+                    remote.metered = mids;
+                }
+                let mut sample = StatsSample {
+                    at_ms: reading.sample.at_ms,
+                    connected,
+                    rtt_s: reading.sample.rtt_s,
+                    ..StatsSample::default()
+                };
+                for i in &theirs {
+                    stats::add_inbound(&mut sample, i);
+                }
+                let report = remote.meter.update(sample);
+                remote.quality = Some(report);
+                reports.push((peer.clone(), report));
+            }
+            let view = layers::View {
+                hint: remote.hint,
+                tile_height: remote.tile_height,
+                quality: Some(link.quality),
             };
-            let all = mids(None);
-            remote.frames_decoded = frames
-                .iter()
-                .filter(|(mid, _, _)| all.contains(mid))
-                .map(|(_, f, _)| f)
-                .sum();
-            let camera = mids(remote.simulcast.as_ref());
-            let Some(height) = frames
-                .iter()
-                .find(|(mid, _, _)| remote.simulcast.is_some() && camera.contains(mid))
-                .map(|(_, _, h)| *h as u32)
-                .filter(|h| *h > 0)
+            let pause = remote.camera.is_some() && layers::paused(view);
+            if pause != remote.paused {
+                remote.paused = pause;
+                remote.layer = None;
+                if pause {
+                    if let Some(mid) = remote.camera_mid().map(str::to_owned) {
+                        remote.pulled.retain(|(_, m)| *m != mid);
+                        remote.closing.push(mid);
+                    }
+                    ops.push(Op::Close(peer));
+                } else {
+                    ops.push(Op::Pull(peer));
+                }
+                continue;
+            }
+            let Some(height) = remote
+                .camera_mid()
+                .and_then(|mid| inbound.iter().find(|i| i.mid == mid))
+                .map(|i| i.frame_height as u32)
+                .filter(|h| *h > 0 && remote.layers > 1)
             else {
                 continue;
             };
@@ -448,24 +517,14 @@ impl Sfu {
             if matches!(remote.layer, None | Some("f")) {
                 remote.capture_height = remote.capture_height.max(height);
             }
-            let view = layers::View {
-                hint: remote.hint,
-                tile_height: remote.tile_height,
-                quality: Some(report.quality),
-            };
             let wanted = layers::choose(remote.capture_height, remote.layers, view);
             if remote.layer.unwrap_or("f") != wanted {
                 remote.layer = Some(wanted);
-                relayer.push(remote.peer_id.clone());
+                ops.push(Op::Layer(peer));
             }
         }
-        let reports = remotes
-            .iter()
-            .map(|r| (r.peer_id.clone(), report))
-            .collect();
-        drop(remotes);
-        for peer in relayer {
-            enqueue(state, Op::Layer(peer));
+        for op in ops {
+            enqueue(state, op);
         }
         reports
     }
@@ -486,8 +545,12 @@ impl Sfu {
                     stream: Clone::clone(&r.stream),
                     connection_state: connection_state.clone(),
                     screen: r.screen.clone().filter(|s| s.get_tracks().length() > 0),
-                    quality: self.state.quality.get(),
+                    quality: r.quality,
                     frames_decoded: r.frames_decoded,
+                    video_layer: r.camera.as_ref().map(|_| match (r.paused, r.layer) {
+                        (true, _) => layers::Hint::Off,
+                        (false, rid) => layers::Hint::of_rid(rid.unwrap_or("f")),
+                    }),
                 })
             })
             .collect()
@@ -498,6 +561,12 @@ impl State {
     /// The current connection (a handle: no borrow outlives the call).
     fn pc(&self) -> RtcPeerConnection {
         self.pc.borrow().clone()
+    }
+
+    fn set_reconnecting(&self, reconnecting: bool) {
+        if self.reconnecting.replace(reconnecting) != reconnecting {
+            (self.setup.sink)(PlaneEvent::Reconnecting(reconnecting));
+        }
     }
 
     fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
@@ -764,6 +833,10 @@ impl State {
         self.pc.replace(pc).close();
         self.sent.borrow_mut().clear();
         *self.session.borrow_mut() = None;
+        // Media comes back once the new connection is up; with nothing to send or receive
+        // there is nothing to wait for.
+        let has_media = self.local.borrow().is_some() || !self.remotes.borrow().is_empty();
+        self.set_reconnecting(has_media);
         let mut peers = Vec::new();
         for remote in self.remotes.borrow_mut().iter_mut() {
             remote.pulled.clear();
@@ -790,7 +863,7 @@ impl State {
             let wanted: Vec<String> = r
                 .tracks
                 .iter()
-                .filter(|n| !r.pulled.iter().any(|(p, _)| p == *n))
+                .filter(|n| r.wants(n) && !r.pulled.iter().any(|(p, _)| p == *n))
                 .cloned()
                 .collect();
             (r.session_id.clone(), wanted)
@@ -847,9 +920,9 @@ impl State {
         // only what is still wanted, close the rest.
         let stale = self
             .remote_mut(peer, |r| {
-                let (keep, stale): (Vec<_>, Vec<_>) = pulled.into_iter().partition(|(name, _)| {
-                    !r.left && r.session_id == session && r.tracks.contains(name)
-                });
+                let (keep, stale): (Vec<_>, Vec<_>) = pulled
+                    .into_iter()
+                    .partition(|(name, _)| !r.left && r.session_id == session && r.wants(name));
                 r.pulled.extend(keep);
                 r.closing.extend(stale.iter().map(|(_, mid)| mid.clone()));
                 if !not_yet {
@@ -887,9 +960,8 @@ impl State {
     async fn relayer(&self, peer: &str) -> Result<(), Error> {
         let Some((session, name, mid, rid)) = self
             .remote_mut(peer, |r| {
-                let name = r.simulcast.clone()?;
-                let mid = r.pulled.iter().find(|(n, _)| *n == name)?.1.clone();
-                Some((r.session_id.clone(), name, mid, r.layer?))
+                let mid = r.camera_mid()?.to_owned();
+                Some((r.session_id.clone(), r.camera.clone()?, mid, r.layer?))
             })
             .flatten()
         else {

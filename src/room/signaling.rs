@@ -99,6 +99,7 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             let weak = weak.clone();
             inner.ticker = Some(Interval::new(1_000, move || ticker::tick(&weak)));
         }
+        inner.media_reconnecting = false;
         inner.set_state(ConnectionState::Connected);
         Ok(inner.epoch)
     });
@@ -127,6 +128,9 @@ fn plane_sink(weak: &Weak<Shared>, epoch: u32) -> PlaneSink {
             }
             PlaneEvent::Changed => {
                 update(&shared, |inner| inner.view.touch());
+            }
+            PlaneEvent::Reconnecting(reconnecting) => {
+                update(&shared, |inner| inner.set_media_reconnecting(reconnecting));
             }
             PlaneEvent::Error(error) => {
                 update(&shared, |inner| inner.report(error));

@@ -110,6 +110,10 @@ pub(crate) struct Inner {
     /// `devicechange`.
     pub(crate) device_listener: Option<EventListener>,
     pub(crate) events: Vec<RoomEvent>,
+    /// The state of signaling; the room shows it, except `Connected` becomes `Reconnecting`
+    /// while the media plane rebuilds its connection (`media_reconnecting`).
+    pub(crate) signal_state: ConnectionState,
+    pub(crate) media_reconnecting: bool,
 }
 
 impl Inner {
@@ -142,13 +146,30 @@ impl Inner {
             sending: None,
             device_listener: None,
             events: Vec::new(),
+            signal_state: ConnectionState::Connecting,
+            media_reconnecting: false,
         }
     }
 
     pub(crate) fn set_state(&mut self, state: ConnectionState) {
-        if self.view.state != state {
-            self.view.state = state;
-            self.events.push(RoomEvent::State(state));
+        self.signal_state = state;
+        self.show_state();
+    }
+
+    /// The media plane lost its connection and is making a new one (`true`), or has it back.
+    pub(crate) fn set_media_reconnecting(&mut self, reconnecting: bool) {
+        self.media_reconnecting = reconnecting;
+        self.show_state();
+    }
+
+    fn show_state(&mut self) {
+        let shown = match self.signal_state {
+            ConnectionState::Connected if self.media_reconnecting => ConnectionState::Reconnecting,
+            state => state,
+        };
+        if self.view.state != shown {
+            self.view.state = shown;
+            self.events.push(RoomEvent::State(shown));
         }
     }
 

@@ -61,6 +61,9 @@ pub struct RemoteStream {
     pub quality: Option<QualityReport>,
     /// Video frames decoded from them so far (as of the last measurement).
     pub frames_decoded: f64,
+    /// In an SFU room, the layer of their camera we receive (`High`, `Medium` or `Low`), or
+    /// `Off` while it is paused; `None` in a mesh or hub, or when they send no camera.
+    pub video_layer: Option<crate::core::layers::Hint>,
 }
 
 /// The whole room state at one moment. `version` changes whenever anything changes.

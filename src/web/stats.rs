@@ -17,8 +17,31 @@ pub(crate) struct Reading {
     pub(crate) frames_decoded: f64,
 }
 
+/// One receiving `mid`'s counters (a connection to an SFU carries many participants).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inbound {
+    pub(crate) mid: String,
+    pub(crate) packets_received: f64,
+    pub(crate) packets_lost: f64,
+    pub(crate) bytes_received: f64,
+    pub(crate) jitter_s: Option<f64>,
+    /// Video frames decoded so far (0 for audio).
+    pub(crate) frames_decoded: f64,
+    /// Height of the last decoded frame (0 for audio, or before the first).
+    pub(crate) frame_height: f64,
+}
+
 /// Reads and summarises the stats of `pc`. A failed read gives `None`.
 pub(crate) async fn read(pc: &RtcPeerConnection, connected: bool) -> Option<Reading> {
+    read_by_mid(pc, connected, &mut Vec::new()).await
+}
+
+/// [`read`], plus each receiving mid's counters into `by_mid`.
+pub(crate) async fn read_by_mid(
+    pc: &RtcPeerConnection,
+    connected: bool,
+    by_mid: &mut Vec<Inbound>,
+) -> Option<Reading> {
     let report = JsFuture::from(pc.get_stats()).await.ok()?;
     let report: Map = report.unchecked_into();
     let mut reading = Reading {
@@ -35,13 +58,18 @@ pub(crate) async fn read(pc: &RtcPeerConnection, connected: bool) -> Option<Read
         let num = |k: &str| get_f64(&stat, k).unwrap_or(0.0);
         match get_str(&stat, "type").as_deref() {
             Some("inbound-rtp") => {
-                s.packets_received += num("packetsReceived");
-                s.packets_lost += num("packetsLost").max(0.0);
-                s.bytes_received += num("bytesReceived");
-                if let Some(j) = get_f64(&stat, "jitter") {
-                    s.jitter_s = Some(s.jitter_s.map_or(j, |m: f64| m.max(j)));
-                }
-                frames += num("framesDecoded");
+                let inbound = Inbound {
+                    mid: get_str(&stat, "mid").unwrap_or_default(),
+                    packets_received: num("packetsReceived"),
+                    packets_lost: num("packetsLost").max(0.0),
+                    bytes_received: num("bytesReceived"),
+                    jitter_s: get_f64(&stat, "jitter"),
+                    frames_decoded: num("framesDecoded"),
+                    frame_height: num("frameHeight"),
+                };
+                add_inbound(s, &inbound);
+                frames += inbound.frames_decoded;
+                by_mid.push(inbound);
             }
             Some("outbound-rtp") => s.bytes_sent += num("bytesSent"),
             Some("remote-inbound-rtp") => {
@@ -69,20 +97,12 @@ pub(crate) async fn read(pc: &RtcPeerConnection, connected: bool) -> Option<Read
     Some(reading)
 }
 
-/// Per receiving `mid` (one connection carrying many participants): video frames decoded so
-/// far and the height of the last one.
-pub(crate) async fn frames_by_mid(pc: &RtcPeerConnection) -> Vec<(String, f64, f64)> {
-    let Ok(report) = JsFuture::from(pc.get_stats()).await else {
-        return Vec::new();
-    };
-    let report: Map = report.unchecked_into();
-    let mut frames = Vec::new();
-    report.for_each(&mut |stat: JsValue, _key: JsValue| {
-        if get_str(&stat, "type").as_deref() == Some("inbound-rtp") {
-            if let (Some(mid), Some(n)) = (get_str(&stat, "mid"), get_f64(&stat, "framesDecoded")) {
-                frames.push((mid, n, get_f64(&stat, "frameHeight").unwrap_or(0.0)));
-            }
-        }
-    });
-    frames
+/// Adds one receiving mid's counters to `sample`.
+pub(crate) fn add_inbound(sample: &mut StatsSample, inbound: &Inbound) {
+    sample.packets_received += inbound.packets_received;
+    sample.packets_lost += inbound.packets_lost;
+    sample.bytes_received += inbound.bytes_received;
+    if let Some(j) = inbound.jitter_s {
+        sample.jitter_s = Some(sample.jitter_s.map_or(j, |m: f64| m.max(j)));
+    }
 }

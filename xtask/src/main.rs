@@ -21,6 +21,8 @@ tasks:
   demo    setup + build, then serve the demo on http://127.0.0.1:8080/
   test    setup, then fmt, clippy (native + wasm32), native tests, browser tests,
           build, end-to-end tests; prints a summary line per stage
+  test browser [FILTER]
+          only the browser tests (those whose name contains FILTER)
   bench [size|join|scale|server|memory]
           benchmarks that print numbers (and JSON under target/bench/)";
 
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("build") => setup::run().and_then(|()| build::run()),
         Some("demo") => demo::run(&args[1..]),
-        Some("test") => return test::run(),
+        Some("test") => return test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

@@ -29,9 +29,13 @@ struct Counts {
     failed: u64,
 }
 
-pub fn run() -> ExitCode {
+pub fn run(args: &[String]) -> ExitCode {
     let mut stages = Vec::new();
     let mut counts = Counts::default();
+    if args.first().map(String::as_str) == Some("browser") {
+        stages.push(browser_stage(&mut counts, args.get(1).map(String::as_str)));
+        return summarize(&stages, &counts);
+    }
 
     let started = Instant::now();
     let setup = crate::setup::run();
@@ -86,7 +90,7 @@ pub fn run() -> ExitCode {
     for (name, command) in plan {
         stages.push(run_stage(name, command, &mut counts));
     }
-    stages.push(browser_stage(&mut counts));
+    stages.push(browser_stage(&mut counts, None));
 
     let started = Instant::now();
     let built = crate::build::run();
@@ -131,7 +135,7 @@ fn cargo(args: &[&str]) -> Command {
 }
 
 /// wasm-bindgen tests in headless Chromium, against a real callroom-server started for them.
-fn browser_stage(counts: &mut Counts) -> Stage {
+fn browser_stage(counts: &mut Counts, filter: Option<&str>) -> Stage {
     let started = Instant::now();
     let servers = build_server().and_then(|bin| {
         let main = TestServer::start(&bin, &["--db", ":memory:"])?;
@@ -159,6 +163,9 @@ fn browser_stage(counts: &mut Counts) -> Stage {
         .env("CALLROOM_TEST_SERVER", &server.url)
         .env("CALLROOM_TEST_RESTARTABLE_SERVER", restartable.url())
         .env("CALLROOM_TEST_CONTROL", &restartable.control_url);
+    if let Some(filter) = filter {
+        command.args(["--test", "room", "--", filter]);
+    }
     let mut stage = run_stage("browser tests", command, counts);
     stage.seconds = started.elapsed().as_secs_f64();
     drop(server);

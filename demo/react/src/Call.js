@@ -1,10 +1,20 @@
-// A two-person call with the useWebRTC hook (no JSX, so no build plugin is needed).
+// A call with the useWebRTC hook (no JSX, so no build plugin is needed). `?topology=sfu`
+// makes it a meeting through the server's SFU, where each remote tile reports its size.
 import { createElement as h } from "react";
 import { useWebRTC, Video } from "callroom/react";
 
-export function Call({ roomId, name }) {
-  const call = useWebRTC(roomId, { join: true, name });
-  const { connectionState, localStream, remoteStreams, error, micEnabled, cameraEnabled } = call;
+const LAYER_TEXT = { high: "high", medium: "medium", low: "low", off: "paused" };
+
+function Tile({ id, name, children, className = "tile" }) {
+  return h("figure", { className, "data-peer": id }, ...children, h("figcaption", null, h("span", { className: "name" }, name)));
+}
+
+export function Call({ roomId, name, topology }) {
+  const call = useWebRTC(roomId, { join: true, name, ...(topology ? { topology } : {}) });
+  const { connectionState, localStream, remoteStreams, error, micEnabled, cameraEnabled, room } = call;
+  const screens = remoteStreams.filter((r) => r.screenStream);
+  const cameras = remoteStreams.length + (localStream ? 1 : 0);
+  const columns = Math.max(1, Math.ceil(Math.sqrt(cameras)));
   return h(
     "div",
     { className: "app" },
@@ -18,15 +28,25 @@ export function Call({ roomId, name }) {
     error && h("p", { className: "error", role: "alert", "data-code": error.code }, error.message),
     h(
       "main",
-      { className: "grid", id: "grid", "data-count": String(remoteStreams.length + (localStream ? 1 : 0)) },
-      localStream &&
-        h("figure", { className: "tile", "data-peer": "local" }, h(Video, { stream: localStream, muted: true }),
-          h("figcaption", null, h("span", { className: "name" }, `${name || "You"} (you)`))),
+      {
+        className: "grid",
+        id: "grid",
+        "data-count": String(cameras + screens.length),
+        style: { "--columns": String(columns), "--rows": String(Math.max(1, Math.ceil(cameras / columns))) },
+      },
+      screens.map((r) =>
+        h(Tile, { key: `${r.peerId}:screen`, id: `${r.peerId}:screen`, className: "tile screen", name: `${r.name || "Guest"}'s screen` }, [
+          h(Video, { key: "v", stream: r.screenStream }),
+        ]),
+      ),
+      localStream && h(Tile, { id: "local", name: `${name || "You"} (you)` }, [h(Video, { key: "v", stream: localStream, muted: true })]),
       remoteStreams.map((r) =>
         h("figure", { className: "tile", key: r.peerId, "data-peer": r.peerId },
-          h(Video, { stream: r.stream }),
+          h(Video, { stream: r.stream, room, peerId: r.peerId }),
           h("figcaption", null, h("span", { className: "name" }, r.name || "Guest"),
-            r.quality && h("span", { className: `quality ${r.quality}` }, r.quality))),
+            h("span", { className: "badges" },
+              r.videoLayer && h("span", { className: "layer", "data-layer": r.videoLayer }, LAYER_TEXT[r.videoLayer]),
+              r.quality && h("span", { className: `quality ${r.quality}` }, r.quality)))),
       ),
     ),
     h(

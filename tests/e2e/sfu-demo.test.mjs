@@ -1,0 +1,154 @@
+// The demo pages in SFU rooms: room.html with `?topology=sfu` (tiles that report their size,
+// show the layer they receive, pause when hidden, and leave fast) and the React demo's hook and
+// `<Video>` in an SFU room.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launchBrowser, startServer, tileCount, waitForRemoteFrames } from "./support.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+/** A page at `path` that counts its peer connections and its Calls requests by path tail. */
+async function open(path, viewport = { width: 1280, height: 720 }) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport });
+  await context.addInitScript(() => {
+    const Real = window.RTCPeerConnection;
+    window.pcCount = 0;
+    window.RTCPeerConnection = class extends Real {
+      constructor(...args) {
+        super(...args);
+        window.pcCount++;
+      }
+    };
+  });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(e.message));
+  page.calls = { close: 0, new: 0 };
+  page.on("request", (r) => {
+    const url = r.url();
+    if (url.includes("/sfu/sessions/") && url.endsWith("/tracks/close")) page.calls.close++;
+    if (url.includes("/sfu/sessions/") && url.endsWith("/tracks/new")) page.calls.new++;
+  });
+  await page.goto(`${server.url}${path}`);
+  await page.waitForFunction(() => document.querySelector("#state")?.dataset.state === "connected", null, {
+    timeout: 20_000,
+  });
+  return page;
+}
+
+/** Polls `page` from here (the predicate may be async) until it returns true. */
+async function until(page, predicate, arg, what, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  while (!(await page.evaluate(predicate, arg))) {
+    assert.ok(Date.now() < deadline, `timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const layerOf = (page, peerId) =>
+  page.evaluate((id) => window.room.snapshot().remoteStreams.find((r) => r.peerId === id)?.videoLayer, peerId);
+
+test("room.html in an sfu room: tiles show their layer, follow their size, pause when hidden, and a leaver's tile goes within 2 s", async () => {
+  const room = unique("sfu-demo");
+  const pages = [];
+  for (const name of ["Ann", "Bob", "Cy"]) pages.push(await open(`/room.html?room=${room}&name=${name}&topology=sfu`));
+  for (const page of pages) await waitForRemoteFrames(page, 2);
+  const [ann, bob, cy] = pages;
+  assert.equal(await ann.locator("#topology").textContent(), "· through the SFU");
+  assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => window.pcCount))), [1, 1, 1]);
+
+  // Each remote tile says which layer it receives; a 1280 × 720 window shows them large.
+  const bobId = await bob.evaluate(() => window.room.snapshot().sessionId);
+  await until(ann, (id) => window.room.snapshot().remoteStreams.find((r) => r.peerId === id)?.videoLayer === "high", bobId, "high layer");
+  await ann.waitForFunction(() => document.querySelectorAll(".tile .layer").length === 2, null, { timeout: 10_000 });
+
+  // A small window: the tiles report their new size and a smaller layer comes.
+  await ann.setViewportSize({ width: 480, height: 320 });
+  await until(ann, (id) => window.room.snapshot().remoteStreams.find((r) => r.peerId === id)?.videoLayer === "medium", bobId, "medium layer");
+  await until(
+    ann,
+    (id) => {
+      const v = document.querySelector(`[data-peer="${id}"] video`);
+      return v.videoHeight > 0 && v.videoHeight <= 240;
+    },
+    bobId,
+    "frames of the half layer",
+  );
+  await ann.setViewportSize({ width: 1280, height: 720 });
+
+  // A hidden tile: its camera is paused (the pull closed, the video track gone), then comes
+  // back when shown again (pulled anew).
+  const before = { ...ann.calls };
+  await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = "none"), bobId);
+  await until(
+    ann,
+    (id) => {
+      const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
+      return r.videoLayer === "off" && r.stream.getVideoTracks().length === 0 && r.stream.getAudioTracks().length === 1;
+    },
+    bobId,
+    "paused: no video track, audio kept",
+  );
+  assert.ok(ann.calls.close > before.close, "pausing closed the pull");
+  assert.equal(await ann.locator(`[data-peer="${bobId}"] .layer`).getAttribute("data-layer"), "off");
+  await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = ""), bobId);
+  await until(
+    ann,
+    (id) => {
+      const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
+      return r.videoLayer !== "off" && r.stream.getVideoTracks().length === 1 && r.framesDecoded > 0;
+    },
+    bobId,
+    "resumed: frames again",
+  );
+  assert.ok(ann.calls.new > before.new, "resuming pulled the camera anew");
+  assert.notEqual(await layerOf(ann, bobId), "off");
+
+  // Cy leaves: its tile is gone from both other pages within 2 s.
+  const cyId = await cy.evaluate(() => window.room.snapshot().sessionId);
+  const left = Date.now();
+  await cy.click("#leave");
+  const gone = (page) =>
+    page.waitForFunction((id) => !document.querySelector(`[data-peer="${id}"]`), cyId, { timeout: 10_000, polling: 20 });
+  await Promise.all([gone(ann), gone(bob)]);
+  const ms = Date.now() - left;
+  assert.ok(ms < 2000, `the leaver's tile went from both pages in ${ms} ms`);
+  assert.equal(await tileCount(ann), 2);
+  assert.deepEqual(pages.flatMap((p) => p.errors), []);
+});
+
+test("react: the hook in an sfu room, one connection per page, and <Video> reports its size", async () => {
+  const room = unique("react-sfu");
+  const pages = [];
+  for (const name of ["Rae", "Rex"]) pages.push(await open(`/react/dist/index.html?room=${room}&name=${name}&topology=sfu`));
+  for (const page of pages) await waitForRemoteFrames(page, 1);
+  assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => window.pcCount))), [1, 1]);
+  const [rae] = pages;
+  // Only SFU rooms say which layer a tile receives; the tile is large, so the full one.
+  await rae.waitForFunction(() => document.querySelector(".tile .layer")?.dataset.layer === "high", null, { timeout: 15_000 });
+  // A small window: <Video> reports its new size by itself, and the half layer comes.
+  await rae.setViewportSize({ width: 480, height: 320 });
+  await rae.waitForFunction(() => document.querySelector(".tile .layer")?.dataset.layer === "medium", null, { timeout: 15_000 });
+  await rae.waitForFunction(
+    () => {
+      const v = document.querySelector('.tile:not([data-peer="local"]) video');
+      return v.videoHeight > 0 && v.videoHeight <= 240;
+    },
+    null,
+    { timeout: 15_000 },
+  );
+  assert.deepEqual(pages.flatMap((p) => p.errors), []);
+});
