@@ -61,7 +61,7 @@ async function until(page, predicate, arg, what, timeout = 20_000) {
 const layerOf = (page, peerId) =>
   page.evaluate((id) => window.room.snapshot().remoteStreams.find((r) => r.peerId === id)?.videoLayer, peerId);
 
-test("room.html in an sfu room: tiles show their layer, follow their size, pause when hidden, and a leaver's tile goes within 2 s", async () => {
+test("room.html in an sfu room: tiles show their layer, follow their size, pause when hidden, and a leaver's tile goes within 2 s", async (t) => {
   const room = unique("sfu-demo");
   const pages = [];
   for (const name of ["Ann", "Bob", "Cy"]) pages.push(await open(`/room.html?room=${room}&name=${name}&topology=sfu`));
@@ -117,6 +117,25 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   assert.ok(ann.calls.new > before.new, "resuming pulled the camera anew");
   assert.notEqual(await layerOf(ann, bobId), "off");
 
+  // Bob shares his screen: Ann sees it in a large tile of its own, beside his camera.
+  await bob.click("#screen");
+  await ann.waitForFunction(
+    (id) => {
+      const screen = document.querySelector(`[data-peer="${id}:screen"]`);
+      const camera = document.querySelector(`[data-peer="${id}"] video`);
+      return screen?.classList.contains("screen") && screen.querySelector("video").videoWidth > 0 && camera.videoWidth > 0;
+    },
+    bobId,
+    { timeout: 20_000 },
+  );
+  const [screenWidth, cameraWidth] = await ann.evaluate(
+    (id) => [`${id}:screen`, id].map((peer) => document.querySelector(`[data-peer="${peer}"]`).offsetWidth),
+    bobId,
+  );
+  assert.ok(screenWidth > cameraWidth * 1.5, `the screen's tile (${screenWidth} px) is larger than a camera's (${cameraWidth} px)`);
+  await bob.click("#screen");
+  await ann.waitForFunction((id) => !document.querySelector(`[data-peer="${id}:screen"]`), bobId, { timeout: 20_000 });
+
   // Cy leaves: its tile is gone from both other pages within 2 s.
   const cyId = await cy.evaluate(() => window.room.snapshot().sessionId);
   const left = Date.now();
@@ -126,6 +145,7 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   await Promise.all([gone(ann), gone(bob)]);
   const ms = Date.now() - left;
   assert.ok(ms < 2000, `the leaver's tile went from both pages in ${ms} ms`);
+  t.diagnostic(`the leaver's tile went from both pages in ${ms} ms`);
   assert.equal(await tileCount(ann), 2);
   assert.deepEqual(pages.flatMap((p) => p.errors), []);
 });

@@ -1,8 +1,9 @@
-// Eight people in one SFU room through the library (`topology: "sfu"`): each page encodes its
-// camera once, and every page decodes all seven others.
+// Eight people in one SFU room on the demo's room.html (`?topology=sfu`): each page encodes
+// its camera once, decodes all seven others over one connection, and lays the eight tiles out
+// three by three in the window; each tile reports its size, so the small layer is pulled.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, pageWithCallroom } from "./support.mjs";
+import { startServer, launchBrowser } from "./support.mjs";
 
 let server;
 let browser;
@@ -19,42 +20,31 @@ after(async () => {
 
 const PEOPLE = 8;
 
-test("eight pages in an sfu room each decode all seven others with one connection each", async () => {
+test("eight pages in an sfu room each decode all seven others with one connection each, in a 3 × 3 grid", async () => {
   const room = `sfu8-${Date.now()}`;
   const pages = [];
-  for (let i = 0; i < PEOPLE; i++) pages.push(await pageWithCallroom(browser, server));
-  const ids = [];
-  for (const [i, { page }] of pages.entries()) {
-    ids.push(
-      await page.evaluate(
-        async ({ room, name }) => {
-          // Count the page's peer connections to prove there is one.
-          const Real = window.RTCPeerConnection;
-          window.pcCount = 0;
-          window.RTCPeerConnection = class extends Real {
-            constructor(...args) { super(...args); window.pcCount++; }
-          };
-          const r = await window.callroom.Room.join({ room, name, topology: "sfu", statsIntervalMs: 1000 });
-          window.room = r;
-          // Small tiles, as in a gallery of eight: the small layer is pulled.
-          r.subscribe(() => {
-            for (const s of r.snapshot().remoteStreams) r.setTileSize(s.peerId, 213, 120);
-          });
-          return r.snapshot().sessionId;
-        },
-        { room, name: `P${i}` },
-      ),
-    );
+  for (let i = 0; i < PEOPLE; i++) {
+    const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 720 } });
+    await context.addInitScript(() => {
+      // Count the page's peer connections to prove there is one.
+      const Real = window.RTCPeerConnection;
+      window.pcCount = 0;
+      window.RTCPeerConnection = class extends Real {
+        constructor(...args) {
+          super(...args);
+          window.pcCount++;
+        }
+      };
+    });
+    const page = await context.newPage();
+    page.errors = [];
+    page.on("pageerror", (e) => page.errors.push(e.message));
+    await page.goto(`${server.url}/room.html?room=${room}&name=P${i}&topology=sfu`);
+    await page.waitForFunction(() => document.querySelector("#state")?.dataset.state === "connected", null, { timeout: 30_000 });
+    pages.push(page);
   }
-  const everyoneDecoded = async () => {
-    const counts = [];
-    for (const { page } of pages) {
-      counts.push(
-        await page.evaluate(() => window.room.snapshot().remoteStreams.filter((r) => r.framesDecoded > 0).length),
-      );
-    }
-    return counts;
-  };
+  const everyoneDecoded = () =>
+    Promise.all(pages.map((page) => page.evaluate(() => window.room.snapshot().remoteStreams.filter((r) => r.framesDecoded > 0).length)));
   const deadline = Date.now() + 120_000;
   let counts = await everyoneDecoded();
   while (!counts.every((n) => n === PEOPLE - 1)) {
@@ -62,11 +52,31 @@ test("eight pages in an sfu room each decode all seven others with one connectio
     await new Promise((r) => setTimeout(r, 1000));
     counts = await everyoneDecoded();
   }
-  const pcs = await Promise.all(pages.map(({ page }) => page.evaluate(() => window.pcCount)));
+  const pcs = await Promise.all(pages.map((page) => page.evaluate(() => window.pcCount)));
   assert.deepEqual(pcs, Array(PEOPLE).fill(1), "one peer connection per page");
-  const topology = await pages[0].page.evaluate(() => window.room.snapshot().topology);
-  assert.equal(topology, "sfu");
-  await Promise.all(pages.map(({ page }) => page.evaluate(() => window.room.leave())));
+  assert.equal(await pages[0].evaluate(() => window.room.snapshot().topology), "sfu");
+
+  // Eight tiles, three columns, all inside the window.
+  const layout = await pages[0].evaluate(() => {
+    const tiles = [...document.querySelectorAll(".tile")].map((t) => t.getBoundingClientRect());
+    return {
+      count: tiles.length,
+      columns: new Set(tiles.map((r) => Math.round(r.left))).size,
+      inside: tiles.every((r) => r.top >= 0 && r.bottom <= innerHeight && r.right <= innerWidth),
+      height: Math.round(tiles[0].height),
+    };
+  });
+  assert.deepEqual({ ...layout, height: undefined }, { count: PEOPLE, columns: 3, inside: true, height: undefined }, JSON.stringify(layout));
+  // Tiles about 170 px tall: each page pulls the half layer (240 of 480 lines) of everyone.
+  const mediumEverywhere = async () =>
+    (await Promise.all(pages.map((page) => page.evaluate(() => window.room.snapshot().remoteStreams.map((r) => r.videoLayer))))).flat();
+  const layerDeadline = Date.now() + 30_000;
+  let layers = await mediumEverywhere();
+  while (!layers.every((l) => l === "medium")) {
+    assert.ok(Date.now() < layerDeadline, `every tile pulls the half layer: ${layers}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    layers = await mediumEverywhere();
+  }
+  await Promise.all(pages.map((page) => page.evaluate(() => window.room.leave())));
   assert.deepEqual(pages.flatMap((p) => p.errors), []);
-  assert.equal(new Set(ids).size, PEOPLE);
 });
