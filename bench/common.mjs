@@ -1,5 +1,5 @@
 // Shared by the benchmark scripts: servers, browsers, page helpers, statistics, output.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, ROOT, startServer } from "../tests/e2e/support.mjs";
@@ -24,8 +24,9 @@ export async function launch() {
 /** Page-side helpers, installed before any page script runs. */
 const HELPERS = `
   window.benchNow = () => performance.timeOrigin + performance.now();
-  // Resolves with the times at which the first frame of \`count\` remote streams was shown.
-  window.benchFirstFrames = (room, count) => new Promise((resolve) => {
+  // Resolves with the times at which the first frame of \`count\` remote streams was shown;
+  // with \`keep\`, the videos stay on the page (to measure a call's steady state).
+  window.benchFirstFrames = (room, count, keep = false) => new Promise((resolve) => {
     if (count === 0) return resolve([]);
     const videos = new Map();
     const times = new Map();
@@ -42,7 +43,7 @@ const HELPERS = `
           times.set(r.peerId, window.benchNow());
           if (times.size >= count) {
             off();
-            for (const video of videos.values()) { video.srcObject = null; video.remove(); }
+            if (!keep) for (const video of videos.values()) { video.srcObject = null; video.remove(); }
             resolve([...times.values()]);
           }
         });
@@ -85,6 +86,21 @@ export function save(part, result) {
   const dir = join(ROOT, "target", "bench");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${part}.json`), JSON.stringify(result, null, 2));
+}
+
+/** CPU seconds used so far by every process of `browser` (renderers, GPU, utility, browser). */
+export async function browserCpuSeconds(browser) {
+  const session = await browser.newBrowserCDPSession();
+  const { processInfo } = await session.send("SystemInfo.getProcessInfo");
+  await session.detach();
+  return processInfo.reduce((sum, p) => sum + p.cpuTime, 0);
+}
+
+/** CPU seconds used so far by process `pid` (Linux `/proc`, user + system). */
+export function processCpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;

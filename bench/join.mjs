@@ -75,19 +75,23 @@ const a = await callroomPage(browser, server);
 const b = await callroomPage(browser, server);
 const longPoll = {};
 const shortPoll = { pollWaitMs: 0, pollIntervalMs: 1000 };
+const sfuRoom = { topology: "sfu" };
 
 // One warm-up of each, not counted: the first getUserMedia and first wasm calls are slower.
 await limitRun(limitPage);
 await callroomRun(a, b, longPoll);
+await callroomRun(a, b, sfuRoom);
 
 const limit = [];
 const callroom = [];
 const short = [];
+const sfu = [];
 for (let i = 0; i < RUNS; i++) {
   // Interleaved, so machine noise lands on all three alike.
   limit.push(await limitRun(limitPage));
   callroom.push(await callroomRun(a, b, longPoll));
   short.push(await callroomRun(a, b, shortPoll));
+  sfu.push(await callroomRun(a, b, sfuRoom));
 }
 await browser.close();
 await server.stop();
@@ -99,6 +103,7 @@ const result = {
   limit: stats(limit),
   callroom: stats(totals(callroom)),
   shortPolling1s: stats(totals(short)),
+  sfu: stats(totals(sfu)),
   ratio: median(totals(callroom)) / median(limit),
   breakdown: {
     joinCall: median(callroom.map((r) => r.joinCall)),
@@ -106,10 +111,20 @@ const result = {
     connected: median(callroom.map((r) => r.connected)),
     firstFrame: median(callroom.map((r) => r.frame)),
   },
+  sfuBreakdown: {
+    joinCall: median(sfu.map((r) => r.joinCall)),
+    peerSeen: median(sfu.map((r) => r.seen)),
+    connected: median(sfu.map((r) => r.connected)),
+    firstFrame: median(sfu.map((r) => r.frame)),
+  },
 };
+const breakdown = (b) =>
+  `join answered ${ms(b.joinCall)}, A sees B ${ms(b.peerSeen)}, ICE+DTLS connected ${ms(b.connected)}, first frame ${ms(b.firstFrame)}`;
 console.log(`join -> first remote frame (${RUNS} runs each, interleaved)`);
 console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
 console.log(`  callroom (long-poll)               median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ratio ${result.ratio.toFixed(2)} x limit`);
 console.log(`  callroom short-polling every 1 s   median ${ms(result.shortPolling1s.median)}  p90 ${ms(result.shortPolling1s.p90)}`);
-console.log(`  breakdown (median, from B's join call): join answered ${ms(result.breakdown.joinCall)}, A sees B ${ms(result.breakdown.peerSeen)}, ICE+DTLS connected ${ms(result.breakdown.connected)}, first frame ${ms(result.breakdown.firstFrame)}`);
+console.log(`  callroom, sfu room (via the SFU)   median ${ms(result.sfu.median)}  p90 ${ms(result.sfu.p90)}  ratio ${(result.sfu.median / result.limit.median).toFixed(2)} x limit`);
+console.log(`  breakdown (median, from B's join call): ${breakdown(result.breakdown)}`);
+console.log(`  sfu breakdown: ${breakdown(result.sfuBreakdown)}`);
 save("join", result);

@@ -44,6 +44,15 @@ const SILENT_TRACK_MS: f64 = 25_000.0;
 /// client waits about 7 s).
 const DISCONNECTED_GRACE_MS: u32 = 5_000;
 
+/// How a pull request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pulled {
+    /// Answered (or to be retried later by itself).
+    Done,
+    /// The server refused the request as a whole (`forbidden`).
+    Refused,
+}
+
 /// One change to the SFU session, run in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
@@ -294,6 +303,7 @@ impl Sfu {
             r.tracks.clone_from(&names);
             r.camera.clone_from(&camera);
             r.layers = layers;
+            !r.closing.is_empty()
         });
         if known.is_none() {
             let Ok(stream) = MediaStream::new() else {
@@ -308,7 +318,8 @@ impl Sfu {
                 left: false,
                 stream,
                 frames_decoded: 0.0,
-                retry: Backoff::new(250.0, 5_000.0),
+                // Media reaches the SFU within a second or two of a push: ask often.
+                retry: Backoff::new(200.0, 2_000.0),
                 retry_timer: None,
                 camera,
                 layers,
@@ -323,7 +334,9 @@ impl Sfu {
                 quality: None,
             });
         }
-        enqueue(&self.state, Op::Close(peer.clone()));
+        if known.is_some_and(|closing| closing) {
+            enqueue(&self.state, Op::Close(peer.clone()));
+        }
         enqueue(&self.state, Op::Pull(peer));
         (self.state.setup.sink)(PlaneEvent::Changed);
     }
@@ -649,7 +662,24 @@ impl State {
                     .collect();
                 self.close(mids).await
             }
-            Op::Pull(peer) => self.pull(&peer).await,
+            Op::Pull(peer) => {
+                // Every pull queued right behind goes in the same request (many join at once).
+                let mut peers = vec![peer];
+                loop {
+                    let next = {
+                        let mut ops = self.ops.borrow_mut();
+                        match ops.front() {
+                            Some(Op::Pull(_)) => ops.pop_front(),
+                            _ => None,
+                        }
+                    };
+                    let Some(Op::Pull(next)) = next else { break };
+                    if !peers.contains(&next) {
+                        peers.push(next);
+                    }
+                }
+                self.pull(&peers).await
+            }
             Op::Layer(peer) => self.relayer(&peer).await,
             Op::Rebuild => self.rebuild(),
             Op::Retire(mid) => self.close(vec![mid]).await,
@@ -857,24 +887,42 @@ impl State {
         Ok(())
     }
 
-    /// Pulls what `peer` announced and we have not pulled, then answers the SFU's offer.
-    async fn pull(self: &Rc<Self>, peer: &str) -> Result<(), Error> {
-        let Some((session, wanted)) = self.remote_mut(peer, |r| {
-            let wanted: Vec<String> = r
-                .tracks
-                .iter()
-                .filter(|n| r.wants(n) && !r.pulled.iter().any(|(p, _)| p == *n))
-                .cloned()
-                .collect();
-            (r.session_id.clone(), wanted)
-        }) else {
-            return Ok(());
-        };
-        if wanted.is_empty() {
-            return Ok(());
+    /// Pulls what `peers` announced and we have not pulled, in one `tracks/new`, then
+    /// answers the SFU's offer. When the server refuses the batch (`forbidden`: one of them
+    /// is not published yet as it knows the room, as after a restart), each is asked alone, so
+    /// one publisher that is not back yet does not hold up the others.
+    async fn pull(self: &Rc<Self>, peers: &[String]) -> Result<(), Error> {
+        if self.pull_batch(peers).await? == Pulled::Refused {
+            if peers.len() == 1 {
+                self.pull_later(&peers[0]);
+            } else {
+                for peer in peers {
+                    if self.pull_batch(std::slice::from_ref(peer)).await? == Pulled::Refused {
+                        self.pull_later(peer);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_batch(self: &Rc<Self>, peers: &[String]) -> Result<Pulled, Error> {
+        // (peer, their session, track name) for each track asked for.
+        let mut asked: Vec<(String, String, String)> = Vec::new();
+        for peer in peers {
+            self.remote_mut(peer, |r| {
+                for name in &r.tracks {
+                    if r.wants(name) && !r.pulled.iter().any(|(p, _)| p == name) {
+                        asked.push((peer.clone(), r.session_id.clone(), name.clone()));
+                    }
+                }
+            });
+        }
+        if asked.is_empty() {
+            return Ok(Pulled::Done);
         }
         let tracks = Array::new();
-        for name in &wanted {
+        for (_, session, name) in &asked {
             let t = Object::new();
             set(&t, "location", "remote");
             set(&t, "sessionId", session.as_str());
@@ -886,29 +934,24 @@ impl State {
         let path = self.path("/tracks/new")?;
         let answer = match self.call("POST", &path, &body).await {
             Ok(answer) => answer,
-            // `forbidden`: not published (yet) in the room as the server knows it, as after a
-            // server restart until the publisher has pushed again.
-            Err(error)
-                if is_transient(&error)
-                    || matches!(&error, Error::Server { code, .. } if code == "forbidden") =>
-            {
-                self.pull_later(peer);
-                return Ok(());
+            Err(Error::Server { code, .. }) if code == "forbidden" => return Ok(Pulled::Refused),
+            Err(error) if is_transient(&error) => {
+                for peer in peers {
+                    self.pull_later(peer);
+                }
+                return Ok(Pulled::Done);
             }
             Err(error) => return Err(error),
         };
-        let mut not_yet = false;
-        let mut pulled = Vec::new();
+        let mut not_yet: Vec<String> = Vec::new();
+        let mut pulled: Vec<(String, String)> = Vec::new();
         if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
             for t in list.iter() {
-                match (
-                    get_str(&t, "trackName"),
-                    get_str(&t, "mid"),
-                    get_str(&t, "errorCode"),
-                ) {
-                    (Some(name), Some(mid), None) if !mid.is_empty() => pulled.push((name, mid)),
-                    (_, _, Some(code)) if code == "not_found_track_error" => not_yet = true,
-                    (_, _, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
+                let name = get_str(&t, "trackName").unwrap_or_default();
+                match (get_str(&t, "mid"), get_str(&t, "errorCode")) {
+                    (Some(mid), None) if !mid.is_empty() => pulled.push((name, mid)),
+                    (_, Some(code)) if code == "not_found_track_error" => not_yet.push(name),
+                    (_, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
                         code,
                         message: get_str(&t, "errorDescription").unwrap_or_default(),
                     })),
@@ -918,28 +961,40 @@ impl State {
         }
         // While the call was out, they may have left or changed what they publish: keep
         // only what is still wanted, close the rest.
-        let stale = self
-            .remote_mut(peer, |r| {
-                let (keep, stale): (Vec<_>, Vec<_>) = pulled
-                    .into_iter()
-                    .partition(|(name, _)| !r.left && r.session_id == session && r.wants(name));
+        let mut stale = Vec::new();
+        let mut later = Vec::new();
+        for peer in peers {
+            let theirs = |name: &String| asked.iter().any(|(p, _, n)| p == peer && n == name);
+            let session = asked.iter().find(|(p, _, _)| p == peer).map(|(_, s, _)| s);
+            let (mine, rest): (Vec<_>, Vec<_>) = pulled.into_iter().partition(|(n, _)| theirs(n));
+            pulled = rest;
+            let waiting = not_yet.iter().any(|n| theirs(n));
+            self.remote_mut(peer, |r| {
+                let (keep, gone): (Vec<_>, Vec<_>) = mine.into_iter().partition(|(name, _)| {
+                    !r.left && Some(&r.session_id) == session && r.wants(name)
+                });
                 r.pulled.extend(keep);
-                r.closing.extend(stale.iter().map(|(_, mid)| mid.clone()));
-                if !not_yet {
+                if !gone.is_empty() {
+                    r.closing.extend(gone.into_iter().map(|(_, mid)| mid));
+                    stale.push(peer.clone());
+                }
+                if !waiting {
                     r.retry.reset();
                 }
-                !stale.is_empty()
-            })
-            .unwrap_or(false);
-        self.answer_if_asked(&answer).await?;
-        if stale {
-            enqueue(self, Op::Close(peer.to_owned()));
+            });
+            if waiting {
+                later.push(peer);
+            }
         }
-        if not_yet {
+        self.answer_if_asked(&answer).await?;
+        for peer in stale {
+            enqueue(self, Op::Close(peer));
+        }
+        for peer in later {
             // The publisher's media has not reached the SFU yet: ask again later.
             self.pull_later(peer);
         }
-        Ok(())
+        Ok(Pulled::Done)
     }
 
     fn pull_later(self: &Rc<Self>, peer: &str) {

@@ -59,6 +59,7 @@ export async function startServer(extraArgs = [], { listen = "127.0.0.1:0", db =
   return {
     url,
     port: Number(new URL(url).port),
+    pid: child.pid,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;
