@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` by `cargo xtask test`: the published types must describe the
 // API as apps use it, with no `any` leaking into their code.
-import { Room, init, version, type Snapshot, type JoinOptions, type CallroomError } from "callroom";
+import { Room, init, version, watchTile, type Snapshot, type JoinOptions, type CallroomError } from "callroom";
 import { useWebRTC, Video, useVideoRef, type UseWebRTC } from "callroom/react";
 
 async function plain(): Promise<void> {
@@ -20,6 +20,11 @@ async function plain(): Promise<void> {
   room.setVideoQuality("p1", "low");
   // @ts-expect-error: qualities are a closed set
   room.setVideoQuality("p1", "ultra");
+  const layer: "high" | "medium" | "low" | "off" | null = snapshot.remoteStreams[0]?.videoLayer ?? null;
+  const stopWatching: () => void = watchTile(room, "p1", document.createElement("video"));
+  stopWatching();
+  // @ts-expect-error: a tile is an element
+  watchTile(room, "p1", "video");
   const quality: "good" | "fair" | "poor" | "lost" | null = snapshot.remoteStreams[0]?.quality ?? null;
   const off: () => void = room.subscribe(() => undefined);
   off();
@@ -54,7 +59,7 @@ async function plain(): Promise<void> {
     const code: string = error.code;
     void code;
   }
-  void [state, firstStream, sharedScreen, quality, v];
+  void [state, firstStream, sharedScreen, quality, layer, v];
 }
 
 function Component(): ReturnType<typeof Video> {
@@ -64,6 +69,9 @@ function Component(): ReturnType<typeof Video> {
   void [connectionState, remoteStreams, error, sessionId, initialize, publishStream, unpublishStream, reconnect, ref];
   // @ts-expect-error: the stream prop is required
   Video({});
+  Video({ stream: call.remoteStreams[0]?.stream, room: call.room, peerId: call.remoteStreams[0]?.peerId });
+  // @ts-expect-error: the room is a Room
+  Video({ stream: null, room: "standup" });
   return Video({ stream: call.localStream, muted: true });
 }
 
