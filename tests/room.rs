@@ -319,8 +319,17 @@ fn record_page_resources() {
     let install = js_sys::Function::new_no_args(
         r#"
         if (window.__callroomRecorded) return;
-        const pcs = [], tracks = [], screens = [];
-        window.__callroomRecorded = { pcs, tracks, screens };
+        const pcs = [], tracks = [], screens = [], requests = [];
+        window.__callroomRecorded = { pcs, tracks, screens, requests };
+        // "METHOD path status" of every request the page made.
+        const realFetch = window.fetch.bind(window);
+        window.fetch = async (input, init) => {
+            const response = await realFetch(input, init);
+            const url = new URL(typeof input === "string" ? input : input.url, location.href);
+            const method = (init && init.method) || (typeof input === "string" ? "GET" : input.method);
+            requests.push(`${method} ${url.pathname} ${response.status}`);
+            return response;
+        };
         const Real = window.RTCPeerConnection;
         window.RTCPeerConnection = class extends Real {
             constructor(...args) { super(...args); this.descriptionsSet = 0; pcs.push(this); }
@@ -370,6 +379,13 @@ fn live_resources() -> (u32, u32, u32) {
     let result: js_sys::Array = count.call0(&JsValue::NULL).unwrap().unchecked_into();
     let n = |i| result.get(i).as_f64().unwrap() as u32;
     (n(0), n(1), n(2))
+}
+
+/// "METHOD path status" of every request the page made since `record_page_resources`.
+fn requests_made() -> Vec<String> {
+    let list = js_sys::Function::new_no_args("return window.__callroomRecorded.requests;");
+    let result: js_sys::Array = list.call0(&JsValue::NULL).unwrap().unchecked_into();
+    result.iter().filter_map(|v| v.as_string()).collect()
 }
 
 /// Offers and answers set so far on every peer connection the page made (closed ones too,
@@ -1160,6 +1176,15 @@ async fn an_sfu_call_comes_back_by_itself_after_the_server_and_its_sfu_restart()
         a.snapshot().session_id.as_deref(),
         Some(a_id.as_str()),
         "signaling resumed the same session"
+    );
+    // Signaling came back first and asked whether the SFU session survived the restart: it
+    // had not (410), so the SFU connection was rebuilt then, not after ICE noticed.
+    let requests = requests_made();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /sfu/sessions/") && r.ends_with(" 410")),
+        "the session was checked after signaling came back: {requests:?}"
     );
     // Signaling is back long before the new SFU connection is: the room shows `reconnecting`
     // until its media is back, never `connected` over a lost or new SFU connection.

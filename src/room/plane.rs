@@ -230,6 +230,13 @@ impl Plane {
         matches!(self, Plane::Peers(_))
     }
 
+    /// Signaling is back after an outage.
+    pub(crate) fn on_resumed(&self) {
+        if let Plane::Sfu(sfu) = self {
+            sfu.on_resumed();
+        }
+    }
+
     /// Time passed: drives recovery.
     pub(crate) fn tick(&self, now: f64) {
         match self {

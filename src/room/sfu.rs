@@ -73,6 +73,9 @@ enum Op {
     /// Start over: a new connection and session, everything pushed and pulled again (after
     /// ICE failed, the session is gone, or a negotiation broke half-way).
     Rebuild,
+    /// Ask whether our session still exists (signaling came back after an outage, so the
+    /// server, and an embedded SFU with it, may have restarted); start over at once if not.
+    Check,
 }
 
 /// A participant whose media we pull.
@@ -455,6 +458,12 @@ impl Sfu {
 
     pub(crate) fn tick(&self, _now: f64) {}
 
+    /// Signaling is back after an outage: if the server restarted, our SFU session died with
+    /// it, and waiting for ICE to notice would take seconds longer than asking.
+    pub(crate) fn on_resumed(&self) {
+        enqueue(&self.state, Op::Check);
+    }
+
     /// Reads the connection's stats once: the link's quality (which steers layers), and per
     /// participant the frames and quality of what reaches us from them. Pauses cameras nobody
     /// shows, resumes them when shown, and asks for the layer each tile calls for.
@@ -682,6 +691,15 @@ impl State {
             }
             Op::Layer(peer) => self.relayer(&peer).await,
             Op::Rebuild => self.rebuild(),
+            Op::Check => {
+                let Ok(path) = self.path("") else {
+                    return Ok(());
+                };
+                match self.http.get(&path, Some(&self.token), None).await {
+                    Err(Error::Server { code, .. }) if code == "session_error" => self.rebuild(),
+                    _ => Ok(()),
+                }
+            }
             Op::Retire(mid) => self.close(vec![mid]).await,
             Op::Close(peer) => {
                 let mids = self
@@ -858,6 +876,8 @@ impl State {
 
     /// A new connection and session; what we publish and pull goes out again on it.
     fn rebuild(self: &Rc<Self>) -> Result<(), Error> {
+        // This rebuild covers any that was waiting for its retry.
+        self.retry.borrow_mut().retain(|(op, _)| *op != Op::Rebuild);
         let pc = connection(&self.setup.ice_servers)?;
         *self._listeners.borrow_mut() = listen(self, &pc);
         self.pc.replace(pc).close();
@@ -968,7 +988,7 @@ impl State {
             let session = asked.iter().find(|(p, _, _)| p == peer).map(|(_, s, _)| s);
             let (mine, rest): (Vec<_>, Vec<_>) = pulled.into_iter().partition(|(n, _)| theirs(n));
             pulled = rest;
-            let waiting = not_yet.iter().any(|n| theirs(n));
+            let waiting = not_yet.iter().any(theirs);
             self.remote_mut(peer, |r| {
                 let (keep, gone): (Vec<_>, Vec<_>) = mine.into_iter().partition(|(name, _)| {
                     !r.left && Some(&r.session_id) == session && r.wants(name)

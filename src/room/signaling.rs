@@ -241,7 +241,11 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
                 }
                 update(&shared, |inner| {
                     let action = inner.signaling.as_mut()?.poll.on_answer(cursor);
+                    let resumed = inner.signal_state == ConnectionState::Reconnecting;
                     inner.set_state(ConnectionState::Connected);
+                    if let Some(plane) = inner.plane().filter(|_| resumed) {
+                        plane.on_resumed();
+                    }
                     Some(action)
                 })
                 .flatten()
