@@ -98,6 +98,7 @@ export function renderTiles(grid, tiles, room = null) {
   const columns = Math.max(1, Math.ceil(Math.sqrt(cameras)));
   grid.style.setProperty("--columns", String(columns));
   grid.style.setProperty("--rows", String(Math.max(1, Math.ceil(cameras / columns))));
+  grid.classList.toggle("sharing", tiles.some((t) => t.screen));
   grid.dataset.count = String(seen.size);
 }
 

@@ -16,7 +16,8 @@ export function init(moduleOrPath?: InitInput | Promise<InitInput>): Promise<voi
 /**
  * Tells `room` how large `element` shows `peerId`'s camera, as it changes: in an SFU room the
  * layer received follows the size, and a camera whose element is out of view, hidden or gone
- * is paused. Returns a function that stops watching (the tile then counts as gone).
+ * is paused. With several tiles for one participant, the largest visible one counts. Returns a
+ * function that stops watching (the tile then counts as gone).
  */
 export function watchTile(room: import("./callroom.js").Room, peerId: string, element: Element): () => void;
 /** The library's version. Needs `init()` first. */

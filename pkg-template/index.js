@@ -39,32 +39,53 @@ export function version() {
 
 export const Room = bindings.Room;
 
+/** Per room, per participant: the tiles watched, each `{ width, height, visible }`. */
+const tiles = new WeakMap();
+
 /**
  * Tells `room` how large `element` shows `peerId`'s camera, as it changes: in an SFU room the
  * layer received follows the size, and a camera whose element is scrolled out of view, hidden
- * or gone is paused. Returns a function that stops watching (the tile then counts as gone).
+ * or gone is paused. With several tiles for one participant, the largest visible one counts.
+ * Returns a function that stops watching (the tile then counts as gone).
  * Does nothing useful in mesh and hub rooms, and is harmless there.
  */
 export function watchTile(room, peerId, element) {
-  let width = 0;
-  let height = 0;
-  let visible = true;
+  let byPeer = tiles.get(room);
+  if (!byPeer) {
+    byPeer = new Map();
+    tiles.set(room, byPeer);
+  }
+  let mine = byPeer.get(peerId);
+  if (!mine) {
+    mine = new Set();
+    byPeer.set(peerId, mine);
+  }
+  const tile = { width: 0, height: 0, visible: true };
+  mine.add(tile);
   const report = () => {
+    let width = 0;
+    let height = 0;
+    for (const t of mine) {
+      if (t.visible && t.height > height) {
+        width = t.width;
+        height = t.height;
+      }
+    }
     const scale = globalThis.devicePixelRatio || 1;
     try {
-      room.setTileSize(peerId, Math.round(width * scale), visible ? Math.round(height * scale) : 0);
+      room.setTileSize(peerId, Math.round(width * scale), Math.round(height * scale));
     } catch {
       // The room was freed: nothing to tell.
     }
   };
   const resize = new ResizeObserver((entries) => {
     const box = entries[entries.length - 1].contentRect;
-    width = box.width;
-    height = box.height;
+    tile.width = box.width;
+    tile.height = box.height;
     report();
   });
   const view = new IntersectionObserver((entries) => {
-    visible = entries[entries.length - 1].isIntersecting;
+    tile.visible = entries[entries.length - 1].isIntersecting;
     report();
   });
   resize.observe(element);
@@ -72,7 +93,10 @@ export function watchTile(room, peerId, element) {
   return () => {
     resize.disconnect();
     view.disconnect();
-    visible = false;
+    mine.delete(tile);
+    if (mine.size === 0 && byPeer.get(peerId) === mine) {
+      byPeer.delete(peerId);
+    }
     report();
   };
 }

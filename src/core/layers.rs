@@ -94,6 +94,39 @@ pub fn paused(view: View) -> bool {
     }
 }
 
+/// How long a camera must stay unshown before it is paused: a tile scrolled past, or hidden
+/// for a moment, keeps its pull (at the smallest layer meanwhile).
+pub const PAUSE_AFTER_MS: f64 = 3_000.0;
+
+/// Most pauses on one connection to the SFU. Each pause closes a pull, and the m-section it
+/// leaves stays in every later description (the SFU's offers add new ones and never reuse
+/// them); past this, an unshown camera is kept at the smallest layer instead.
+pub const MAX_PAUSES: u32 = 32;
+
+/// Whether one remote camera is paused, measurement after measurement (time passed in).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Pause {
+    /// Since when the view has called for a pause without a break, in ms.
+    since: Option<f64>,
+    paused: bool,
+}
+
+impl Pause {
+    /// `wanted`: the view calls for a pause now ([`paused`]); `pauses`: how many pauses the
+    /// connection has had. Returns whether the camera is paused now.
+    pub fn update(&mut self, now_ms: f64, wanted: bool, pauses: u32) -> bool {
+        if !wanted {
+            *self = Self::default();
+            return false;
+        }
+        let since = *self.since.get_or_insert(now_ms);
+        if !self.paused && pauses < MAX_PAUSES && now_ms - since >= PAUSE_AFTER_MS {
+            self.paused = true;
+        }
+        self.paused
+    }
+}
+
 /// The rid to pull for a publisher whose capture is `capture_height` tall and sent in the
 /// first `available` of [`LAYERS`].
 pub fn choose(capture_height: u32, available: usize, view: View) -> &'static str {
@@ -178,6 +211,37 @@ mod tests {
         assert!(
             !paused(with(Hint::Low, Some(0))),
             "an explicit layer is kept even when hidden"
+        );
+    }
+
+    #[test]
+    fn a_pause_waits_for_the_tile_to_stay_unshown_and_ends_at_once() {
+        let mut pause = Pause::default();
+        assert!(!pause.update(0.0, true, 0), "hidden a moment: still pulled");
+        assert!(!pause.update(2_000.0, true, 0));
+        assert!(
+            !pause.update(2_500.0, false, 0),
+            "shown again: the wait starts over"
+        );
+        assert!(!pause.update(4_000.0, true, 0));
+        assert!(!pause.update(6_999.0, true, 0));
+        assert!(pause.update(7_000.0, true, 0), "unshown for 3 s: paused");
+        assert!(pause.update(60_000.0, true, 0), "and stays paused");
+        assert!(!pause.update(60_001.0, false, 0), "shown: resumed at once");
+    }
+
+    #[test]
+    fn past_the_pause_budget_an_unshown_camera_stays_pulled() {
+        let mut pause = Pause::default();
+        assert!(!pause.update(0.0, true, MAX_PAUSES));
+        assert!(
+            !pause.update(10_000.0, true, MAX_PAUSES),
+            "no pause left on this connection"
+        );
+        assert!(pause.update(20_000.0, true, MAX_PAUSES - 1));
+        assert!(
+            pause.update(30_000.0, true, MAX_PAUSES),
+            "a pause under way is not undone by the budget"
         );
     }
 

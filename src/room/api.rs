@@ -162,7 +162,8 @@ impl Room {
 
     /// Tells the room how large `peer_id`'s video is shown (CSS pixels times
     /// `devicePixelRatio`; 0 when hidden). In an SFU room, the simulcast layer pulled of their
-    /// camera follows: the smallest that fills the tile, one lower on a poor link.
+    /// camera follows: the smallest that fills the tile, one lower on a poor link; a camera
+    /// unshown for 3 s is paused.
     pub fn set_tile_size(&self, peer_id: &str, _width: u32, height: u32) {
         if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
             plane.set_tile_size(peer_id, height);
@@ -171,7 +172,7 @@ impl Room {
 
     /// Which layer of `peer_id`'s camera to receive in an SFU room: `Auto` (the default)
     /// follows the tile size (see [`Room::set_tile_size`]) and our link; `High`, `Medium` and
-    /// `Low` pick one; `Off`, the cheapest.
+    /// `Low` pick one; `Off` pauses it (nothing received; see [`crate::core::layers::Pause`]).
     pub fn set_video_quality(&self, peer_id: &str, hint: crate::core::layers::Hint) {
         if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
             plane.set_video_quality(peer_id, hint);

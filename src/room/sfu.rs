@@ -27,7 +27,7 @@ use super::plane::{PlaneEvent, PlaneSetup};
 use super::RemoteStream;
 use crate::core::backoff::Backoff;
 use crate::core::layers;
-use crate::core::quality::{QualityMeter, QualityReport, StatsSample};
+use crate::core::quality::{Quality, QualityMeter, QualityReport, StatsSample};
 use crate::core::roster::{Change, Roster};
 use crate::core::session::is_transient;
 use crate::js_error::browser_error;
@@ -43,6 +43,13 @@ const SILENT_TRACK_MS: f64 = 25_000.0;
 /// How long the connection may stay `disconnected` before it is rebuilt (Cloudflare's own
 /// client waits about 7 s).
 const DISCONNECTED_GRACE_MS: u32 = 5_000;
+
+/// The layer of a camera whose `tracks/update` failed: none the policy picks, so the next
+/// measurement asks again.
+const UNKNOWN_LAYER: &str = "?";
+
+/// Most tracks one `tracks/new` may ask for (the SFU's limit per call, as Cloudflare's).
+const MAX_PULL_TRACKS: usize = 64;
 
 /// How a pull request went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +107,9 @@ struct Remote {
     layers: usize,
     /// The layer asked for (`None`: the SFU's default, the best).
     layer: Option<&'static str>,
-    /// Their camera is not pulled: nobody shows it, or the app said `off`.
+    /// Their camera is not pulled: nobody shows it, or the app said `off` (for long enough).
     paused: bool,
+    pause: layers::Pause,
     /// How tall their capture is, estimated from the frames of the layer we get.
     capture_height: u32,
     /// How tall the app shows them, in device pixels.
@@ -131,6 +139,16 @@ impl Remote {
     }
 }
 
+/// How the app shows a participant who has not published yet.
+#[derive(Default)]
+struct Early {
+    tile_height: Option<u32>,
+    hint: layers::Hint,
+}
+
+/// Most participants whose view is kept before they publish.
+const MAX_EARLY_VIEWS: usize = 64;
+
 struct State {
     setup: PlaneSetup,
     http: Http,
@@ -149,11 +167,15 @@ struct State {
     retry: RefCell<Vec<(Op, Timeout)>>,
     /// Runs out when the connection stayed `disconnected` too long.
     grace: RefCell<Option<Timeout>>,
+    /// Cameras paused on this connection (see [`layers::MAX_PAUSES`]).
+    pauses: Cell<u32>,
     /// The connection was lost and is not back yet (told to the room as it changes).
     reconnecting: Cell<bool>,
     /// Our pushed transceivers, by kind.
     sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
     remotes: RefCell<Vec<Remote>>,
+    /// Views set for participants with no `Remote` yet.
+    early: RefCell<Vec<(String, Early)>>,
     ops: RefCell<VecDeque<Op>>,
     running: Cell<bool>,
     meter: RefCell<QualityMeter>,
@@ -251,9 +273,11 @@ impl Sfu {
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
             retry: RefCell::new(Vec::new()),
             grace: RefCell::new(None),
+            pauses: Cell::new(0),
             reconnecting: Cell::new(false),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
+            early: RefCell::new(Vec::new()),
             ops: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
             meter: RefCell::new(QualityMeter::default()),
@@ -274,6 +298,7 @@ impl Sfu {
 
     pub(crate) fn on_roster(&self, change: &Change) {
         if let Change::Left { peer_id, .. } = change {
+            self.state.early.borrow_mut().retain(|(p, _)| p != peer_id);
             let known = self.state.remote_mut(peer_id, |r| {
                 r.tracks.clear();
                 r.closing.extend(r.pulled.drain(..).map(|(_, mid)| mid));
@@ -312,6 +337,11 @@ impl Sfu {
             let Ok(stream) = MediaStream::new() else {
                 return;
             };
+            let view = {
+                let mut early = self.state.early.borrow_mut();
+                let at = early.iter().position(|(p, _)| *p == peer);
+                at.map(|i| early.remove(i).1).unwrap_or_default()
+            };
             self.state.remotes.borrow_mut().push(Remote {
                 peer_id: peer.clone(),
                 session_id: tracks.session_id,
@@ -328,9 +358,10 @@ impl Sfu {
                 layers,
                 layer: None,
                 paused: false,
+                pause: layers::Pause::default(),
                 capture_height: 0,
-                tile_height: None,
-                hint: layers::Hint::Auto,
+                tile_height: view.tile_height,
+                hint: view.hint,
                 screen: None,
                 meter: QualityMeter::default(),
                 metered: Vec::new(),
@@ -353,13 +384,12 @@ impl Sfu {
     /// `peer` is shown `height` device pixels tall (0: not shown): the next measurement picks
     /// its layer accordingly.
     pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
-        self.state
-            .remote_mut(peer, |r| r.tile_height = Some(height));
+        self.state.set_view(peer, |r| r.tile_height = Some(height));
     }
 
     /// The app's quality hint for `peer`'s camera; the next measurement applies it.
     pub(crate) fn set_video_quality(&self, peer: &str, hint: layers::Hint) {
-        self.state.remote_mut(peer, |r| r.hint = hint);
+        self.state.set_view(peer, |r| r.hint = hint);
     }
 
     /// What we publish; a kind not pushed yet goes out at the next `send_track`.
@@ -502,20 +532,34 @@ impl Sfu {
                 for i in &theirs {
                     stats::add_inbound(&mut sample, i);
                 }
-                let report = remote.meter.update(sample);
+                let mut report = remote.meter.update(sample);
+                if connected && report.quality == Quality::Lost {
+                    // Nothing from them this interval while our link works: they send nothing
+                    // (camera off, muted), which says nothing of the path. A participant
+                    // whose own link died leaves the roster after the peer timeout.
+                    report.quality = link.quality;
+                }
                 remote.quality = Some(report);
                 reports.push((peer.clone(), report));
+            } else {
+                remote.quality = None;
             }
             let view = layers::View {
                 hint: remote.hint,
                 tile_height: remote.tile_height,
                 quality: Some(link.quality),
             };
-            let pause = remote.camera.is_some() && layers::paused(view);
+            let pause = remote.camera.is_some()
+                && remote.pause.update(
+                    reading.sample.at_ms,
+                    layers::paused(view),
+                    state.pauses.get(),
+                );
             if pause != remote.paused {
                 remote.paused = pause;
                 remote.layer = None;
                 if pause {
+                    state.pauses.set(state.pauses.get() + 1);
                     if let Some(mid) = remote.camera_mid().map(str::to_owned) {
                         remote.pulled.retain(|(_, m)| *m != mid);
                         remote.closing.push(mid);
@@ -585,10 +629,54 @@ impl State {
         self.pc.borrow().clone()
     }
 
+    /// Whether there is anything to send or receive, so a connection to wait for.
+    fn has_media(&self) -> bool {
+        let sending = self
+            .local
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.get_tracks().length() > 0)
+            || !self.pending.borrow().is_empty();
+        sending
+            || self
+                .remotes
+                .borrow()
+                .iter()
+                .any(|r| r.tracks.iter().any(|name| r.wants(name)))
+    }
+
     fn set_reconnecting(&self, reconnecting: bool) {
         if self.reconnecting.replace(reconnecting) != reconnecting {
             (self.setup.sink)(PlaneEvent::Reconnecting(reconnecting));
         }
+    }
+
+    /// Applies `f` to how the app shows `peer`; kept aside until they publish, if they have
+    /// not yet (a tile may be laid out first).
+    fn set_view(&self, peer: &str, f: impl Fn(&mut Early)) {
+        let applied = self.remote_mut(peer, |r| {
+            let mut view = Early {
+                tile_height: r.tile_height,
+                hint: r.hint,
+            };
+            f(&mut view);
+            (r.tile_height, r.hint) = (view.tile_height, view.hint);
+        });
+        if applied.is_some() {
+            return;
+        }
+        let mut early = self.early.borrow_mut();
+        let at = match early.iter().position(|(p, _)| p == peer) {
+            Some(at) => at,
+            None => {
+                if early.len() >= MAX_EARLY_VIEWS {
+                    early.remove(0);
+                }
+                early.push((peer.to_owned(), Early::default()));
+                early.len() - 1
+            }
+        };
+        f(&mut early[at].1);
     }
 
     fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
@@ -721,7 +809,16 @@ impl State {
                             t.stop();
                         }
                     }
-                    self.close(mids).await
+                    match self.close(mids.clone()).await {
+                        Err(error) if is_transient(&error) => {
+                            // Not closed (a busy or restarting server): close them later, or
+                            // the SFU keeps sending what nobody shows.
+                            self.remote_mut(&peer, |r| r.closing.extend(mids));
+                            self.later(Op::Close(peer));
+                            return Ok(());
+                        }
+                        other => other,
+                    }
                 };
                 self.remotes
                     .borrow_mut()
@@ -834,10 +931,7 @@ impl State {
         let answer = match self.call("POST", &path, &body).await {
             Ok(answer) => answer,
             Err(error) => {
-                // Back to stable, so the next negotiation starts clean.
-                let rollback = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
-                let pc = self.pc();
-                let _ = JsFuture::from(pc.set_local_description(&rollback)).await;
+                self.rollback().await;
                 return Err(error);
             }
         };
@@ -882,18 +976,26 @@ impl State {
         *self._listeners.borrow_mut() = listen(self, &pc);
         self.pc.replace(pc).close();
         self.sent.borrow_mut().clear();
+        self.pauses.set(0);
         *self.session.borrow_mut() = None;
+        // Those who left need no closing on a session that is gone.
+        self.remotes.borrow_mut().retain(|r| !r.left);
         // Media comes back once the new connection is up; with nothing to send or receive
         // there is nothing to wait for.
-        let has_media = self.local.borrow().is_some() || !self.remotes.borrow().is_empty();
-        self.set_reconnecting(has_media);
+        self.set_reconnecting(self.has_media());
         let mut peers = Vec::new();
         for remote in self.remotes.borrow_mut().iter_mut() {
             remote.pulled.clear();
             remote.closing.clear();
             remote.layer = None;
-            for track in remote.stream.get_tracks().iter() {
-                remote.stream.remove_track(track.unchecked_ref());
+            remote.retry_timer = None;
+            remote.meter = QualityMeter::default();
+            remote.metered.clear();
+            remote.quality = None;
+            for stream in std::iter::once(&remote.stream).chain(&remote.screen) {
+                for track in stream.get_tracks().iter() {
+                    stream.remove_track(track.unchecked_ref());
+                }
             }
             peers.push(remote.peer_id.clone());
         }
@@ -907,23 +1009,62 @@ impl State {
         Ok(())
     }
 
-    /// Pulls what `peers` announced and we have not pulled, in one `tracks/new`, then
-    /// answers the SFU's offer. When the server refuses the batch (`forbidden`: one of them
-    /// is not published yet as it knows the room, as after a restart), each is asked alone, so
-    /// one publisher that is not back yet does not hold up the others.
+    /// Pulls what `peers` announced and we have not pulled, in as few `tracks/new` calls as
+    /// the SFU's limit of tracks per call allows, answering the SFU's offer after each.
     async fn pull(self: &Rc<Self>, peers: &[String]) -> Result<(), Error> {
-        if self.pull_batch(peers).await? == Pulled::Refused {
-            if peers.len() == 1 {
-                self.pull_later(&peers[0]);
-            } else {
-                for peer in peers {
-                    if self.pull_batch(std::slice::from_ref(peer)).await? == Pulled::Refused {
-                        self.pull_later(peer);
-                    }
+        let mut start = 0;
+        while start < peers.len() {
+            let (mut end, mut count) = (start, 0);
+            while end < peers.len() {
+                let wanted = self
+                    .remote_mut(&peers[end], |r| {
+                        r.tracks.iter().filter(|name| r.wants(name)).count()
+                    })
+                    .unwrap_or(0);
+                if end > start && count + wanted > MAX_PULL_TRACKS {
+                    break;
                 }
+                count += wanted;
+                end += 1;
             }
+            self.pull_group(&peers[start..end]).await?;
+            start = end;
         }
         Ok(())
+    }
+
+    /// One `tracks/new` for `peers`. When the server refuses it (`forbidden`: one of them is
+    /// not published yet as it knows the room, as after a restart; or anything else about
+    /// one of them), each is asked alone, so one publisher does not hold up the others.
+    async fn pull_group(self: &Rc<Self>, peers: &[String]) -> Result<(), Error> {
+        let result = self.pull_batch(peers).await;
+        let refused = match &result {
+            Ok(pulled) => *pulled == Pulled::Refused,
+            Err(error) => matches!(error, Error::Server { .. }) && !breaks_session(error),
+        };
+        match result {
+            Ok(Pulled::Done) => Ok(()),
+            Ok(Pulled::Refused) if peers.len() == 1 => {
+                self.pull_later(&peers[0]);
+                Ok(())
+            }
+            _ if refused && peers.len() > 1 => {
+                for peer in peers {
+                    match self.pull_batch(std::slice::from_ref(peer)).await {
+                        Ok(Pulled::Done) => {}
+                        Ok(Pulled::Refused) => self.pull_later(peer),
+                        Err(error) if breaks_session(&error) => return Err(error),
+                        Err(error) => {
+                            (self.setup.sink)(PlaneEvent::Error(error));
+                            self.pull_later(peer);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     async fn pull_batch(self: &Rc<Self>, peers: &[String]) -> Result<Pulled, Error> {
@@ -1053,8 +1194,15 @@ impl State {
         let body = Object::new();
         set(&body, "tracks", Array::of1(&t));
         let path = self.path("/tracks/update")?;
-        let answer = self.call("PUT", &path, &body).await?;
-        self.answer_if_asked(&answer).await
+        let result = match self.call("PUT", &path, &body).await {
+            Ok(answer) => self.answer_if_asked(&answer).await,
+            Err(error) => Err(error),
+        };
+        if result.is_err() {
+            // Which layer comes is unknown now: the next measurement asks again.
+            self.remote_mut(peer, |r| r.layer = Some(UNKNOWN_LAYER));
+        }
+        result
     }
 
     /// When the SFU sent an offer with its answer, answers it through `renegotiate`.
@@ -1101,12 +1249,25 @@ impl State {
         set(&body, "tracks", tracks);
         set(&body, "sessionDescription", offer);
         set(&body, "force", false);
-        let answer = self.call("PUT", &path, &body).await?;
+        let answer = match self.call("PUT", &path, &body).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.rollback().await;
+                return Err(error);
+            }
+        };
         let desc = get(&answer, "sessionDescription");
         if desc.is_object() {
             self.apply_remote(&desc, RtcSdpType::Answer).await?;
         }
         Ok(())
+    }
+
+    /// Back to stable after an offer the SFU never answered, so the next negotiation starts
+    /// clean.
+    async fn rollback(&self) {
+        let rollback = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+        let _ = JsFuture::from(self.pc().set_local_description(&rollback)).await;
     }
 
     /// `setLocalDescription()`; the description as `{type, sdp}`.
@@ -1158,20 +1319,31 @@ fn enqueue(state: &Rc<State>, op: Op) {
     }
 }
 
+/// Whether `error` leaves the session unusable: it is gone (closed for silence, or the
+/// server restarted), or a negotiation broke half-way and left the SFU waiting.
+fn breaks_session(error: &Error) -> bool {
+    matches!(error, Error::Server { code, .. } if code == "session_error")
+        || matches!(error, Error::Protocol(_))
+}
+
 async fn run_ops(weak: Weak<State>) {
     loop {
         let Some(state) = weak.upgrade() else { return };
         let Some(op) = state.ops.borrow_mut().pop_front() else {
             state.running.set(false);
+            // Everything went out and nothing was negotiated (nothing to send, nobody to
+            // pull): no connection will come up, and none is missing.
+            let negotiated = js::get_str(&state.pc(), "connectionState").as_deref() != Some("new");
+            if !negotiated && state.retry.borrow().is_empty() && !state.has_media() {
+                state.set_reconnecting(false);
+            }
             return;
         };
         let rebuilding = op == Op::Rebuild;
         if let Err(error) = state.clone().run(op).await {
             // The session is gone (closed for silence, or the server restarted), or a
             // negotiation broke half-way and left the SFU waiting: start over.
-            let broken = matches!(&error, Error::Server { code, .. } if code == "session_error")
-                || matches!(error, Error::Protocol(_));
-            if broken && !rebuilding {
+            if breaks_session(&error) && !rebuilding {
                 state.later(Op::Rebuild);
             }
             (state.setup.sink)(PlaneEvent::Error(error));

@@ -26,10 +26,12 @@ async function open(path, viewport = { width: 1280, height: 720 }) {
   await context.addInitScript(() => {
     const Real = window.RTCPeerConnection;
     window.pcCount = 0;
+    window.pcs = [];
     window.RTCPeerConnection = class extends Real {
       constructor(...args) {
         super(...args);
         window.pcCount++;
+        window.pcs.push(this);
       }
     };
   });
@@ -48,6 +50,18 @@ async function open(path, viewport = { width: 1280, height: 720 }) {
   });
   return page;
 }
+
+/** Waits until `check()`, a test-side condition, holds. */
+async function eventually(check, what, timeout = 10_000) {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** How many m-sections the page's SFU connection has negotiated. */
+const mSections = (page) => page.evaluate(() => window.pcs.at(-1).localDescription.sdp.split("\nm=").length - 1);
 
 /** Polls `page` from here (the predicate may be async) until it returns true. */
 async function until(page, predicate, arg, what, timeout = 20_000) {
@@ -89,33 +103,53 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   );
   await ann.setViewportSize({ width: 1280, height: 720 });
 
-  // A hidden tile: its camera is paused (the pull closed, the video track gone), then comes
-  // back when shown again (pulled anew).
-  const before = { ...ann.calls };
-  await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = "none"), bobId);
-  await until(
-    ann,
-    (id) => {
-      const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
-      return r.videoLayer === "off" && r.stream.getVideoTracks().length === 0 && r.stream.getAudioTracks().length === 1;
-    },
-    bobId,
-    "paused: no video track, audio kept",
-  );
-  assert.ok(ann.calls.close > before.close, "pausing closed the pull");
-  assert.equal(await ann.locator(`[data-peer="${bobId}"] .layer`).getAttribute("data-layer"), "off");
-  await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = ""), bobId);
-  await until(
-    ann,
-    (id) => {
-      const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
-      return r.videoLayer !== "off" && r.stream.getVideoTracks().length === 1 && r.framesDecoded > 0;
-    },
-    bobId,
-    "resumed: frames again",
-  );
-  assert.ok(ann.calls.new > before.new, "resuming pulled the camera anew");
-  assert.notEqual(await layerOf(ann, bobId), "off");
+  // A second, tiny tile for Bob (a thumbnail strip, say): the largest visible tile counts, so his
+  // layer stays high; stopping to watch it changes nothing either.
+  await ann.evaluate(async (id) => {
+    const { watchTile } = await import("/pkg/index.js");
+    const thumb = document.createElement("div");
+    thumb.style.cssText = "width: 32px; height: 18px";
+    document.body.append(thumb);
+    window.stopThumb = watchTile(window.room, id, thumb);
+  }, bobId);
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await layerOf(ann, bobId), "high", "a small second tile does not lower the layer");
+  await ann.evaluate(() => window.stopThumb());
+
+  // A tile hidden for 3 s: its camera is paused (the pull closed, the video track gone), then
+  // comes back when shown again (pulled anew). Each pause leaves one closed m-section behind
+  // (the SFU's offers never reuse them), no more.
+  const sections = [];
+  for (let cycle = 0; cycle < 2; cycle++) {
+    const before = { ...ann.calls };
+    await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = "none"), bobId);
+    await until(
+      ann,
+      (id) => {
+        const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
+        return r.videoLayer === "off" && r.stream.getVideoTracks().length === 0 && r.stream.getAudioTracks().length === 1;
+      },
+      bobId,
+      "paused: no video track, audio kept",
+    );
+    await eventually(() => ann.calls.close > before.close, "pausing closed the pull");
+    assert.equal(await ann.locator(`[data-peer="${bobId}"] .layer`).getAttribute("data-layer"), "off");
+    await ann.evaluate((id) => (document.querySelector(`[data-peer="${id}"]`).style.display = ""), bobId);
+    await until(
+      ann,
+      (id) => {
+        const r = window.room.snapshot().remoteStreams.find((r) => r.peerId === id);
+        return r.videoLayer !== "off" && r.stream.getVideoTracks().length === 1 && r.framesDecoded > 0;
+      },
+      bobId,
+      "resumed: frames again",
+    );
+    assert.ok(ann.calls.new > before.new, "resuming pulled the camera anew");
+    assert.notEqual(await layerOf(ann, bobId), "off");
+    sections.push(await mSections(ann));
+  }
+  t.diagnostic(`m-sections after each pause and resume: ${sections.join(", ")}`);
+  assert.ok(sections[1] <= sections[0] + 1, `one m-section per pause at most: ${sections.join(", ")}`);
 
   // Bob shares his screen: Ann sees it in a large tile of its own, beside his camera.
   await bob.click("#screen");

@@ -77,6 +77,18 @@ test("eight pages in an sfu room each decode all seven others with one connectio
     await new Promise((r) => setTimeout(r, 1000));
     layers = await mediumEverywhere();
   }
+  // And what arrives is the half layer: frames at most 240 lines tall, in every remote tile.
+  const tallestIn = (page) =>
+    page.evaluate(() => {
+      const videos = [...document.querySelectorAll('.tile:not([data-peer="local"]) video')];
+      return Math.max(...videos.map((v) => v.videoHeight));
+    });
+  const tallest = async () => Math.max(...(await Promise.all(pages.map(tallestIn))));
+  const heightDeadline = Date.now() + 15_000;
+  while ((await tallest()) > 240) {
+    assert.ok(Date.now() < heightDeadline, `frames of the half layer everywhere (tallest ${await tallest()} lines)`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
   await Promise.all(pages.map((page) => page.evaluate(() => window.room.leave())));
   assert.deepEqual(pages.flatMap((p) => p.errors), []);
 });

@@ -29,7 +29,7 @@ export function Call({ roomId, name, topology }) {
     h(
       "main",
       {
-        className: "grid",
+        className: screens.length > 0 ? "grid sharing" : "grid",
         id: "grid",
         "data-count": String(cameras + screens.length),
         style: { "--columns": String(columns), "--rows": String(Math.max(1, Math.ceil(cameras / columns))) },
