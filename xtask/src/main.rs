@@ -23,7 +23,7 @@ tasks:
           build, end-to-end tests; prints a summary line per stage
   test browser [FILTER]
           only the browser tests (those whose name contains FILTER)
-  bench [size|join|scale|server|memory]
+  bench [size|join|scale|restart|server|memory|sfu]
           benchmarks that print numbers (and JSON under target/bench/)";
 
 fn main() -> ExitCode {
