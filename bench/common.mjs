@@ -88,12 +88,15 @@ export function save(part, result) {
   writeFileSync(join(dir, `${part}.json`), JSON.stringify(result, null, 2));
 }
 
-/** CPU seconds used so far by every process of `browser` (renderers, GPU, utility, browser). */
-export async function browserCpuSeconds(browser) {
+/**
+ * CPU seconds used so far by every process of `browser` (renderers, GPU, utility, browser), or
+ * only by those of process `type` (such as "renderer").
+ */
+export async function browserCpuSeconds(browser, type) {
   const session = await browser.newBrowserCDPSession();
   const { processInfo } = await session.send("SystemInfo.getProcessInfo");
   await session.detach();
-  return processInfo.reduce((sum, p) => sum + p.cpuTime, 0);
+  return processInfo.filter((p) => !type || p.type === type).reduce((sum, p) => sum + p.cpuTime, 0);
 }
 
 /** CPU seconds used so far by process `pid` (Linux `/proc`, user + system). */

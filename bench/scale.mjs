@@ -59,9 +59,11 @@ async function round(pages, roles, expected, topology) {
       }),
     ),
   );
+  // The browser also holds the pool's pages that sit this round out: take their idle share off.
+  const idle = idlePerPage * (pool.length - pages.length);
   return {
     total,
-    cpuPerPage: ((browser1 - browser0) / seconds / pages.length) * 100,
+    cpuPerPage: (((browser1 - browser0) / seconds - idle) / pages.length) * 100,
     serverCpu: ((server1 - server0) / seconds) * 100,
   };
 }
@@ -75,11 +77,16 @@ const summary = (rounds) => ({
 });
 const cpu = (r) => `${r.cpuPerPage.toFixed(0)}% core/page, server ${r.serverCpu.toFixed(0)}%`;
 
+// Every page up front, and what an idle one's renderer costs (CPU seconds per second).
 const pool = [];
-async function pages(n) {
-  while (pool.length < n) pool.push(await callroomPage(browser, server));
-  return pool.slice(0, n);
-}
+while (pool.length < 8) pool.push(await callroomPage(browser, server));
+await new Promise((r) => setTimeout(r, 1000));
+const idleStart = [await browserCpuSeconds(browser, "renderer"), Date.now()];
+await new Promise((r) => setTimeout(r, CPU_WINDOW_MS));
+const idlePerPage =
+  (await browserCpuSeconds(browser, "renderer") - idleStart[0]) / ((Date.now() - idleStart[1]) / 1000) / pool.length;
+const pages = async (n) => pool.slice(0, n);
+console.log(`an idle page's renderer: ${(idlePerPage * 100).toFixed(1)}% of a core (taken off for pages that sit a round out)`);
 
 const mesh = {};
 for (const n of [2, 3, 4, 6]) {

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::run::{cmd, output, root, status, step, tee};
 
-const PARTS: &[&str] = &["size", "join", "scale", "restart", "server", "memory", "sfu"];
+const PARTS: &[&str] = &[
+    "size", "join", "scale", "restart", "server", "memory", "sfu",
+];
 
 pub fn run(args: &[String]) -> Result<()> {
     let parts: Vec<&str> = if args.is_empty() {
