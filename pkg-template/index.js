@@ -65,7 +65,8 @@ export function watchTile(room, peerId, element) {
   const report = () => {
     let width = 0;
     let height = 0;
-    for (const t of mine) {
+    // The peer's tiles now (a stopped watcher's set may have been replaced).
+    for (const t of byPeer.get(peerId) ?? []) {
       if (t.visible && t.height > height) {
         width = t.width;
         height = t.height;
@@ -90,7 +91,10 @@ export function watchTile(room, peerId, element) {
   });
   resize.observe(element);
   view.observe(element);
+  let stopped = false;
   return () => {
+    if (stopped) return;
+    stopped = true;
     resize.disconnect();
     view.disconnect();
     mine.delete(tile);

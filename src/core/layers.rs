@@ -127,6 +127,51 @@ impl Pause {
     }
 }
 
+/// How the app shows one participant: what it reported (`setTileSize`) and asked for
+/// (`setVideoQuality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shown {
+    /// Height in device pixels of their tile; `None` until reported.
+    pub tile_height: Option<u32>,
+    /// The app's hint.
+    pub hint: Hint,
+}
+
+/// Most participants whose view is kept; setting one more forgets the one set longest ago.
+pub const MAX_VIEWS: usize = 64;
+
+/// How the app shows each participant, kept by the room so a participant not published yet,
+/// or a new connection after a rejoin, gets it. Capped at [`MAX_VIEWS`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Views {
+    /// Least recently set first.
+    entries: Vec<(String, Shown)>,
+}
+
+impl Views {
+    /// Changes `peer`'s view with `f`; returns it.
+    pub fn set(&mut self, peer: &str, f: impl FnOnce(&mut Shown)) -> Shown {
+        let mut shown = self.remove(peer).unwrap_or_default();
+        f(&mut shown);
+        if self.entries.len() >= MAX_VIEWS {
+            self.entries.remove(0);
+        }
+        self.entries.push((peer.to_owned(), shown));
+        shown
+    }
+
+    /// `peer`'s view, and forgets it.
+    pub fn remove(&mut self, peer: &str) -> Option<Shown> {
+        let at = self.entries.iter().position(|(p, _)| p == peer)?;
+        Some(self.entries.remove(at).1)
+    }
+
+    /// Every view kept, least recently set first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Shown)> + '_ {
+        self.entries.iter().map(|(p, shown)| (p.as_str(), *shown))
+    }
+}
+
 /// The rid to pull for a publisher whose capture is `capture_height` tall and sent in the
 /// first `available` of [`LAYERS`].
 pub fn choose(capture_height: u32, available: usize, view: View) -> &'static str {
@@ -165,6 +210,31 @@ mod tests {
             tile_height: tile,
             quality,
         }
+    }
+
+    #[test]
+    fn views_keep_both_settings_of_a_participant_and_forget_the_oldest_past_the_cap() {
+        let mut views = Views::default();
+        views.set("a", |v| v.tile_height = Some(180));
+        let a = views.set("a", |v| v.hint = Hint::Low);
+        assert_eq!(
+            a,
+            Shown {
+                tile_height: Some(180),
+                hint: Hint::Low
+            }
+        );
+        for i in 0..MAX_VIEWS - 1 {
+            views.set(&format!("p{i}"), |v| v.tile_height = Some(0));
+        }
+        assert_eq!(views.iter().count(), MAX_VIEWS);
+        // Setting `a` again makes it the newest: `p0` goes first.
+        views.set("a", |v| v.tile_height = Some(360));
+        views.set("new", |v| v.hint = Hint::Off);
+        assert_eq!(views.iter().count(), MAX_VIEWS);
+        assert!(views.iter().all(|(p, _)| p != "p0"));
+        assert_eq!(views.remove("a").and_then(|v| v.tile_height), Some(360));
+        assert_eq!(views.remove("a"), None);
     }
 
     #[test]

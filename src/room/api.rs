@@ -165,17 +165,25 @@ impl Room {
     /// camera follows: the smallest that fills the tile, one lower on a poor link; a camera
     /// unshown for 3 s is paused.
     pub fn set_tile_size(&self, peer_id: &str, _width: u32, height: u32) {
-        if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
-            plane.set_tile_size(peer_id, height);
-        }
+        self.set_view(peer_id, |v| v.tile_height = Some(height));
     }
 
     /// Which layer of `peer_id`'s camera to receive in an SFU room: `Auto` (the default)
     /// follows the tile size (see [`Room::set_tile_size`]) and our link; `High`, `Medium` and
     /// `Low` pick one; `Off` pauses it (nothing received; see [`crate::core::layers::Pause`]).
     pub fn set_video_quality(&self, peer_id: &str, hint: crate::core::layers::Hint) {
-        if let Some(plane) = read(&self.shared, |inner| inner.plane()).flatten() {
-            plane.set_video_quality(peer_id, hint);
+        self.set_view(peer_id, |v| v.hint = hint);
+    }
+
+    /// Keeps how `peer_id` is shown (a connection made after a rejoin gets it too) and hands
+    /// it to the media plane.
+    fn set_view(&self, peer_id: &str, f: impl FnOnce(&mut crate::core::layers::Shown)) {
+        let set = update(&self.shared, |inner| {
+            let shown = inner.views.set(peer_id, f);
+            inner.plane().map(|plane| (plane, shown))
+        });
+        if let Some((plane, shown)) = set.flatten() {
+            plane.set_view(peer_id, shown);
         }
     }
 

@@ -120,18 +120,11 @@ impl Plane {
         }
     }
 
-    /// `peer` is shown `height` device pixels tall: in an SFU room, the layer pulled of its
-    /// camera follows (a mesh link sends one layer; nothing to choose).
-    pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
+    /// How the app shows `peer`: in an SFU room, the layer pulled of its camera follows (a
+    /// mesh link sends one layer; nothing to choose).
+    pub(crate) fn set_view(&self, peer: &str, shown: crate::core::layers::Shown) {
         if let Plane::Sfu(sfu) = self {
-            sfu.set_tile_size(peer, height);
-        }
-    }
-
-    /// The app's quality hint for `peer`'s camera (SFU rooms; a mesh link sends one layer).
-    pub(crate) fn set_video_quality(&self, peer: &str, hint: crate::core::layers::Hint) {
-        if let Plane::Sfu(sfu) = self {
-            sfu.set_video_quality(peer, hint);
+            sfu.set_view(peer, shown);
         }
     }
 

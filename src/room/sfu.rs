@@ -29,7 +29,7 @@ use crate::core::backoff::Backoff;
 use crate::core::layers;
 use crate::core::quality::{Quality, QualityMeter, QualityReport, StatsSample};
 use crate::core::roster::{Change, Roster};
-use crate::core::session::is_transient;
+use crate::core::session;
 use crate::js_error::browser_error;
 use crate::web::http::Http;
 use crate::web::js::{self, get, get_str, set};
@@ -112,10 +112,8 @@ struct Remote {
     pause: layers::Pause,
     /// How tall their capture is, estimated from the frames of the layer we get.
     capture_height: u32,
-    /// How tall the app shows them, in device pixels.
-    tile_height: Option<u32>,
-    /// What the app asked for them.
-    hint: layers::Hint,
+    /// How the app shows them.
+    shown: layers::Shown,
     /// The screen they share, as a stream of its own.
     screen: Option<MediaStream>,
     /// Quality of what reaches us from them, from the stats of their mids (`metered`).
@@ -139,15 +137,13 @@ impl Remote {
     }
 }
 
-/// How the app shows a participant who has not published yet.
-#[derive(Default)]
-struct Early {
-    tile_height: Option<u32>,
-    hint: layers::Hint,
+/// An op to run again after a delay.
+struct Retry {
+    op: Op,
+    /// Set when the timer has run (the entry goes at the next `later`).
+    fired: Rc<Cell<bool>>,
+    _timer: Timeout,
 }
-
-/// Most participants whose view is kept before they publish.
-const MAX_EARLY_VIEWS: usize = 64;
 
 struct State {
     setup: PlaneSetup,
@@ -164,7 +160,7 @@ struct State {
     /// Delays between retries of failed pushes and rebuilds, and their timers: one per op,
     /// so a retry of one never cancels the other.
     rebuilds: RefCell<Backoff>,
-    retry: RefCell<Vec<(Op, Timeout)>>,
+    retry: RefCell<Vec<Retry>>,
     /// Runs out when the connection stayed `disconnected` too long.
     grace: RefCell<Option<Timeout>>,
     /// Cameras paused on this connection (see [`layers::MAX_PAUSES`]).
@@ -175,7 +171,7 @@ struct State {
     sent: RefCell<Vec<(String, RtcRtpTransceiver)>>,
     remotes: RefCell<Vec<Remote>>,
     /// Views set for participants with no `Remote` yet.
-    early: RefCell<Vec<(String, Early)>>,
+    early: RefCell<layers::Views>,
     ops: RefCell<VecDeque<Op>>,
     running: Cell<bool>,
     meter: RefCell<QualityMeter>,
@@ -277,7 +273,7 @@ impl Sfu {
             reconnecting: Cell::new(false),
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
-            early: RefCell::new(Vec::new()),
+            early: RefCell::new(layers::Views::default()),
             ops: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
             meter: RefCell::new(QualityMeter::default()),
@@ -298,7 +294,7 @@ impl Sfu {
 
     pub(crate) fn on_roster(&self, change: &Change) {
         if let Change::Left { peer_id, .. } = change {
-            self.state.early.borrow_mut().retain(|(p, _)| p != peer_id);
+            self.state.early.borrow_mut().remove(peer_id);
             let known = self.state.remote_mut(peer_id, |r| {
                 r.tracks.clear();
                 r.closing.extend(r.pulled.drain(..).map(|(_, mid)| mid));
@@ -337,11 +333,7 @@ impl Sfu {
             let Ok(stream) = MediaStream::new() else {
                 return;
             };
-            let view = {
-                let mut early = self.state.early.borrow_mut();
-                let at = early.iter().position(|(p, _)| *p == peer);
-                at.map(|i| early.remove(i).1).unwrap_or_default()
-            };
+            let shown = self.state.early.borrow_mut().remove(&peer);
             self.state.remotes.borrow_mut().push(Remote {
                 peer_id: peer.clone(),
                 session_id: tracks.session_id,
@@ -360,8 +352,7 @@ impl Sfu {
                 paused: false,
                 pause: layers::Pause::default(),
                 capture_height: 0,
-                tile_height: view.tile_height,
-                hint: view.hint,
+                shown: shown.unwrap_or_default(),
                 screen: None,
                 meter: QualityMeter::default(),
                 metered: Vec::new(),
@@ -381,15 +372,13 @@ impl Sfu {
         enqueue(&self.state, Op::Publish);
     }
 
-    /// `peer` is shown `height` device pixels tall (0: not shown): the next measurement picks
-    /// its layer accordingly.
-    pub(crate) fn set_tile_size(&self, peer: &str, height: u32) {
-        self.state.set_view(peer, |r| r.tile_height = Some(height));
-    }
-
-    /// The app's quality hint for `peer`'s camera; the next measurement applies it.
-    pub(crate) fn set_video_quality(&self, peer: &str, hint: layers::Hint) {
-        self.state.set_view(peer, |r| r.hint = hint);
+    /// How the app shows `peer` (tile height, hint): the next measurement picks the layer of
+    /// their camera accordingly. Kept aside until they publish, if they have not yet (a tile
+    /// may be laid out first).
+    pub(crate) fn set_view(&self, peer: &str, shown: layers::Shown) {
+        if self.state.remote_mut(peer, |r| r.shown = shown).is_none() {
+            self.state.early.borrow_mut().set(peer, |v| *v = shown);
+        }
     }
 
     /// What we publish; a kind not pushed yet goes out at the next `send_track`.
@@ -545,8 +534,8 @@ impl Sfu {
                 remote.quality = None;
             }
             let view = layers::View {
-                hint: remote.hint,
-                tile_height: remote.tile_height,
+                hint: remote.shown.hint,
+                tile_height: remote.shown.tile_height,
                 quality: Some(link.quality),
             };
             let pause = remote.camera.is_some()
@@ -649,34 +638,6 @@ impl State {
         if self.reconnecting.replace(reconnecting) != reconnecting {
             (self.setup.sink)(PlaneEvent::Reconnecting(reconnecting));
         }
-    }
-
-    /// Applies `f` to how the app shows `peer`; kept aside until they publish, if they have
-    /// not yet (a tile may be laid out first).
-    fn set_view(&self, peer: &str, f: impl Fn(&mut Early)) {
-        let applied = self.remote_mut(peer, |r| {
-            let mut view = Early {
-                tile_height: r.tile_height,
-                hint: r.hint,
-            };
-            f(&mut view);
-            (r.tile_height, r.hint) = (view.tile_height, view.hint);
-        });
-        if applied.is_some() {
-            return;
-        }
-        let mut early = self.early.borrow_mut();
-        let at = match early.iter().position(|(p, _)| p == peer) {
-            Some(at) => at,
-            None => {
-                if early.len() >= MAX_EARLY_VIEWS {
-                    early.remove(0);
-                }
-                early.push((peer.to_owned(), Early::default()));
-                early.len() - 1
-            }
-        };
-        f(&mut early[at].1);
     }
 
     fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
@@ -958,21 +919,34 @@ impl State {
         let delay = self.rebuilds.borrow_mut().next_delay_ms(js::random());
         let weak = Rc::downgrade(self);
         let again = op.clone();
+        let fired = Rc::new(Cell::new(false));
+        let mark = fired.clone();
         let timer = Timeout::new(delay, move || {
+            mark.set(true);
             if let Some(state) = weak.upgrade() {
                 enqueue(&state, again);
             }
         });
         let mut retry = self.retry.borrow_mut();
-        retry.retain(|(o, _)| *o != op);
-        retry.push((op, timer));
+        retry.retain(|r| r.op != op && !r.fired.get());
+        retry.push(Retry {
+            op,
+            fired,
+            _timer: timer,
+        });
     }
 
     /// A new connection and session; what we publish and pull goes out again on it.
     fn rebuild(self: &Rc<Self>) -> Result<(), Error> {
-        // This rebuild covers any that was waiting for its retry.
-        self.retry.borrow_mut().retain(|(op, _)| *op != Op::Rebuild);
-        let pc = connection(&self.setup.ice_servers)?;
+        let pc = match connection(&self.setup.ice_servers) {
+            Ok(pc) => pc,
+            Err(error) => {
+                self.later(Op::Rebuild);
+                return Err(error);
+            }
+        };
+        // Everything starts over below: no retry waiting for the old session is wanted.
+        self.retry.borrow_mut().clear();
         *self._listeners.borrow_mut() = listen(self, &pc);
         self.pc.replace(pc).close();
         self.sent.borrow_mut().clear();
@@ -1027,7 +1001,18 @@ impl State {
                 count += wanted;
                 end += 1;
             }
-            self.pull_group(&peers[start..end]).await?;
+            match self.pull_group(&peers[start..end]).await {
+                Err(error) if breaks_session(&error) => return Err(error),
+                // Refused for a reason of its own: told, asked again later, and the groups
+                // behind still go out.
+                Err(error) => {
+                    (self.setup.sink)(PlaneEvent::Error(error));
+                    for peer in &peers[start..end] {
+                        self.pull_later(peer);
+                    }
+                }
+                Ok(()) => {}
+            }
             start = end;
         }
         Ok(())
@@ -1177,7 +1162,8 @@ impl State {
         let Some((session, name, mid, rid)) = self
             .remote_mut(peer, |r| {
                 let mid = r.camera_mid()?.to_owned();
-                Some((r.session_id.clone(), r.camera.clone()?, mid, r.layer?))
+                let rid = r.layer.filter(|rid| *rid != UNKNOWN_LAYER)?;
+                Some((r.session_id.clone(), r.camera.clone()?, mid, rid))
             })
             .flatten()
         else {
@@ -1199,17 +1185,31 @@ impl State {
             Err(error) => Err(error),
         };
         if result.is_err() {
-            // Which layer comes is unknown now: the next measurement asks again.
-            self.remote_mut(peer, |r| r.layer = Some(UNKNOWN_LAYER));
+            // Which layer comes is unknown now: the next measurement asks again (unless it
+            // already chose another one, which is on its way).
+            self.remote_mut(peer, |r| {
+                if r.layer == Some(rid) {
+                    r.layer = Some(UNKNOWN_LAYER);
+                }
+            });
         }
         result
     }
 
-    /// When the SFU sent an offer with its answer, answers it through `renegotiate`.
+    /// When the SFU sent an offer with its answer, answers it through `renegotiate`. The SFU
+    /// takes no other change before that answer, so failing to deliver it breaks the session
+    /// (a protocol error: the plane starts over).
     async fn answer_if_asked(&self, answer: &JsValue) -> Result<(), Error> {
         if get(answer, "requiresImmediateRenegotiation").as_bool() != Some(true) {
             return Ok(());
         }
+        self.answer(answer).await.map_err(|error| match error {
+            Error::Protocol(_) => error,
+            other => Error::Protocol(format!("the SFU's offer went unanswered: {other}")),
+        })
+    }
+
+    async fn answer(&self, answer: &JsValue) -> Result<(), Error> {
         self.apply_remote(&get(answer, "sessionDescription"), RtcSdpType::Offer)
             .await?;
         let local = self.local_description().await?;
@@ -1319,6 +1319,14 @@ fn enqueue(state: &Rc<State>, op: Op) {
     }
 }
 
+/// Whether the same call may work later: the server or the SFU was busy or failing (the
+/// Calls codes `retryable_transient_error` and `internal_error` included), not the request.
+fn is_transient(error: &Error) -> bool {
+    session::is_transient(error)
+        || matches!(error, Error::Server { code, .. }
+            if code == "retryable_transient_error" || code == "internal_error")
+}
+
 /// Whether `error` leaves the session unusable: it is gone (closed for silence, or the
 /// server restarted), or a negotiation broke half-way and left the SFU waiting.
 fn breaks_session(error: &Error) -> bool {
@@ -1334,7 +1342,8 @@ async fn run_ops(weak: Weak<State>) {
             // Everything went out and nothing was negotiated (nothing to send, nobody to
             // pull): no connection will come up, and none is missing.
             let negotiated = js::get_str(&state.pc(), "connectionState").as_deref() != Some("new");
-            if !negotiated && state.retry.borrow().is_empty() && !state.has_media() {
+            let waiting = state.retry.borrow().iter().any(|r| !r.fired.get());
+            if !negotiated && !waiting && !state.has_media() {
                 state.set_reconnecting(false);
             }
             return;

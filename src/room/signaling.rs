@@ -76,6 +76,9 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             &inner.http,
             &joined.token,
         )?;
+        for (peer, shown) in inner.views.iter() {
+            plane.set_view(peer, shown);
+        }
         if let Err(error) = plane.start(&roster) {
             inner.report(error);
         }
@@ -363,7 +366,10 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -
             }
             inner.events.push(match change {
                 Change::Joined { peer, .. } => RoomEvent::ParticipantJoined(peer),
-                Change::Left { peer_id, reason } => RoomEvent::ParticipantLeft { peer_id, reason },
+                Change::Left { peer_id, reason } => {
+                    inner.views.remove(&peer_id);
+                    RoomEvent::ParticipantLeft { peer_id, reason }
+                }
             });
         }
     });

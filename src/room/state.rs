@@ -114,6 +114,8 @@ pub(crate) struct Inner {
     /// while the media plane rebuilds its connection (`media_reconnecting`).
     pub(crate) signal_state: ConnectionState,
     pub(crate) media_reconnecting: bool,
+    /// How the app shows each participant (SFU layers follow it).
+    pub(crate) views: crate::core::layers::Views,
 }
 
 impl Inner {
@@ -148,6 +150,7 @@ impl Inner {
             events: Vec::new(),
             signal_state: ConnectionState::Connecting,
             media_reconnecting: false,
+            views: crate::core::layers::Views::default(),
         }
     }
 

@@ -103,18 +103,23 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   );
   await ann.setViewportSize({ width: 1280, height: 720 });
 
-  // A second, tiny tile for Bob (a thumbnail strip, say): the largest visible tile counts, so his
-  // layer stays high; stopping to watch it changes nothing either.
+  // A second, tiny tile for Bob, in view (a thumbnail strip, say): the largest visible tile
+  // counts, so his layer stays high; stopping to watch it (twice) changes nothing either.
   await ann.evaluate(async (id) => {
     const { watchTile } = await import("/pkg/index.js");
     const thumb = document.createElement("div");
-    thumb.style.cssText = "width: 32px; height: 18px";
+    thumb.style.cssText = "position: fixed; top: 0; left: 0; width: 32px; height: 18px";
     document.body.append(thumb);
     window.stopThumb = watchTile(window.room, id, thumb);
   }, bobId);
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(await layerOf(ann, bobId), "high", "a small second tile does not lower the layer");
-  await ann.evaluate(() => window.stopThumb());
+  await ann.evaluate(() => {
+    window.stopThumb();
+    window.stopThumb();
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(await layerOf(ann, bobId), "high", "the large tile still counts once the small one stops");
 
   // A tile hidden for 3 s: its camera is paused (the pull closed, the video track gone), then
   // comes back when shown again (pulled anew). Each pause leaves one closed m-section behind
