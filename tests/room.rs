@@ -974,30 +974,13 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
     let b = join_sfu(&name, "B", false).await;
     let a_id = id(&a);
     assert!(eventually(30_000, || frames_from(&b.snapshot(), &a_id) > 0.0).await);
-    let mut tallest = 0.0;
-    for _ in 0..100 {
-        tallest = received_heights().await.into_iter().fold(0.0, f64::max);
-        if tallest >= 480.0 {
-            break;
-        }
-        TimeoutFuture::new(200).await;
-    }
+    let tallest = tallest_received_until(|h| h >= 480.0).await;
     assert!(tallest >= 480.0, "b first gets the full layer ({tallest})");
 
     // The fake camera captures 480 lines; Chrome sends such a capture in two layers
     // (480 and 240), so a 200 px tile is served by the half layer.
     b.set_tile_size(&a_id, 267, 200);
-    let mut now = tallest;
-    for _ in 0..100 {
-        now = received_heights()
-            .await
-            .into_iter()
-            .fold(f64::MAX, f64::min);
-        if now <= 240.0 {
-            break;
-        }
-        TimeoutFuture::new(200).await;
-    }
+    let now = shortest_received_until(|h| h <= 240.0).await;
     assert!(
         now <= 240.0,
         "a 200 px tile gets the half layer ({now} px; b's error: {:?})",
@@ -1005,14 +988,7 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
     );
 
     b.set_tile_size(&a_id, 640, 480);
-    let mut back = now;
-    for _ in 0..100 {
-        back = received_heights().await.into_iter().fold(0.0, f64::max);
-        if back >= 480.0 {
-            break;
-        }
-        TimeoutFuture::new(200).await;
-    }
+    let back = tallest_received_until(|h| h >= 480.0).await;
     assert!(
         back >= 480.0,
         "a large tile gets the full layer again ({back} px)"
@@ -1020,23 +996,55 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
 
     // The app's hint wins over the tile.
     b.set_video_quality(&a_id, callroom::core::layers::Hint::Medium);
-    let mut hinted = back;
-    for _ in 0..100 {
-        hinted = received_heights()
-            .await
-            .into_iter()
-            .fold(f64::MAX, f64::min);
-        if hinted <= 240.0 {
-            break;
-        }
-        TimeoutFuture::new(200).await;
-    }
+    let hinted = shortest_received_until(|h| h <= 240.0).await;
     assert!(
         hinted <= 240.0,
         "\"medium\" gets the half layer ({hinted} px)"
     );
+
+    // The room keeps the hint: the connection made after a rejoin asks for it too.
+    let old_b = id(&b);
+    b.reconnect().expect("reconnect");
+    assert!(
+        eventually(15_000, || b.snapshot().session_id.as_deref()
+            != Some(old_b.as_str())
+            && frames_from(&b.snapshot(), &a_id) > 0.0)
+        .await,
+        "b rejoined with a new session and gets a's video again"
+    );
+    let rehinted = shortest_received_until(|h| h <= 240.0).await;
+    assert!(
+        rehinted <= 240.0,
+        "after the rejoin, \"medium\" still gets the half layer ({rehinted} px)"
+    );
     a.leave().await;
     b.leave().await;
+}
+
+/// The tallest video frame received, polled until `done` holds for it (20 s at most).
+async fn tallest_received_until(done: impl Fn(f64) -> bool) -> f64 {
+    received_until(|heights| heights.iter().copied().fold(0.0, f64::max), done).await
+}
+
+/// The shortest video frame received, polled until `done` holds for it (20 s at most).
+async fn shortest_received_until(done: impl Fn(f64) -> bool) -> f64 {
+    received_until(
+        |heights| heights.iter().copied().fold(f64::MAX, f64::min),
+        done,
+    )
+    .await
+}
+
+async fn received_until(pick: impl Fn(&[f64]) -> f64, done: impl Fn(f64) -> bool) -> f64 {
+    let mut now = 0.0;
+    for _ in 0..100 {
+        now = pick(&received_heights().await);
+        if done(now) {
+            break;
+        }
+        TimeoutFuture::new(200).await;
+    }
+    now
 }
 
 #[wasm_bindgen_test]
