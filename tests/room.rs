@@ -1012,6 +1012,16 @@ async fn in_an_sfu_room_the_camera_goes_out_in_layers_and_a_small_tile_pulls_a_s
         .await,
         "b rejoined with a new session and gets a's video again"
     );
+    assert!(
+        eventually(15_000, || b
+            .snapshot()
+            .remote_streams
+            .iter()
+            .any(|r| r.peer_id == a_id
+                && r.video_layer == Some(callroom::core::layers::Hint::Medium)))
+        .await,
+        "after the rejoin, the room asks for the hinted layer"
+    );
     let rehinted = shortest_received_until(|h| h <= 240.0).await;
     assert!(
         rehinted <= 240.0,

@@ -166,6 +166,11 @@ impl Views {
         Some(self.entries.remove(at).1)
     }
 
+    /// Keeps only the views of participants for whom `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.entries.retain(|(p, _)| keep(p));
+    }
+
     /// Every view kept, least recently set first.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Shown)> + '_ {
         self.entries.iter().map(|(p, shown)| (p.as_str(), *shown))
@@ -235,6 +240,17 @@ mod tests {
         assert!(views.iter().all(|(p, _)| p != "p0"));
         assert_eq!(views.remove("a").and_then(|v| v.tile_height), Some(360));
         assert_eq!(views.remove("a"), None);
+        views.retain(|p| p == "new");
+        assert_eq!(
+            views.iter().collect::<Vec<_>>(),
+            [(
+                "new",
+                Shown {
+                    tile_height: None,
+                    hint: Hint::Off
+                }
+            )]
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ const DISCONNECTED_GRACE_MS: u32 = 5_000;
 /// measurement asks again.
 const UNKNOWN_LAYER: &str = "?";
 
+/// How often a pull the server refused is asked again.
+const FAILING_PULL_MS: u32 = 10_000;
+
 /// Most tracks one `tracks/new` may ask for (the SFU's limit per call, as Cloudflare's).
 const MAX_PULL_TRACKS: usize = 64;
 
@@ -102,6 +105,8 @@ struct Remote {
     /// Delays between pulls the SFU could not serve yet (no media so far).
     retry: Backoff,
     retry_timer: Option<Timeout>,
+    /// A pull of theirs was refused (told once; asked again every [`FAILING_PULL_MS`]).
+    failing: bool,
     /// Their camera's track name, and how many simulcast layers it is sent in (1: none).
     camera: Option<String>,
     layers: usize,
@@ -157,8 +162,9 @@ struct State {
     pending: RefCell<Vec<(String, MediaStreamTrack)>>,
     /// Since when each kind we push has sent nothing (camera off), in ms.
     silent_since: RefCell<Vec<(String, f64)>>,
-    /// Delays between retries of failed pushes and rebuilds, and their timers: one per op,
-    /// so a retry of one never cancels the other.
+    /// Delays between retries of failed ops (pushes, closes, rebuilds), and their timers: at
+    /// most one waiting per op, and a retry of one never cancels another's. A rebuild drops
+    /// them all (everything goes out anew).
     rebuilds: RefCell<Backoff>,
     retry: RefCell<Vec<Retry>>,
     /// Runs out when the connection stayed `disconnected` too long.
@@ -346,6 +352,7 @@ impl Sfu {
                 // Media reaches the SFU within a second or two of a push: ask often.
                 retry: Backoff::new(200.0, 2_000.0),
                 retry_timer: None,
+                failing: false,
                 camera,
                 layers,
                 layer: None,
@@ -602,9 +609,11 @@ impl Sfu {
                     screen: r.screen.clone().filter(|s| s.get_tracks().length() > 0),
                     quality: r.quality,
                     frames_decoded: r.frames_decoded,
-                    video_layer: r.camera.as_ref().map(|_| match (r.paused, r.layer) {
-                        (true, _) => layers::Hint::Off,
-                        (false, rid) => layers::Hint::of_rid(rid.unwrap_or("f")),
+                    video_layer: r.camera.as_ref().and_then(|_| match (r.paused, r.layer) {
+                        (true, _) => Some(layers::Hint::Off),
+                        // A change failed: which layer comes is not known until asked again.
+                        (false, Some(UNKNOWN_LAYER)) => None,
+                        (false, rid) => Some(layers::Hint::of_rid(rid.unwrap_or("f"))),
                     }),
                 })
             })
@@ -699,11 +708,23 @@ impl State {
     async fn run(self: Rc<Self>, op: Op) -> Result<(), Error> {
         match op {
             Op::Session => {
-                let answer = self
+                let made = self
                     .call("POST", "/sfu/sessions/new", &Object::new())
-                    .await?;
-                let id = get_str(&answer, "sessionId")
-                    .ok_or_else(|| Error::Protocol("malformed sfu session".into()))?;
+                    .await
+                    .and_then(|answer| {
+                        get_str(&answer, "sessionId")
+                            .ok_or_else(|| Error::Protocol("malformed sfu session".into()))
+                    });
+                let id = match made {
+                    Ok(id) => id,
+                    Err(error) => {
+                        // Nothing queued behind can run without a session: all of it goes out
+                        // again with the next attempt.
+                        self.ops.borrow_mut().clear();
+                        self.later(Op::Rebuild);
+                        return Err(error);
+                    }
+                };
                 *self.session.borrow_mut() = Some(id);
                 // A working session: the next failure waits the shortest delay again.
                 self.rebuilds.borrow_mut().reset();
@@ -871,6 +892,7 @@ impl State {
 
     /// One `tracks/new` push of `added`; the mids the SFU accepted.
     async fn push(&self, added: &[(String, RtcRtpTransceiver)]) -> Result<Vec<String>, Error> {
+        let path = self.path("/tracks/new")?;
         let offer = self.local_description().await?;
         let tracks = Array::new();
         for (kind, transceiver) in added {
@@ -888,7 +910,6 @@ impl State {
         let body = Object::new();
         set(&body, "sessionDescription", offer);
         set(&body, "tracks", tracks);
-        let path = self.path("/tracks/new")?;
         let answer = match self.call("POST", &path, &body).await {
             Ok(answer) => answer,
             Err(error) => {
@@ -914,8 +935,14 @@ impl State {
         Ok(accepted)
     }
 
-    /// Runs `op` again after a backoff delay.
+    /// Runs `op` again after a backoff delay, unless a retry of it is already waiting (more
+    /// failures before it fires do not push it back).
     fn later(self: &Rc<Self>, op: Op) {
+        let mut retry = self.retry.borrow_mut();
+        retry.retain(|r| !r.fired.get());
+        if retry.iter().any(|r| r.op == op) {
+            return;
+        }
         let delay = self.rebuilds.borrow_mut().next_delay_ms(js::random());
         let weak = Rc::downgrade(self);
         let again = op.clone();
@@ -927,8 +954,6 @@ impl State {
                 enqueue(&state, again);
             }
         });
-        let mut retry = self.retry.borrow_mut();
-        retry.retain(|r| r.op != op && !r.fired.get());
         retry.push(Retry {
             op,
             fired,
@@ -963,6 +988,7 @@ impl State {
             remote.closing.clear();
             remote.layer = None;
             remote.retry_timer = None;
+            remote.failing = false;
             remote.meter = QualityMeter::default();
             remote.metered.clear();
             remote.quality = None;
@@ -1006,9 +1032,8 @@ impl State {
                 // Refused for a reason of its own: told, asked again later, and the groups
                 // behind still go out.
                 Err(error) => {
-                    (self.setup.sink)(PlaneEvent::Error(error));
                     for peer in &peers[start..end] {
-                        self.pull_later(peer);
+                        self.pull_failed(peer, &error);
                     }
                 }
                 Ok(()) => {}
@@ -1039,10 +1064,7 @@ impl State {
                         Ok(Pulled::Done) => {}
                         Ok(Pulled::Refused) => self.pull_later(peer),
                         Err(error) if breaks_session(&error) => return Err(error),
-                        Err(error) => {
-                            (self.setup.sink)(PlaneEvent::Error(error));
-                            self.pull_later(peer);
-                        }
+                        Err(error) => self.pull_failed(peer, &error),
                     }
                 }
                 Ok(())
@@ -1126,6 +1148,7 @@ impl State {
                 }
                 if !waiting {
                     r.retry.reset();
+                    r.failing = false;
                 }
             });
             if waiting {
@@ -1143,9 +1166,25 @@ impl State {
         Ok(Pulled::Done)
     }
 
+    /// A pull of `peer` was refused: told once (until one works), asked again later, slowly.
+    fn pull_failed(self: &Rc<Self>, peer: &str, error: &Error) {
+        let first = self.remote_mut(peer, |r| !std::mem::replace(&mut r.failing, true));
+        if first == Some(true) {
+            (self.setup.sink)(PlaneEvent::Error(error.clone()));
+        }
+        self.pull_later(peer);
+    }
+
     fn pull_later(self: &Rc<Self>, peer: &str) {
         let delay = self
-            .remote_mut(peer, |r| r.retry.next_delay_ms(js::random()))
+            .remote_mut(peer, |r| {
+                let delay = r.retry.next_delay_ms(js::random());
+                if r.failing {
+                    delay.max(FAILING_PULL_MS)
+                } else {
+                    delay
+                }
+            })
             .unwrap_or(1_000);
         let weak = Rc::downgrade(self);
         let again = peer.to_owned();
@@ -1181,7 +1220,11 @@ impl State {
         set(&body, "tracks", Array::of1(&t));
         let path = self.path("/tracks/update")?;
         let result = match self.call("PUT", &path, &body).await {
-            Ok(answer) => self.answer_if_asked(&answer).await,
+            Ok(answer) => {
+                let answered = self.answer_if_asked(&answer).await;
+                // The call went through, but the SFU may have refused the track itself.
+                answered.and(first_track_error(&answer).map_or(Ok(()), Err))
+            }
             Err(error) => Err(error),
         };
         if result.is_err() {
@@ -1304,6 +1347,17 @@ impl State {
     }
 }
 
+/// The first per-track refusal (`errorCode`) in an answer of the Calls API.
+fn first_track_error(answer: &JsValue) -> Option<Error> {
+    let list = get(answer, "tracks").dyn_into::<Array>().ok()?;
+    list.iter().find_map(|t| {
+        Some(Error::Server {
+            code: get_str(&t, "errorCode")?,
+            message: get_str(&t, "errorDescription").unwrap_or_default(),
+        })
+    })
+}
+
 /// Queues `op` and starts the runner. An op identical to the last one queued is covered by
 /// it; anywhere else it is not (a Publish after an Unpublish must run after it).
 fn enqueue(state: &Rc<State>, op: Op) {
@@ -1319,12 +1373,12 @@ fn enqueue(state: &Rc<State>, op: Op) {
     }
 }
 
-/// Whether the same call may work later: the server or the SFU was busy or failing (the
-/// Calls codes `retryable_transient_error` and `internal_error` included), not the request.
+/// Whether the same call may work later: the server was busy or unreachable, or the SFU
+/// said so (`retryable_transient_error`). Calls' `internal_error` also stands for refused
+/// credentials and unreadable answers, so it is reported, not retried quietly.
 fn is_transient(error: &Error) -> bool {
     session::is_transient(error)
-        || matches!(error, Error::Server { code, .. }
-            if code == "retryable_transient_error" || code == "internal_error")
+        || matches!(error, Error::Server { code, .. } if code == "retryable_transient_error")
 }
 
 /// Whether `error` leaves the session unusable: it is gone (closed for silence, or the

@@ -76,6 +76,8 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             &inner.http,
             &joined.token,
         )?;
+        // How the app shows those still here (it may have before a rejoin).
+        inner.views.retain(|peer| roster.member(peer).is_some());
         for (peer, shown) in inner.views.iter() {
             plane.set_view(peer, shown);
         }

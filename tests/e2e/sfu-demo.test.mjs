@@ -104,7 +104,7 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   await ann.setViewportSize({ width: 1280, height: 720 });
 
   // A second, tiny tile for Bob, in view (a thumbnail strip, say): the largest visible tile
-  // counts, so his layer stays high; stopping to watch it (twice) changes nothing either.
+  // counts, so his layer stays high; stopping to watch it changes nothing either.
   await ann.evaluate(async (id) => {
     const { watchTile } = await import("/pkg/index.js");
     const thumb = document.createElement("div");
@@ -114,10 +114,7 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   }, bobId);
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(await layerOf(ann, bobId), "high", "a small second tile does not lower the layer");
-  await ann.evaluate(() => {
-    window.stopThumb();
-    window.stopThumb();
-  });
+  await ann.evaluate(() => window.stopThumb());
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal(await layerOf(ann, bobId), "high", "the large tile still counts once the small one stops");
 
@@ -187,6 +184,50 @@ test("room.html in an sfu room: tiles show their layer, follow their size, pause
   t.diagnostic(`the leaver's tile went from both pages in ${ms} ms`);
   assert.equal(await tileCount(ann), 2);
   assert.deepEqual(pages.flatMap((p) => p.errors), []);
+});
+
+test("watchTile reports a participant's largest visible tile, and a stale stop does not undo a newer watcher", async () => {
+  const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  await page.goto(`${server.url}/index.html`);
+  // What the sizes reported to a room would be: a stand-in that records them.
+  const reports = () => page.evaluate(() => window.reported.map((r) => r.join(" ")));
+  const settle = () => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 50)))));
+  await page.evaluate(async () => {
+    const { watchTile } = await import("/pkg/index.js");
+    window.reported = [];
+    const room = { setTileSize: (peer, w, h) => window.reported.push([peer, w, h]) };
+    const tile = (w, h) => {
+      const el = document.createElement("div");
+      el.style.cssText = `position: fixed; top: 0; left: 0; width: ${w}px; height: ${h}px`;
+      document.body.append(el);
+      return el;
+    };
+    window.big = tile(200, 100);
+    window.stopBig = watchTile(room, "x", window.big);
+    window.stopSmall = watchTile(room, "x", tile(40, 20));
+    window.watchNew = () => (window.stopNew = watchTile(room, "x", tile(300, 150)));
+  });
+  await settle();
+  const scale = await page.evaluate(() => devicePixelRatio);
+  assert.equal((await reports()).at(-1), `x ${200 * scale} ${100 * scale}`, "the larger of two tiles counts");
+  await page.evaluate(() => window.stopBig());
+  assert.equal((await reports()).at(-1), `x ${40 * scale} ${20 * scale}`, "the other tile counts once one stops");
+  await page.evaluate(() => window.stopSmall());
+  assert.equal((await reports()).at(-1), "x 0 0", "no tile left: not shown");
+  await page.evaluate(() => window.watchNew());
+  await settle();
+  assert.equal((await reports()).at(-1), `x ${300 * scale} ${150 * scale}`);
+  // Stops that already ran, run again: nothing is reported, the new tile still counts.
+  const before = (await reports()).length;
+  await page.evaluate(() => {
+    window.stopSmall();
+    window.stopBig();
+  });
+  assert.equal((await reports()).length, before, "a stop that already ran reports nothing");
+  await page.evaluate(() => (document.body.lastChild.style.top = "2000px"));
+  await settle();
+  assert.equal((await reports()).at(-1), "x 0 0", "a tile scrolled out of view counts as not shown");
+  await page.close();
 });
 
 test("react: the hook in an sfu room, one connection per page, and <Video> reports its size", async () => {
