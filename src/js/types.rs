@@ -98,7 +98,8 @@ export interface RemoteStream {
   readonly framesDecoded: number;
   /**
    * SFU rooms: the layer of their camera we receive, or `"off"` while it is paused (nobody
-   * shows it, or `setVideoQuality(peerId, "off")`); `null` in mesh and hub rooms.
+   * shows it, or `setVideoQuality(peerId, "off")`); `null` in mesh and hub rooms, when they
+   * send no camera, or for a moment after a layer change failed (until it is asked again).
    */
   readonly videoLayer: "high" | "medium" | "low" | "off" | null;
 }

@@ -62,7 +62,8 @@ pub struct RemoteStream {
     /// Video frames decoded from them so far (as of the last measurement).
     pub frames_decoded: f64,
     /// In an SFU room, the layer of their camera we receive (`High`, `Medium` or `Low`), or
-    /// `Off` while it is paused; `None` in a mesh or hub, or when they send no camera.
+    /// `Off` while it is paused; `None` in a mesh or hub, when they send no camera, or for a
+    /// moment after a layer change failed (until it is asked again).
     pub video_layer: Option<crate::core::layers::Hint>,
 }
 
