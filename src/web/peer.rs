@@ -94,6 +94,9 @@ struct LinkState {
     frames_decoded: f64,
     /// Our stream, held back until the other side's first offer (see [`Opening::Answer`]).
     held: Option<MediaStream>,
+    /// We answer, and the first offer has not come (nor been given up on): a track added
+    /// now is held too, or our own offer would cross theirs.
+    awaiting_offer: bool,
     opened_at: f64,
 }
 
@@ -165,6 +168,7 @@ impl Link {
                 quality: None,
                 frames_decoded: 0.0,
                 held: None,
+                awaiting_offer: opening == Opening::Answer,
                 opened_at: js::now_ms(),
             }),
             sink,
@@ -340,7 +344,7 @@ impl Link {
         self.act(action);
         let overdue = {
             let state = self.state.borrow();
-            state.held.is_some() && now - state.opened_at >= OFFER_WAIT_MS
+            (state.held.is_some() || state.awaiting_offer) && now - state.opened_at >= OFFER_WAIT_MS
         };
         if overdue {
             self.release_held();
@@ -349,7 +353,11 @@ impl Link {
 
     /// Publishes the stream held back for the other side's offer.
     fn release_held(&self) {
-        let held = self.state.borrow_mut().held.take();
+        let held = {
+            let mut state = self.state.borrow_mut();
+            state.awaiting_offer = false;
+            state.held.take()
+        };
         if let Some(stream) = held {
             self.publish(&stream);
         }
@@ -399,8 +407,16 @@ impl Link {
     /// (then `replace_track` is the way to change what it sends).
     pub(crate) fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
         let kind = track.kind();
-        if self.state.borrow().senders.iter().any(|(k, _)| *k == kind) {
-            return;
+        {
+            let mut state = self.state.borrow_mut();
+            if state.senders.iter().any(|(k, _)| *k == kind) {
+                return;
+            }
+            if state.awaiting_offer && stream.get_track_by_id(&track.id()).is_some() {
+                // The answer to their first offer carries it (the stream holds the track).
+                state.held = Some(Clone::clone(stream));
+                return;
+            }
         }
         // No borrow is held while the browser runs, and its exceptions come back as values.
         match js::add_track(&self.pc, track, stream) {
@@ -673,5 +689,48 @@ mod tests {
         );
         assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
         new_camera.stop();
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_camera_turned_on_before_the_first_offer_waits_for_it_instead_of_offering_across_it()
+    {
+        let (sink, errors) = recording_sink();
+        let link = Link::open(
+            LinkSetup {
+                remote_stream: MediaStream::new().unwrap(),
+                my_id: "pa",
+                peer_id: "pb",
+                generation: 1,
+                ice_servers: &js_sys::Array::new().into(),
+                recovery: RecoveryOptions::default(),
+                local: None,
+                opening: Opening::Answer,
+            },
+            sink,
+        )
+        .unwrap();
+        let camera = crate::media::open_track("video", &crate::media::TrackRequest::Any)
+            .await
+            .unwrap();
+        let stream = MediaStream::new().unwrap();
+        stream.add_track(&camera);
+        link.add_track(&camera, &stream);
+        // Held: no sender, so no offer of ours crosses the one the other side is making.
+        assert!(link.state.borrow().senders.is_empty());
+        assert_eq!(link.pc.get_senders().length(), 0);
+        assert!(link.state.borrow().held.is_some());
+        // Their offer comes (or the wait runs out): the camera goes out then.
+        link.release_held();
+        assert_eq!(link.pc.get_senders().length(), 1);
+        // From then on a track is added at once.
+        let mic = crate::media::open_track("audio", &crate::media::TrackRequest::Any)
+            .await
+            .unwrap();
+        stream.add_track(&mic);
+        link.add_track(&mic, &stream);
+        assert_eq!(link.pc.get_senders().length(), 2);
+        assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
+        camera.stop();
+        mic.stop();
     }
 }

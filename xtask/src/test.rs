@@ -164,7 +164,7 @@ fn browser_stage(counts: &mut Counts, filter: Option<&str>) -> Stage {
         .env("CALLROOM_TEST_RESTARTABLE_SERVER", restartable.url())
         .env("CALLROOM_TEST_CONTROL", &restartable.control_url);
     if let Some(filter) = filter {
-        command.args(["--test", "room", "--", filter]);
+        command.args(["--lib", "--test", "room", "--test", "media", "--", filter]);
     }
     let mut stage = run_stage("browser tests", command, counts);
     stage.seconds = started.elapsed().as_secs_f64();
