@@ -44,11 +44,13 @@ pub enum ErrorCode {
     TurnUnavailable,
     /// Wrong HTTP method for the endpoint.
     MethodNotAllowed,
+    /// The server's message storage is at its budget: relays wait, the rest works.
+    StorageFull,
     /// Anything else; the cause stays in the server's log.
     Internal,
 }
 
-const ALL: [ErrorCode; 20] = [
+const ALL: [ErrorCode; 21] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -68,6 +70,7 @@ const ALL: [ErrorCode; 20] = [
     ErrorCode::CursorAhead,
     ErrorCode::TurnUnavailable,
     ErrorCode::MethodNotAllowed,
+    ErrorCode::StorageFull,
     ErrorCode::Internal,
 ];
 
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::CursorAhead => "cursor_ahead",
             ErrorCode::TurnUnavailable => "turn_unavailable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::StorageFull => "storage_full",
             ErrorCode::Internal => "internal",
         }
     }
@@ -112,6 +116,7 @@ impl ErrorCode {
                 | ErrorCode::TooManyPolls
                 | ErrorCode::RecipientBacklog
                 | ErrorCode::TurnUnavailable
+                | ErrorCode::StorageFull
                 | ErrorCode::Internal
         )
     }

@@ -91,6 +91,8 @@ pub async fn signaling(
                     Backlog {
                         acknowledged: state.live.acknowledged(&request.to),
                         max: config.max_backlog,
+                        max_bytes: config.max_backlog_bytes,
+                        max_storage: config.max_storage,
                     },
                     now_ms(),
                 )?;

@@ -68,6 +68,17 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_MAX_BACKLOG", default_value_t = 1000)]
     pub max_backlog: u64,
 
+    /// Bytes of payloads a recipient may have unacknowledged before relays to it are refused
+    /// (429 `recipient_backlog`).
+    #[arg(long, env = "CALLROOM_MAX_BACKLOG_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_backlog_bytes: u64,
+
+    /// Bytes the database may hold before relays are refused (507 `storage_full`); joins,
+    /// polls and everything else keep working, and the space comes back as messages are
+    /// read or expire.
+    #[arg(long, env = "CALLROOM_MAX_STORAGE", default_value_t = 1024 * 1024 * 1024)]
+    pub max_storage: u64,
+
     /// Long-polls one peer may hold open at once (more: 429 `too_many_polls`).
     #[arg(long, env = "CALLROOM_MAX_POLLS_PER_PEER", default_value_t = 2)]
     pub max_polls_per_peer: u32,

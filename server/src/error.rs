@@ -56,6 +56,9 @@ pub enum AppError {
     /// The recipient has this many messages it has not acknowledged.
     #[error("the recipient is {0} messages behind; retry later")]
     RecipientBacklog(u64),
+    /// The database is at the server's storage budget (bytes): relays are refused.
+    #[error("the server's message storage is full ({0} bytes); retry later")]
+    StorageFull(u64),
     /// Too many concurrent long-polls for one peer.
     #[error("at most {0} concurrent polls per peer")]
     TooManyPolls(u32),
@@ -98,6 +101,7 @@ impl AppError {
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::TooManyPolls(_) => ErrorCode::TooManyPolls,
             AppError::RecipientBacklog(_) => ErrorCode::RecipientBacklog,
+            AppError::StorageFull(_) => ErrorCode::StorageFull,
             AppError::CursorAhead { .. } => ErrorCode::CursorAhead,
             AppError::TurnUnavailable(_) => ErrorCode::TurnUnavailable,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
@@ -125,6 +129,7 @@ impl AppError {
             | AppError::TooManyPolls(_)
             | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TurnUnavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -142,6 +147,7 @@ impl From<StoreError> for AppError {
         match err {
             StoreError::PeerNotFound(peer) => AppError::PeerNotFound(peer),
             StoreError::RecipientBacklog(max) => AppError::RecipientBacklog(max),
+            StoreError::StorageFull(max) => AppError::StorageFull(max),
             e @ StoreError::NotLinked { .. } => AppError::Forbidden(e.to_string()),
             e @ StoreError::RoleMismatch { .. } => AppError::RoleMismatch(e.to_string()),
             e @ StoreError::TopologyMismatch { .. } => AppError::TopologyMismatch(e.to_string()),
@@ -170,6 +176,7 @@ impl IntoResponse for AppError {
         let retry_after = match &self {
             AppError::RateLimited(seconds) => Some(*seconds),
             AppError::TooManyPolls(_) | AppError::RecipientBacklog(_) => Some(1),
+            AppError::StorageFull(_) => Some(5),
             _ => None,
         };
         let body = ErrorResponse {

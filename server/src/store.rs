@@ -14,9 +14,12 @@ pub enum StoreError {
     /// The recipient is not a peer of the sender's room.
     #[error("no peer `{0}` in this room")]
     PeerNotFound(String),
-    /// The recipient has this many unacknowledged messages.
+    /// The recipient has too many unacknowledged messages (this many at most), or bytes.
     #[error("the recipient is {0} messages behind")]
     RecipientBacklog(u64),
+    /// The database holds this many bytes, the server's storage budget.
+    #[error("the server's message storage is full ({0} bytes)")]
+    StorageFull(u64),
     /// The topology does not link sender and recipient.
     #[error(
         "in a {} room, a {} may not message a {}",
@@ -122,7 +125,13 @@ pub const PRAGMAS: &[(&str, &str)] = &[
     // Checkpoints (which fsync) run on a background connection every second; this high mark
     // is only a safety net so they stay out of request paths.
     ("wal_autocheckpoint", "10000"),
+    // After a flood, the WAL goes back to at most this size once checkpointed.
+    ("journal_size_limit", "16777216"),
 ];
+
+/// Free pages given back to the file system per checkpoint tick (8 MiB of 4 KiB pages), so a
+/// database a flood grew shrinks back within minutes, a short write at a time.
+const VACUUM_PAGES_PER_TICK: u32 = 2048;
 
 /// The database, one connection behind a mutex. Each operation is a short transaction
 /// (tens of microseconds; no fsync per commit under WAL + NORMAL), so holding the lock
@@ -147,13 +156,20 @@ pub struct Peer {
     pub topology: Topology,
 }
 
-/// How far behind a recipient may fall before relays to it are refused.
+/// How far behind a recipient may fall, and how large the database may grow, before relays
+/// are refused. Counted from the database, so it holds across restarts and for recipients
+/// that never polled.
 #[derive(Debug, Clone, Copy)]
 pub struct Backlog {
-    /// The recipient's last acknowledged cursor, if known in this process.
+    /// The recipient's last acknowledged cursor, if known in this process (what it has
+    /// acknowledged is deleted soon; until then it does not count).
     pub acknowledged: Option<u64>,
     /// Most unacknowledged messages allowed.
     pub max: u64,
+    /// Most bytes of unacknowledged payloads allowed.
+    pub max_bytes: u64,
+    /// Most bytes the database may hold (its used pages) for a relay to be stored.
+    pub max_storage: u64,
 }
 
 /// Who in a room gets a server event.
@@ -226,6 +242,16 @@ fn word<T>(row: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> r
     })
 }
 
+/// Bytes in the database's pages that hold data (free pages not counted).
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT (p.page_count - f.freelist_count) * s.page_size
+         FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
+        [],
+        |r| r.get(0),
+    )
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     Ok(serde_json::to_string(value)?)
 }
@@ -234,6 +260,12 @@ impl Store {
     /// Opens (or creates) the database at `path`; `:memory:` gives a throwaway one.
     pub fn open(path: &str) -> Result<Self, rusqlite::Error> {
         let conn = Connection::open(path)?;
+        // Free pages can go back to the file system (`incremental_vacuum` at each checkpoint);
+        // set before any table exists, or converted once by a VACUUM.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+        if conn.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
+            conn.execute_batch("VACUUM")?;
+        }
         for (name, value) in PRAGMAS {
             // journal_mode answers with a row; the others with none.
             conn.query_row(&format!("PRAGMA {name} = {value}"), [], |_| Ok(()))
@@ -250,7 +282,11 @@ impl Store {
         let checkpointer = if path == ":memory:" {
             None
         } else {
-            Some(Mutex::new(Connection::open(path)?))
+            let conn = Connection::open(path)?;
+            // Its vacuum writes wait for a request's short transaction rather than failing.
+            conn.pragma_update(None, "busy_timeout", 1000)?;
+            conn.pragma_update(None, "journal_size_limit", 16_777_216)?;
+            Some(Mutex::new(conn))
         };
         Ok(Self {
             conn: Mutex::new(conn),
@@ -263,6 +299,15 @@ impl Store {
         if let Some(conn) = &self.checkpointer {
             let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            let free: u32 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            if free > 0 {
+                // Each step frees one page: run the statement to its end.
+                let mut vacuum = conn.prepare(&format!(
+                    "PRAGMA incremental_vacuum({VACUUM_PAGES_PER_TICK})"
+                ))?;
+                let mut rows = vacuum.query([])?;
+                while rows.next()?.is_some() {}
+            }
         }
         Ok(())
     }
@@ -433,19 +478,28 @@ impl Store {
         now: i64,
     ) -> Result<Wake, StoreError> {
         self.write(|tx| {
-            let recipient: Option<(Role, u64)> = tx
-                .prepare_cached("SELECT role, last_seq FROM peers WHERE id = ?1 AND room = ?2")?
-                .query_row(params![to, from.room], |r| {
-                    Ok((word(r, 0, Role::parse)?, r.get(1)?))
-                })
+            let recipient: Option<Role> = tx
+                .prepare_cached("SELECT role FROM peers WHERE id = ?1 AND room = ?2")?
+                .query_row(params![to, from.room], |r| word(r, 0, Role::parse))
                 .optional()?;
-            let Some((recipient_role, last_seq)) = recipient else {
+            let Some(recipient_role) = recipient else {
                 return Err(StoreError::PeerNotFound(to.to_owned()));
             };
-            if let Some(acknowledged) = backlog.acknowledged {
-                if last_seq.saturating_sub(acknowledged) >= backlog.max {
-                    return Err(StoreError::RecipientBacklog(backlog.max));
-                }
+            // A range of the primary key: as long as the backlog, which is capped.
+            let (count, bytes): (u64, u64) = tx
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0)
+                     FROM messages WHERE recipient = ?1 AND seq > ?2",
+                )?
+                .query_row(params![to, backlog.acknowledged.unwrap_or(0)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if count >= backlog.max || bytes + payload.len() as u64 > backlog.max_bytes {
+                return Err(StoreError::RecipientBacklog(backlog.max));
+            }
+            let used = used_bytes(tx)?;
+            if used + payload.len() as u64 > backlog.max_storage {
+                return Err(StoreError::StorageFull(backlog.max_storage));
             }
             if !from.topology.links(from.role, recipient_role) {
                 return Err(StoreError::NotLinked {
