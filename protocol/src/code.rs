@@ -46,11 +46,15 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The server's message storage is at its budget: relays wait, the rest works.
     StorageFull,
+    /// A request that changes state must carry `content-type: application/json`.
+    UnsupportedMediaType,
+    /// The request came from a page whose origin the server does not allow.
+    OriginNotAllowed,
     /// Anything else; the cause stays in the server's log.
     Internal,
 }
 
-const ALL: [ErrorCode; 21] = [
+const ALL: [ErrorCode; 23] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -71,6 +75,8 @@ const ALL: [ErrorCode; 21] = [
     ErrorCode::TurnUnavailable,
     ErrorCode::MethodNotAllowed,
     ErrorCode::StorageFull,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::OriginNotAllowed,
     ErrorCode::Internal,
 ];
 
@@ -98,6 +104,8 @@ impl ErrorCode {
             ErrorCode::TurnUnavailable => "turn_unavailable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::StorageFull => "storage_full",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -134,6 +142,8 @@ impl ErrorCode {
                 | ErrorCode::InvalidInput
                 | ErrorCode::InvalidJson
                 | ErrorCode::BodyTooLarge
+                | ErrorCode::UnsupportedMediaType
+                | ErrorCode::OriginNotAllowed
         )
     }
 }

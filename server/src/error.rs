@@ -73,6 +73,12 @@ pub enum AppError {
     /// The TURN provider could not be reached or answered badly.
     #[error("ICE servers are unavailable right now")]
     TurnUnavailable(String),
+    /// A state-changing request without `content-type: application/json`.
+    #[error("requests that change state must be sent as application/json")]
+    UnsupportedMediaType,
+    /// The request's `Origin` is not allowed (`--allow-origin`).
+    #[error("origin `{0}` may not call this server (see --allow-origin)")]
+    OriginNotAllowed(String),
     /// The endpoint exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -102,6 +108,8 @@ impl AppError {
             AppError::TooManyPolls(_) => ErrorCode::TooManyPolls,
             AppError::RecipientBacklog(_) => ErrorCode::RecipientBacklog,
             AppError::StorageFull(_) => ErrorCode::StorageFull,
+            AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            AppError::OriginNotAllowed(_) => ErrorCode::OriginNotAllowed,
             AppError::CursorAhead { .. } => ErrorCode::CursorAhead,
             AppError::TurnUnavailable(_) => ErrorCode::TurnUnavailable,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
@@ -130,6 +138,8 @@ impl AppError {
             | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             AppError::TurnUnavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -160,6 +170,28 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// Most characters of an error message: messages can quote what the caller sent (serde's
+/// `unknown variant`, for one), which may be of any size.
+const MAX_MESSAGE_CHARS: usize = 240;
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`], with anything that is not printable ASCII escaped
+/// so no control or bidi character reaches a log or a page.
+pub(crate) fn bounded(message: &str) -> String {
+    let mut out = String::new();
+    for c in message.chars() {
+        if out.len() >= MAX_MESSAGE_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let message = match &self {
@@ -171,7 +203,7 @@ impl IntoResponse for AppError {
                 tracing::warn!(%cause, "TURN provider failed");
                 self.to_string()
             }
-            _ => self.to_string(),
+            _ => bounded(&self.to_string()),
         };
         let retry_after = match &self {
             AppError::RateLimited(seconds) => Some(*seconds),

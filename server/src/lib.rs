@@ -55,14 +55,58 @@ pub fn app(state: AppState) -> Router {
             put(sfu::proxy::tracks_update),
         )
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::guard,
+        ))
         .layer(cors::layer(&state.config.allow_origins));
     Router::new()
         .merge(api)
         .merge(sfu::calls_api::router())
         .nest_service("/pkg", ServeDir::new(&state.config.pkg_dir))
         .fallback_service(ServeDir::new(&state.config.demo_dir))
+        .layer(axum::middleware::from_fn(hide_private))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// 404 for paths into dependencies or dot files (`node_modules`, `.env`, `.git`): the demo
+/// folder holds the React demo's sources and installed packages beside its build.
+async fn hide_private(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_private_path(request.uri().path()) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(request).await
+}
+
+fn is_private_path(path: &str) -> bool {
+    // Decoded as the file server decodes it, so `%6eode_modules` is no way around.
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded)
+        .split(['/', '\\'])
+        .any(|segment| segment == "node_modules" || segment.starts_with('.'))
 }
 
 /// Serves on `listener` until `shutdown` completes: pending long-polls then answer at once

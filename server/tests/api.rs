@@ -1014,6 +1014,29 @@ async fn an_unknown_recipient_is_echoed_only_as_a_short_escaped_prefix() {
 }
 
 #[tokio::test]
+async fn no_error_echoes_more_than_a_short_prefix_of_what_was_sent() {
+    let app = TestApp::new();
+    let huge = format!("\u{202e}{}", "r".repeat(60_000));
+    for body in [
+        json!({"type": "join", "room": "r", "role": huge}),
+        json!({"type": "join", "room": "r", "role": "peer", "topology": huge}),
+        json!({"type": huge}),
+        json!({"type": "join", "room": huge, "role": "peer"}),
+    ] {
+        let reply = app.post(None, body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let message = reply.json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.len() <= 300,
+            "{} bytes: {}",
+            message.len(),
+            reply.code()
+        );
+        assert!(!message.contains('\u{202e}'), "escaped: {message}");
+    }
+}
+
+#[tokio::test]
 async fn display_names_with_bidi_overrides_or_zero_width_characters_are_refused() {
     let app = TestApp::new();
     for name in [

@@ -85,3 +85,31 @@ async fn missing_files_are_404() {
     let (status, _, _) = get_text(&app, "/nope.html").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_react_demos_build_is_served_and_its_node_modules_and_dot_files_are_not() {
+    let (dir, app) = fixture();
+    let react = dir.path().join("demo/react");
+    std::fs::create_dir_all(react.join("dist")).unwrap();
+    std::fs::create_dir_all(react.join("node_modules/react")).unwrap();
+    std::fs::write(react.join("dist/index.html"), "<h1>react demo</h1>").unwrap();
+    std::fs::write(react.join("node_modules/react/index.js"), "secret").unwrap();
+    std::fs::write(react.join(".env"), "TOKEN=1").unwrap();
+    let (status, _, body) = get_text(&app, "/react/dist/index.html").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "<h1>react demo</h1>")
+    );
+    for hidden in [
+        "/react/node_modules/react/index.js",
+        "/react/%6eode_modules/react/index.js",
+        "/react/.env",
+    ] {
+        let (status, _, body) = get_text(&app, hidden).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{hidden}");
+        assert!(
+            !body.contains("secret") && !body.contains("TOKEN"),
+            "{hidden}"
+        );
+    }
+}

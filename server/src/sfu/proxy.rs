@@ -195,9 +195,11 @@ impl From<CallsError> for CallsFailure {
 }
 
 impl axum::response::IntoResponse for CallsFailure {
-    fn into_response(self) -> axum::response::Response {
+    fn into_response(mut self) -> axum::response::Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Descriptions can quote the caller's body (a JSON error): a short, escaped prefix.
+        self.0.description = crate::error::bounded(&self.0.description);
         (status, Json(self.0.to_response())).into_response()
     }
 }
