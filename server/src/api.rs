@@ -81,6 +81,13 @@ pub async fn signaling(
                 .live
                 .try_relay(&peer.id, now_ms(), config.relay_rate, config.relay_burst)
                 .map_err(AppError::RateLimited)?;
+            if kind == "peer-reset" {
+                // Each makes the recipient rebuild its connection to us.
+                state
+                    .live
+                    .try_reset(&peer.id, &request.to, now_ms())
+                    .map_err(AppError::RateLimited)?;
+            }
             let wake = state
                 .store
                 .relay(

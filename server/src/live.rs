@@ -25,7 +25,17 @@ struct PeerLive {
     deleted: u64,
     /// True once the peer has polled in this process (so `acked` means something).
     polled: bool,
+    /// `peer-reset`s this peer sent, per recipient (at most [`MAX_RESET_TARGETS`]).
+    resets: Vec<(String, TokenBucket)>,
 }
+
+/// `peer-reset`s one peer may send one other, sustained, per second: each makes the
+/// recipient rebuild its connection, which browsers cap.
+pub const RESET_RATE: f64 = 1.0 / 3.0;
+/// `peer-reset`s one peer may send one other at once.
+pub const RESET_BURST: f64 = 3.0;
+/// Recipients whose reset budget is kept per sender (the oldest is forgotten past it).
+const MAX_RESET_TARGETS: usize = 64;
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -178,11 +188,41 @@ impl Live {
             .get_or_insert_with(|| TokenBucket::full(burst, now_ms))
             .try_take(now_ms, rate, burst)
     }
+
+    /// Takes one `peer-reset` from `peer_id` to `to` out of that pair's budget
+    /// ([`RESET_RATE`], [`RESET_BURST`]), or says in how many seconds one is available.
+    pub fn try_reset(&self, peer_id: &str, to: &str, now_ms: i64) -> Result<(), u64> {
+        let mut peers = self.lock();
+        let resets = &mut peers.entry(peer_id.to_owned()).or_default().resets;
+        let at = match resets.iter().position(|(p, _)| p == to) {
+            Some(at) => at,
+            None => {
+                if resets.len() >= MAX_RESET_TARGETS {
+                    resets.remove(0);
+                }
+                resets.push((to.to_owned(), TokenBucket::full(RESET_BURST, now_ms)));
+                resets.len() - 1
+            }
+        };
+        resets[at].1.try_take(now_ms, RESET_RATE, RESET_BURST)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_resets_are_limited_per_pair() {
+        let live = Live::new(0);
+        for _ in 0..3 {
+            assert_eq!(live.try_reset("a", "b", 0), Ok(()));
+        }
+        assert_eq!(live.try_reset("a", "b", 100), Err(3), "one more in 3 s");
+        assert_eq!(live.try_reset("a", "c", 100), Ok(()), "another recipient");
+        assert_eq!(live.try_reset("b", "a", 100), Ok(()), "another sender");
+        assert_eq!(live.try_reset("a", "b", 3_100), Ok(()));
+    }
 
     #[test]
     fn poll_slots_are_limited_and_freed_on_drop() {

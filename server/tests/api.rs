@@ -1014,6 +1014,32 @@ async fn an_unknown_recipient_is_echoed_only_as_a_short_escaped_prefix() {
 }
 
 #[tokio::test]
+async fn a_peer_reset_storm_is_cut_to_a_few_per_recipient_and_other_relays_flow() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    let c = app.join("r", "peer", "").await;
+    for _ in 0..3 {
+        let reply = app
+            .relay(token(&a), peer_id(&b), "peer-reset", json!({}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let reply = app
+        .relay(token(&a), peer_id(&b), "peer-reset", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(reply.headers.contains_key("retry-after"));
+    for (kind, to) in [("offer", peer_id(&b)), ("peer-reset", peer_id(&c))] {
+        let reply = app.relay(token(&a), to, kind, json!({})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn no_error_echoes_more_than_a_short_prefix_of_what_was_sent() {
     let app = TestApp::new();
     let huge = format!("\u{202e}{}", "r".repeat(60_000));

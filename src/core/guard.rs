@@ -67,6 +67,8 @@ pub struct ResetThrottle {
     last_rebuild: Option<f64>,
     window_start: f64,
     in_window: u32,
+    /// Past [`MAX_RESETS`] in a window: ignored for good (a rejoin is a new peer).
+    ignored: bool,
 }
 
 impl ResetThrottle {
@@ -76,6 +78,7 @@ impl ResetThrottle {
             last_rebuild: None,
             window_start: now,
             in_window: 0,
+            ignored: false,
         }
     }
 
@@ -86,7 +89,8 @@ impl ResetThrottle {
             self.in_window = 0;
         }
         self.in_window = self.in_window.saturating_add(1);
-        if self.in_window > MAX_RESETS {
+        if self.ignored || self.in_window > MAX_RESETS {
+            self.ignored = true;
             return ResetAction::Ignore;
         }
         if self
@@ -135,6 +139,11 @@ mod tests {
         assert_eq!(actions[0], ResetAction::Rebuild);
         assert_eq!(actions[1], ResetAction::Wait, "100 ms later");
         assert_eq!(*actions.last().unwrap(), ResetAction::Ignore);
+        assert!(
+            actions[60..].iter().all(|a| *a == ResetAction::Ignore),
+            "ignored from then on, past the window too (until it rejoins as a new peer)"
+        );
+        assert_eq!(throttle.on_reset(3_600_000.0), ResetAction::Ignore);
     }
 
     #[test]
