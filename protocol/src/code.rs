@@ -40,6 +40,9 @@ pub enum ErrorCode {
     RecipientBacklog,
     /// `since` is ahead of anything sent to this peer.
     CursorAhead,
+    /// Messages after `since` expired unread (`--message-ttl`): what is left has a hole, so
+    /// join again.
+    CursorExpired,
     /// The TURN provider failed.
     TurnUnavailable,
     /// Wrong HTTP method for the endpoint.
@@ -54,7 +57,7 @@ pub enum ErrorCode {
     Internal,
 }
 
-const ALL: [ErrorCode; 23] = [
+const ALL: [ErrorCode; 24] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -72,6 +75,7 @@ const ALL: [ErrorCode; 23] = [
     ErrorCode::TooManyPolls,
     ErrorCode::RecipientBacklog,
     ErrorCode::CursorAhead,
+    ErrorCode::CursorExpired,
     ErrorCode::TurnUnavailable,
     ErrorCode::MethodNotAllowed,
     ErrorCode::StorageFull,
@@ -101,6 +105,7 @@ impl ErrorCode {
             ErrorCode::TooManyPolls => "too_many_polls",
             ErrorCode::RecipientBacklog => "recipient_backlog",
             ErrorCode::CursorAhead => "cursor_ahead",
+            ErrorCode::CursorExpired => "cursor_expired",
             ErrorCode::TurnUnavailable => "turn_unavailable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::StorageFull => "storage_full",

@@ -236,7 +236,8 @@ pub async fn messages(
     let mut first = true;
     let mut resubscribe = false;
     loop {
-        let Some(batch) = state.store.read(&peer.id, query.since)? else {
+        let acknowledged = state.live.acknowledged(&peer.id).unwrap_or(0);
+        let Some(batch) = state.store.read(&peer.id, query.since, acknowledged)? else {
             // Removed meanwhile (left, timed out, replaced): say which.
             return Err(state.gone(&headers));
         };

@@ -70,6 +70,9 @@ pub enum AppError {
         /// Last sequence number issued to this peer.
         last: u64,
     },
+    /// Messages after the cursor expired unread.
+    #[error("messages after cursor {0} expired unread (--message-ttl); join again")]
+    CursorExpired(u64),
     /// The TURN provider could not be reached or answered badly.
     #[error("ICE servers are unavailable right now")]
     TurnUnavailable(String),
@@ -111,6 +114,7 @@ impl AppError {
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::OriginNotAllowed(_) => ErrorCode::OriginNotAllowed,
             AppError::CursorAhead { .. } => ErrorCode::CursorAhead,
+            AppError::CursorExpired(_) => ErrorCode::CursorExpired,
             AppError::TurnUnavailable(_) => ErrorCode::TurnUnavailable,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             AppError::Internal(_) => ErrorCode::Internal,
@@ -124,6 +128,7 @@ impl AppError {
                 StatusCode::BAD_REQUEST
             }
             AppError::CursorAhead { .. } => StatusCode::BAD_REQUEST,
+            AppError::CursorExpired(_) => StatusCode::GONE,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unauthorized | AppError::Replaced | AppError::TicketRequired => {
                 StatusCode::UNAUTHORIZED
@@ -163,6 +168,7 @@ impl From<StoreError> for AppError {
             e @ StoreError::TopologyMismatch { .. } => AppError::TopologyMismatch(e.to_string()),
             StoreError::RoomFull(capacity) => AppError::RoomFull(capacity),
             StoreError::CursorAhead { since, last } => AppError::CursorAhead { since, last },
+            StoreError::CursorExpired(since) => AppError::CursorExpired(since),
             e @ (StoreError::Database(_) | StoreError::Encoding(_)) => {
                 AppError::Internal(e.to_string())
             }

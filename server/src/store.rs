@@ -60,6 +60,9 @@ pub enum StoreError {
     /// The room is at capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
+    /// Messages after `since` expired unread.
+    #[error("messages after cursor {0} expired unread; join again")]
+    CursorExpired(u64),
     /// `since` is ahead of anything sent to this peer.
     #[error("cursor {since} is ahead of the last message {last}")]
     CursorAhead {
@@ -562,6 +565,7 @@ impl Store {
         &self,
         peer_id: &str,
         since: u64,
+        acknowledged: u64,
     ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
         let conn = self.lock();
         let last: Option<u64> = conn
@@ -585,6 +589,12 @@ impl Store {
             })
         })?;
         let messages = rows.collect::<Result<Vec<_>, _>>()?;
+        // Sequence numbers have no holes, and what was acknowledged is deleted: a missing
+        // next message expired unread.
+        let from = since.max(acknowledged).min(last);
+        if from < last && messages.first().is_none_or(|m| m.seq != from + 1) {
+            return Err(StoreError::CursorExpired(since));
+        }
         Ok(Some(messages))
     }
 

@@ -647,6 +647,30 @@ async fn messages_older_than_the_ttl_are_dropped() {
     assert_eq!(swept.expired_messages, 1);
 }
 
+#[tokio::test]
+async fn a_poll_past_messages_that_expired_unread_is_410_cursor_expired_not_a_silent_hole() {
+    let app = TestApp::with(|c| c.message_ttl = std::time::Duration::from_secs(60));
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    // a has `peer-joined` (seq 1) unread; it expires.
+    let later = callroom_server::state::now_ms() + 61_000;
+    app.state.live.touch(peer_id(&a), later);
+    app.state.live.touch(peer_id(&b), later);
+    app.state.sweep(later).unwrap();
+    // A newer message arrives (seq 2): reading from 0 would skip seq 1 without a word.
+    let reply = app.relay(token(&b), peer_id(&a), "offer", json!({})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = app.poll(token(&a), 0, 0).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::GONE, "cursor_expired")
+    );
+    // From the cursor after the hole (a rejoin reads from its new start), all is well.
+    assert_eq!(app.messages(token(&a), 1).await.len(), 1);
+    // And a cursor at the end is fine whatever expired before it.
+    assert!(app.messages(token(&a), 2).await.is_empty());
+}
+
 // ---------------------------------------------------------------- bodies and methods
 
 #[tokio::test]

@@ -143,7 +143,9 @@ impl PollPolicy {
     pub fn on_error(&mut self, error: &Error, random: f64) -> PollAction {
         match server_code(error) {
             Some(Ok(ErrorCode::Replaced)) => PollAction::Stop,
-            Some(Ok(ErrorCode::Unauthorized)) => PollAction::Rejoin,
+            // Messages we never read expired: connections may miss a description or
+            // candidates, so start clean.
+            Some(Ok(ErrorCode::Unauthorized | ErrorCode::CursorExpired)) => PollAction::Rejoin,
             _ => {
                 // Anything else (the network, a restarting server, a malformed answer) is
                 // retried with the same cursor: nothing is lost, the server keeps what we
@@ -242,6 +244,10 @@ mod tests {
         let mut p = policy();
         assert_eq!(p.on_error(&server("replaced"), 0.5), PollAction::Stop);
         assert_eq!(p.on_error(&server("unauthorized"), 0.5), PollAction::Rejoin);
+        assert_eq!(
+            p.on_error(&server("cursor_expired"), 0.5),
+            PollAction::Rejoin
+        );
         assert!(
             !p.reconnecting(),
             "neither is an outage to wait out with wait=0 polls"
