@@ -139,12 +139,20 @@ async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, App
         )));
     }
     if let Some(secret) = &state.config.ticket_secret {
-        crate::ticket::verify(
+        let ticket = crate::ticket::verify(
             secret,
             request.ticket.as_deref(),
             &request.room,
             request.role,
+            unix_secs(),
+            state.config.max_ticket_lifetime.as_secs(),
         )?;
+        if let Some(jti) = &ticket.jti {
+            let expires_ms = i64::try_from(ticket.exp.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if !state.store.use_ticket(&ids::hash_token(jti), expires_ms)? {
+                return Err(AppError::InvalidTicket("ticket was used already".into()));
+            }
+        }
     }
     let peer_id = ids::new_peer_id()?;
     let token = ids::new_token()?;

@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_TICKET_SECRET", hide_env_values = true)]
     pub ticket_secret: Option<String>,
 
+    /// Longest a ticket may live: one whose `exp` is further away is refused. A ticket with
+    /// a `jti` works once (remembered until it expires); `nbf` is honoured.
+    #[arg(long, env = "CALLROOM_MAX_TICKET_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub max_ticket_lifetime: Duration,
+
     /// Static ICE servers handed to clients, as a JSON array of
     /// `{urls, username?, credential?}`. Default: none (loopback and LAN need none).
     #[arg(long, env = "CALLROOM_ICE_SERVERS")]

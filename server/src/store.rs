@@ -111,6 +111,10 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (recipient, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_at);
+CREATE TABLE IF NOT EXISTS used_tickets (
+    jti_hash   BLOB PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Bumped when the schema changes; an older database's signaling state is dropped (it is
@@ -598,6 +602,18 @@ impl Store {
         Ok(Some(messages))
     }
 
+    /// Marks a single-use ticket (the hash of its `jti`) used until `expires_at` (unix ms);
+    /// false if it was used already.
+    pub fn use_ticket(&self, jti_hash: &[u8], expires_at: i64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let added = tx.execute(
+                "INSERT OR IGNORE INTO used_tickets (jti_hash, expires_at) VALUES (?1, ?2)",
+                params![jti_hash, expires_at],
+            )?;
+            Ok(added == 1)
+        })
+    }
+
     /// Deletes, per recipient, every message up to the cursor it has acknowledged.
     pub fn delete_acknowledged(&self, acks: &[(String, u64)]) -> Result<usize, StoreError> {
         if acks.is_empty() {
@@ -641,6 +657,8 @@ impl Store {
                 "DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM peers WHERE peers.room = rooms.id)",
                 [],
             )?;
+            // An expired ticket is refused anyway: no need to remember it was used.
+            tx.execute("DELETE FROM used_tickets WHERE expires_at < ?1", [now])?;
             Ok(swept)
         })
     }

@@ -1,5 +1,7 @@
-//! Join tickets: an HS256 JWT `{room, role, exp}` signed by the embedding app's backend, so
-//! the app decides who may join which room as which role.
+//! Join tickets: an HS256 JWT `{room, role, exp, nbf?, jti?}` signed by the embedding app's
+//! backend, so the app decides who may join which room as which role. A ticket with a `jti`
+//! is single-use (the store remembers it until it expires); none may live longer than the
+//! server allows.
 
 use callroom_protocol::Role;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
@@ -11,15 +13,40 @@ use crate::error::AppError;
 struct Claims {
     room: String,
     role: Role,
+    /// Required (the validation says so when it is missing).
+    exp: Option<u64>,
+    jti: Option<String>,
 }
 
-/// Checks `ticket` against `secret` and the join's room and role.
-pub fn verify(secret: &str, ticket: Option<&str>, room: &str, role: Role) -> Result<(), AppError> {
+/// A ticket that passed [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// Its id, if it is single-use.
+    pub jti: Option<String>,
+    /// When it expires (unix seconds).
+    pub exp: u64,
+}
+
+/// Longest `jti` kept.
+const MAX_JTI_LEN: usize = 256;
+
+/// Checks `ticket` against `secret`, the join's room and role, and the clock (`now`, unix
+/// seconds): not before its `nbf`, not after its `exp`, which may be at most `max_lifetime`
+/// seconds away.
+pub fn verify(
+    secret: &str,
+    ticket: Option<&str>,
+    room: &str,
+    role: Role,
+    now: u64,
+    max_lifetime: u64,
+) -> Result<Ticket, AppError> {
     let ticket = ticket
         .filter(|t| !t.is_empty())
         .ok_or(AppError::TicketRequired)?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 5;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     let claims = decode::<Claims>(
         ticket,
@@ -34,13 +61,32 @@ pub fn verify(secret: &str, ticket: Option<&str>, room: &str, role: Role) -> Res
     if claims.role != role {
         return Err(AppError::InvalidTicket("ticket is for another role".into()));
     }
-    Ok(())
+    let exp = claims.exp.unwrap_or(0);
+    if exp > now.saturating_add(max_lifetime) {
+        return Err(AppError::InvalidTicket(format!(
+            "ticket lives longer than this server allows ({max_lifetime} s)"
+        )));
+    }
+    if claims
+        .jti
+        .as_ref()
+        .is_some_and(|j| j.is_empty() || j.len() > MAX_JTI_LEN)
+    {
+        return Err(AppError::InvalidTicket(format!(
+            "ticket `jti` must be 1 to {MAX_JTI_LEN} bytes"
+        )));
+    }
+    Ok(Ticket {
+        jti: claims.jti,
+        exp,
+    })
 }
 
 fn ticket_error(err: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match err.kind() {
         ErrorKind::ExpiredSignature => "ticket has expired".into(),
+        ErrorKind::ImmatureSignature => "ticket is not valid yet (nbf)".into(),
         ErrorKind::InvalidSignature => "ticket signature is invalid".into(),
         ErrorKind::InvalidAlgorithm => "ticket must be signed with HS256".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("ticket lacks `{claim}`"),
@@ -80,16 +126,58 @@ mod tests {
         )
     }
 
+    /// A day, the default `--max-ticket-lifetime`.
+    const DAY: u64 = 86_400;
+
+    fn check(ticket: Option<&str>, room: &str, role: Role) -> Result<Ticket, AppError> {
+        verify(SECRET, ticket, room, role, now(), DAY)
+    }
+
     #[test]
     fn a_ticket_for_this_room_and_role_is_accepted() {
-        assert!(verify(SECRET, Some(&valid("r1", "host")), "r1", Role::Host).is_ok());
+        let ok = check(Some(&valid("r1", "host")), "r1", Role::Host).unwrap();
+        assert_eq!(ok.jti, None);
+        let once = ticket(
+            json!({"room": "r1", "role": "host", "exp": now() + 60, "jti": "t-1"}),
+            SECRET,
+            Algorithm::HS256,
+        );
+        let ok = check(Some(&once), "r1", Role::Host).unwrap();
+        assert_eq!(ok.jti.as_deref(), Some("t-1"));
+    }
+
+    #[test]
+    fn a_ticket_not_valid_yet_or_living_too_long_is_refused() {
+        let cases = [
+            (
+                json!({"room": "r1", "role": "host", "exp": now() + 600, "nbf": now() + 300}),
+                "not valid yet",
+            ),
+            (
+                json!({"room": "r1", "role": "host", "exp": now() + 2 * DAY}),
+                "longer",
+            ),
+            (
+                json!({"room": "r1", "role": "host", "exp": u64::MAX / 2}),
+                "longer",
+            ),
+            (
+                json!({"room": "r1", "role": "host", "exp": now() + 60, "jti": ""}),
+                "jti",
+            ),
+        ];
+        for (claims, why) in cases {
+            let t = ticket(claims, SECRET, Algorithm::HS256);
+            let err = check(Some(&t), "r1", Role::Host).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
     }
 
     #[test]
     fn no_ticket_is_ticket_required() {
-        let err = verify(SECRET, None, "r1", Role::Peer).unwrap_err();
+        let err = check(None, "r1", Role::Peer).unwrap_err();
         assert_eq!(err.code().as_str(), "ticket_required");
-        let err = verify(SECRET, Some(""), "r1", Role::Peer).unwrap_err();
+        let err = check(Some(""), "r1", Role::Peer).unwrap_err();
         assert_eq!(err.code().as_str(), "ticket_required");
     }
 
@@ -133,7 +221,7 @@ mod tests {
             ("not.a.jwt".to_owned(), "malformed"),
         ];
         for (ticket, why) in cases {
-            let err = verify(SECRET, Some(&ticket), "r1", Role::Host).unwrap_err();
+            let err = check(Some(&ticket), "r1", Role::Host).unwrap_err();
             assert_eq!(err.code().as_str(), "invalid_ticket", "{why}");
             assert!(err.to_string().contains(why), "{why}: {err}");
         }
@@ -149,7 +237,7 @@ mod tests {
             now() + 60
         ));
         let forged = format!("{header}.{body}.");
-        let err = verify(SECRET, Some(&forged), "r1", Role::Host).unwrap_err();
+        let err = check(Some(&forged), "r1", Role::Host).unwrap_err();
         assert_eq!(err.code().as_str(), "invalid_ticket");
     }
 }

@@ -791,6 +791,54 @@ async fn with_a_ticket_secret_joins_need_a_matching_ticket() {
     assert_eq!(reply.code(), "invalid_ticket");
 }
 
+#[tokio::test]
+async fn a_ticket_with_a_jti_joins_once_and_after_a_restart_still_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").to_string_lossy().into_owned();
+    let config = |c: &mut callroom_server::Config| {
+        c.db = db.clone();
+        c.ticket_secret = Some("backend-secret".into());
+    };
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    let once = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"room": "r", "role": "peer", "exp": exp, "jti": "invite-42"}),
+        &jsonwebtoken::EncodingKey::from_secret(b"backend-secret"),
+    )
+    .unwrap();
+    let join = json!({"type": "join", "room": "r", "role": "peer", "ticket": once});
+    {
+        let app = TestApp::with(config);
+        assert_eq!(app.post(None, join.clone()).await.status, StatusCode::OK);
+        let again = app.post(None, join.clone()).await;
+        assert_eq!(
+            (again.status, again.code()),
+            (StatusCode::FORBIDDEN, "invalid_ticket")
+        );
+        assert!(again.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used already"));
+        // A ticket without a jti is for any number of joins, as before.
+        let reusable = ticket("backend-secret", "r", "peer");
+        for _ in 0..2 {
+            let reply = app
+                .post(
+                    None,
+                    json!({"type": "join", "room": "r", "role": "peer", "ticket": reusable}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+    }
+    let app = TestApp::with(config);
+    assert_eq!(app.post(None, join).await.code(), "invalid_ticket");
+}
+
 // ---------------------------------------------------------------- CORS
 
 async fn preflight(app: &TestApp, origin: &str) -> Option<String> {
