@@ -53,11 +53,15 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The request came from a page whose origin the server does not allow.
     OriginNotAllowed,
+    /// The body did not arrive in time (`--body-timeout`).
+    RequestTimeout,
+    /// The server has as many connections as it takes: retry shortly.
+    ServerBusy,
     /// Anything else; the cause stays in the server's log.
     Internal,
 }
 
-const ALL: [ErrorCode; 24] = [
+const ALL: [ErrorCode; 26] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -81,6 +85,8 @@ const ALL: [ErrorCode; 24] = [
     ErrorCode::StorageFull,
     ErrorCode::UnsupportedMediaType,
     ErrorCode::OriginNotAllowed,
+    ErrorCode::RequestTimeout,
+    ErrorCode::ServerBusy,
     ErrorCode::Internal,
 ];
 
@@ -111,6 +117,8 @@ impl ErrorCode {
             ErrorCode::StorageFull => "storage_full",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
         }
     }
@@ -130,6 +138,8 @@ impl ErrorCode {
                 | ErrorCode::RecipientBacklog
                 | ErrorCode::TurnUnavailable
                 | ErrorCode::StorageFull
+                | ErrorCode::RequestTimeout
+                | ErrorCode::ServerBusy
                 | ErrorCode::Internal
         )
     }

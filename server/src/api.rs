@@ -31,7 +31,7 @@ pub async fn signaling(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
-    let bytes = read_body(body, state.config.max_body).await?;
+    let bytes = read_body(body, state.config.max_body, state.config.body_timeout).await?;
     #[derive(Deserialize)]
     struct Kind {
         #[serde(rename = "type")]
@@ -321,9 +321,17 @@ pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
 }
 
-/// Reads a body of at most `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
+/// Reads a body of at most `limit` bytes, arriving within `timeout`.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, AppError> {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(AppError::RequestTimeout(timeout.as_secs()));
+    };
+    read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || err.to_string().contains("length limit");

@@ -47,6 +47,20 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_MESSAGE_TTL", default_value = "1h", value_parser = parse_duration)]
     pub message_ttl: Duration,
 
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle between requests, before it is closed.
+    #[arg(long, env = "CALLROOM_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a request's body may take to arrive (longer: 408 `request_timeout`).
+    #[arg(long, env = "CALLROOM_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Most connections open at once; more get a quick 503 `server_busy` and are closed.
+    /// Default: the open-file limit (raised to its hard limit at start) less 128.
+    #[arg(long, env = "CALLROOM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     /// Largest request body, in bytes (larger: 413 `body_too_large`).
     #[arg(long, env = "CALLROOM_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,

@@ -82,6 +82,9 @@ pub enum AppError {
     /// The request's `Origin` is not allowed (`--allow-origin`).
     #[error("origin `{0}` may not call this server (see --allow-origin)")]
     OriginNotAllowed(String),
+    /// The body did not arrive within this many seconds.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     /// The endpoint exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -113,6 +116,7 @@ impl AppError {
             AppError::StorageFull(_) => ErrorCode::StorageFull,
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::OriginNotAllowed(_) => ErrorCode::OriginNotAllowed,
+            AppError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             AppError::CursorAhead { .. } => ErrorCode::CursorAhead,
             AppError::CursorExpired(_) => ErrorCode::CursorExpired,
             AppError::TurnUnavailable(_) => ErrorCode::TurnUnavailable,
@@ -145,6 +149,7 @@ impl AppError {
             AppError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            AppError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::TurnUnavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod conn;
 pub mod cors;
 pub mod error;
 pub mod ids;
@@ -145,12 +146,18 @@ pub async fn serve(
     };
     let checkpointer = tokio::spawn(checkpoint_forever(state.clone()));
     let draining = state.clone();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            draining.begin_shutdown();
-        })
-        .await;
+    let limits = conn::Limits {
+        max_connections: state
+            .config
+            .max_connections
+            .unwrap_or_else(conn::default_max_connections),
+        header_timeout: state.config.header_timeout,
+    };
+    let result = conn::serve(listener, app(state), limits, async move {
+        shutdown.await;
+        draining.begin_shutdown();
+    })
+    .await;
     sweeper.abort();
     checkpointer.abort();
     if let Some((forwarder, announcer)) = sfu {

@@ -28,6 +28,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
+    match callroom_server::conn::raise_open_file_limit() {
+        Some(limit) => tracing::info!(limit, "open-file limit"),
+        None => tracing::info!("no open-file limit"),
+    }
     let listen = config.listen;
     let state = match AppState::new(config) {
         Ok(state) => state,

@@ -384,3 +384,103 @@ async fn a_failing_turn_provider_is_502_but_joins_still_work() {
     );
     server.shutdown().await;
 }
+
+// ---------------------------------------------------------------- slow and idle clients
+
+/// A raw connection to `url` (`http://host:port`).
+async fn raw(url: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (or `within` passes: `None`).
+async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    Some(String::from_utf8_lossy(&received).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_that_sends_half_its_headers_or_nothing_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = config();
+    config.header_timeout = Duration::from_secs(1);
+    let server = Running::start(config).await;
+    let mut silent = raw(&server.url).await;
+    let mut half = raw(&server.url).await;
+    half.write_all(b"POST /signaling HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Closed after about a second, well before the 30 s a stalled connection used to keep.
+    for stream in [&mut silent, &mut half] {
+        let seen = until_closed(stream, Duration::from_secs(10)).await;
+        assert!(seen.is_some(), "closed within 10 s");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_request_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = config();
+    config.body_timeout = Duration::from_secs(1);
+    let server = Running::start(config).await;
+    let mut stalled = raw(&server.url).await;
+    stalled
+        .write_all(
+            b"POST /signaling HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"type\":",
+        )
+        .await
+        .unwrap();
+    let seen = until_closed(&mut stalled, Duration::from_secs(10))
+        .await
+        .expect("answered and closed within 10 s");
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("request_timeout"), "{seen}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_get_a_quick_503_and_a_freed_slot_serves_again() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = config();
+    config.max_connections = Some(3);
+    config.header_timeout = Duration::from_secs(30);
+    let server = Running::start(config).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(raw(&server.url).await);
+    }
+    // Give the server a moment to take them (accepting is asynchronous).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = raw(&server.url).await;
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let seen = until_closed(&mut extra, Duration::from_secs(5))
+        .await
+        .expect("answered at once");
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+    assert!(seen.contains("server_busy"), "{seen}");
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    drop(held);
+    server.shutdown().await;
+}

@@ -227,7 +227,7 @@ pub async fn calls_body<T: DeserializeOwned>(
 ) -> Result<T, CallsFailure> {
     // Offers grow with every track pulled (a few KB each): room for a full room's worth.
     let limit = state.config.max_body.max(CALLS_MAX_BODY);
-    let bytes = crate::api::read_body(body, limit).await?;
+    let bytes = crate::api::read_body(body, limit, state.config.body_timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| CallsError::decoding(format!("invalid body: {e}")).into())
 }
