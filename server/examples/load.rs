@@ -101,6 +101,11 @@ async fn start_server(
             "1000000",
             "--room-capacity",
             "64",
+            // Every client comes from this one address: the join limits would pace them.
+            "--join-burst",
+            "1000000",
+            "--room-join-burst",
+            "1000000",
             "--peer-timeout",
             "120s",
         ])

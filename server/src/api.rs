@@ -1,11 +1,14 @@
 //! The HTTP API: `POST /signaling`, `GET /messages`, `POST /turn-credentials`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::Extension;
 use axum::Json;
 use callroom_protocol::{
     is_valid_relay_type, is_valid_room_id, JoinRequest, JoinResponse, LeaveReason, Message,
@@ -28,6 +31,7 @@ const REPLACED_MEMORY_MS: i64 = 10 * 60 * 1000;
 /// `POST /signaling`: join, leave, or relay a message to a peer of the same room.
 pub async fn signaling(
     State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, AppError> {
@@ -53,7 +57,8 @@ pub async fn signaling(
                     truncate(&topology, 20)
                 )));
             }
-            join(&state, parse_json(&bytes)?).await
+            let client = client_address(&state, connect.map(|c| c.0 .0), &headers);
+            join(&state, client, parse_json(&bytes)?).await
         }
         "leave" => {
             let peer = state.authenticate(&headers)?;
@@ -113,12 +118,42 @@ pub async fn signaling(
     }
 }
 
-async fn join(state: &AppState, request: JoinRequest) -> Result<Json<Value>, AppError> {
+/// Who is joining, for the join limits: the socket's peer, or behind a trusted proxy, the
+/// address it put last in `X-Forwarded-For`.
+fn client_address(
+    state: &AppState,
+    socket: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    if state.config.trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|a| a.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    socket.map(|s| s.ip())
+}
+
+async fn join(
+    state: &AppState,
+    client: Option<IpAddr>,
+    request: JoinRequest,
+) -> Result<Json<Value>, AppError> {
     if !is_valid_room_id(&request.room) {
         return Err(AppError::InvalidInput(
             "room must match [A-Za-z0-9_-]{1,64}".into(),
         ));
     }
+    state
+        .live
+        .try_join(client, &request.room, state.config.join_limits(), now_ms())
+        .map_err(AppError::RateLimited)?;
     let name = request.name.trim();
     if name.chars().count() > NAME_MAX_LEN || name.chars().any(is_hidden_char) {
         return Err(AppError::InvalidInput(format!(

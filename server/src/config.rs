@@ -77,6 +77,28 @@ pub struct Config {
     #[arg(long, env = "CALLROOM_RELAY_BURST", default_value_t = 200.0)]
     pub relay_burst: f64,
 
+    /// Joins per second one client address may make, sustained (more: 429 `rate_limited`).
+    #[arg(long, env = "CALLROOM_JOIN_RATE", default_value_t = 2.0)]
+    pub join_rate: f64,
+
+    /// Joins one client address may make at once.
+    #[arg(long, env = "CALLROOM_JOIN_BURST", default_value_t = 60.0)]
+    pub join_burst: f64,
+
+    /// Joins per second into one room, sustained (more: 429 `rate_limited`).
+    #[arg(long, env = "CALLROOM_ROOM_JOIN_RATE", default_value_t = 2.0)]
+    pub room_join_rate: f64,
+
+    /// Joins into one room at once.
+    #[arg(long, env = "CALLROOM_ROOM_JOIN_BURST", default_value_t = 40.0)]
+    pub room_join_burst: f64,
+
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
+    /// entry (the one the proxy added) for join limits. Without a proxy, leave it off, or
+    /// anyone can claim any address.
+    #[arg(long, env = "CALLROOM_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
     /// Messages a recipient may have unacknowledged before relays to it are refused
     /// (429 `recipient_backlog`), so no peer can fill the disk through another.
     #[arg(long, env = "CALLROOM_MAX_BACKLOG", default_value_t = 1000)]
@@ -171,6 +193,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The join budgets of these flags.
+    pub fn join_limits(&self) -> crate::live::JoinLimits {
+        crate::live::JoinLimits {
+            address_rate: self.join_rate,
+            address_burst: self.join_burst,
+            room_rate: self.room_join_rate,
+            room_burst: self.room_join_burst,
+        }
+    }
+
     /// Defaults as if started with no arguments, except: a throwaway in-memory database and
     /// an ephemeral port.
     pub fn for_tests() -> Self {

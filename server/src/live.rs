@@ -37,10 +37,34 @@ pub const RESET_BURST: f64 = 3.0;
 /// Recipients whose reset budget is kept per sender (the oldest is forgotten past it).
 const MAX_RESET_TARGETS: usize = 64;
 
+/// Most addresses, and most rooms, whose join budget is remembered at once.
+const MAX_JOIN_BUCKETS: usize = 100_000;
+
+/// Join budgets by client address and by room.
+#[derive(Default)]
+struct Joins {
+    by_address: HashMap<std::net::IpAddr, TokenBucket>,
+    by_room: HashMap<String, TokenBucket>,
+}
+
+/// The rates and bursts joins are held to.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinLimits {
+    /// Per client address, per second.
+    pub address_rate: f64,
+    /// Per client address, at once.
+    pub address_burst: f64,
+    /// Per room, per second.
+    pub room_rate: f64,
+    /// Per room, at once.
+    pub room_burst: f64,
+}
+
 /// Shared by every request.
 #[derive(Clone)]
 pub struct Live {
     peers: Arc<Mutex<HashMap<String, PeerLive>>>,
+    joins: Arc<Mutex<Joins>>,
     /// Token hashes of hub hosts a newer host replaced, until when to say so.
     replaced: Arc<Mutex<HashMap<Vec<u8>, i64>>>,
     /// Peers never seen polling since this process started count as seen at start.
@@ -67,6 +91,7 @@ impl Live {
     pub fn new(started_ms: i64) -> Self {
         Self {
             peers: Arc::default(),
+            joins: Arc::default(),
             replaced: Arc::default(),
             started_ms,
         }
@@ -187,6 +212,61 @@ impl Live {
         peer.bucket
             .get_or_insert_with(|| TokenBucket::full(burst, now_ms))
             .try_take(now_ms, rate, burst)
+    }
+
+    /// Takes one join out of the budgets of `address` (when known) and `room`, or says in how
+    /// many seconds one is available. Neither is charged when either refuses.
+    pub fn try_join(
+        &self,
+        address: Option<std::net::IpAddr>,
+        room: &str,
+        limits: JoinLimits,
+        now_ms: i64,
+    ) -> Result<(), u64> {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        let Joins {
+            by_address,
+            by_room,
+        } = &mut *joins;
+        // Between sweeps, a flood of new addresses or room names waits rather than growing
+        // the maps without end.
+        let unknown_address = address.is_some_and(|a| !by_address.contains_key(&a));
+        if (unknown_address && by_address.len() >= MAX_JOIN_BUCKETS)
+            || (!by_room.contains_key(room) && by_room.len() >= MAX_JOIN_BUCKETS)
+        {
+            return Err(1);
+        }
+        let mut room_bucket = by_room
+            .get(room)
+            .cloned()
+            .unwrap_or_else(|| TokenBucket::full(limits.room_burst, now_ms));
+        let mut address_bucket = address.map(|a| {
+            by_address
+                .get(&a)
+                .cloned()
+                .unwrap_or_else(|| TokenBucket::full(limits.address_burst, now_ms))
+        });
+        if let Some(bucket) = &mut address_bucket {
+            bucket.try_take(now_ms, limits.address_rate, limits.address_burst)?;
+        }
+        room_bucket.try_take(now_ms, limits.room_rate, limits.room_burst)?;
+        by_room.insert(room.to_owned(), room_bucket);
+        if let (Some(address), Some(bucket)) = (address, address_bucket) {
+            by_address.insert(address, bucket);
+        }
+        Ok(())
+    }
+
+    /// Forgets join budgets that have refilled (run by the sweeper, so the maps hold only
+    /// addresses and rooms that joined lately).
+    pub fn prune_joins(&self, limits: JoinLimits, now_ms: i64) {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        joins
+            .by_address
+            .retain(|_, b| !b.is_full(now_ms, limits.address_rate, limits.address_burst));
+        joins
+            .by_room
+            .retain(|_, b| !b.is_full(now_ms, limits.room_rate, limits.room_burst));
     }
 
     /// Takes one `peer-reset` from `peer_id` to `to` out of that pair's budget

@@ -16,6 +16,12 @@ impl TokenBucket {
         }
     }
 
+    /// True when the bucket has refilled to its whole burst by `now_ms` (nothing to remember).
+    pub fn is_full(&self, now_ms: i64, rate: f64, burst: f64) -> bool {
+        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
+        self.tokens + elapsed * rate >= burst
+    }
+
     /// Takes one token, or says in how many whole seconds one will be available.
     pub fn try_take(&mut self, now_ms: i64, rate: f64, burst: f64) -> Result<(), u64> {
         let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;

@@ -137,6 +137,7 @@ impl AppState {
     pub fn sweep(&self, now: i64) -> Result<Swept, AppError> {
         let timeout = i64::try_from(self.config.peer_timeout.as_millis()).unwrap_or(i64::MAX);
         let ttl = i64::try_from(self.config.message_ttl.as_millis()).unwrap_or(i64::MAX);
+        self.live.prune_joins(self.config.join_limits(), now);
         // A failure here must not stop the rest of the sweep (presence, expiry).
         if let Err(err) = self.store.delete_acknowledged(&self.live.take_acks()) {
             tracing::error!(%err, "deleting acknowledged messages failed");

@@ -484,3 +484,23 @@ async fn past_the_connection_cap_new_connections_get_a_quick_503_and_a_freed_slo
     drop(held);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_client_address_past_its_join_burst_is_429_whatever_the_room() {
+    let mut config = config();
+    config.join_burst = 3.0;
+    config.join_rate = 0.01;
+    let server = Running::start(config).await;
+    let client = Client::new(&server.url);
+    for room in ["a", "b", "c"] {
+        client.join(room).await;
+    }
+    let (status, json) = client
+        .post(None, json!({"type": "join", "room": "d", "role": "peer"}))
+        .await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    server.shutdown().await;
+}
