@@ -177,8 +177,12 @@ async fn sweep_forever(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(err) = state.sweep(state::now_ms()) {
-            tracing::error!(%err, "sweep failed");
+        // On a blocking thread, batch by batch: requests never wait for a whole sweep.
+        let sweeping = state.clone();
+        match tokio::task::spawn_blocking(move || sweeping.sweep(state::now_ms())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(%err, "sweep failed"),
+            Err(err) => tracing::error!(%err, "sweep task failed"),
         }
     }
 }

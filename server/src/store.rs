@@ -148,7 +148,13 @@ pub struct Store {
     /// A second connection for WAL checkpoints, which then never block requests
     /// (`None` for an in-memory database, which has no WAL).
     checkpointer: Option<Mutex<Connection>>,
+    /// Write transactions so far (a sweep's batches show here).
+    transactions: std::sync::atomic::AtomicU64,
 }
+
+/// Most rows one sweep transaction removes: the lock is given up between batches, so
+/// requests wait at most one batch (a few milliseconds) whatever a sweep has to do.
+pub const SWEEP_BATCH: usize = 200;
 
 /// An authenticated peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +304,7 @@ impl Store {
         Ok(Self {
             conn: Mutex::new(conn),
             checkpointer,
+            transactions: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -332,10 +339,30 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
+        self.transactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// Write transactions run so far.
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `sql` (a `DELETE` of at most `?2` rows, `?1` bound to `bound`) batch after batch
+    /// until it deletes fewer; the total.
+    fn delete_in_batches(&self, sql: &str, bound: i64) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = self.write(|tx| Ok(tx.execute(sql, params![bound, SWEEP_BATCH])?))?;
+            total += deleted;
+            if deleted < SWEEP_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     /// Adds a peer to `room`, creating the room with `topology` if needed.
@@ -616,51 +643,66 @@ impl Store {
 
     /// Deletes, per recipient, every message up to the cursor it has acknowledged.
     pub fn delete_acknowledged(&self, acks: &[(String, u64)]) -> Result<usize, StoreError> {
-        if acks.is_empty() {
-            return Ok(0);
+        let mut deleted = 0;
+        for batch in acks.chunks(SWEEP_BATCH) {
+            deleted += self.write(|tx| {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM messages WHERE recipient = ?1 AND seq <= ?2")?;
+                let mut deleted = 0;
+                for (peer, upto) in batch {
+                    deleted += stmt.execute(params![peer, upto])?;
+                }
+                Ok(deleted)
+            })?;
         }
-        self.write(|tx| {
-            let mut stmt =
-                tx.prepare_cached("DELETE FROM messages WHERE recipient = ?1 AND seq <= ?2")?;
-            let mut deleted = 0;
-            for (peer, upto) in acks {
-                deleted += stmt.execute(params![peer, upto])?;
-            }
-            Ok(deleted)
-        })
+        Ok(deleted)
     }
 
-    /// Removes the peers `is_silent` picks (telling their rooms) and messages older than
-    /// `now - message_ttl_ms`.
+    /// Removes the peers `is_silent` picks (telling their rooms), messages older than
+    /// `now - message_ttl_ms`, empty rooms and expired tickets, [`SWEEP_BATCH`] rows per
+    /// transaction.
     pub fn sweep(
         &self,
         now: i64,
         message_ttl_ms: i64,
         is_silent: impl Fn(&str) -> bool,
     ) -> Result<Swept, StoreError> {
-        self.write(|tx| {
-            let mut swept = Swept::default();
-            let ids: Vec<String> = {
-                let mut stmt = tx.prepare_cached("SELECT id FROM peers")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                rows.collect::<Result<_, _>>()?
-            };
-            for id in ids.into_iter().filter(|id| is_silent(id)) {
-                swept.wake.extend(remove_peer(tx, &id, LeaveReason::Timeout, now)?);
-                swept.timed_out.push(id);
-            }
-            swept.expired_messages = tx.execute(
-                "DELETE FROM messages WHERE created_at < ?1",
-                [now - message_ttl_ms],
-            )?;
-            tx.execute(
-                "DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM peers WHERE peers.room = rooms.id)",
-                [],
-            )?;
-            // An expired ticket is refused anyway: no need to remember it was used.
-            tx.execute("DELETE FROM used_tickets WHERE expires_at < ?1", [now])?;
-            Ok(swept)
-        })
+        let mut swept = Swept::default();
+        let ids: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt = conn.prepare_cached("SELECT id FROM peers")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let silent: Vec<String> = ids.into_iter().filter(|id| is_silent(id)).collect();
+        for batch in silent.chunks(SWEEP_BATCH) {
+            let wake = self.write(|tx| {
+                let mut wake = Vec::new();
+                for id in batch {
+                    wake.extend(remove_peer(tx, id, LeaveReason::Timeout, now)?);
+                }
+                Ok(wake)
+            })?;
+            swept.wake.extend(wake);
+            swept.timed_out.extend_from_slice(batch);
+        }
+        swept.expired_messages = self.delete_in_batches(
+            "DELETE FROM messages WHERE (recipient, seq) IN
+             (SELECT recipient, seq FROM messages WHERE created_at < ?1 LIMIT ?2)",
+            now - message_ttl_ms,
+        )?;
+        self.delete_in_batches(
+            "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms WHERE created_at <= ?1 AND
+             NOT EXISTS (SELECT 1 FROM peers WHERE peers.room = rooms.id) LIMIT ?2)",
+            now,
+        )?;
+        // An expired ticket is refused anyway: no need to remember it was used.
+        self.delete_in_batches(
+            "DELETE FROM used_tickets WHERE jti_hash IN
+             (SELECT jti_hash FROM used_tickets WHERE expires_at < ?1 LIMIT ?2)",
+            now,
+        )?;
+        Ok(swept)
     }
 
     /// Peers of a room, for tests and diagnostics.

@@ -602,6 +602,29 @@ async fn a_silent_peer_times_out_and_the_room_hears_why() {
 }
 
 #[tokio::test]
+async fn a_sweep_of_many_silent_peers_runs_in_batches_that_release_the_database() {
+    use callroom_server::store::SWEEP_BATCH;
+    let app = TestApp::with(|c| c.peer_timeout = std::time::Duration::from_secs(1));
+    let peers = 450;
+    assert!(peers > 2 * SWEEP_BATCH);
+    for i in 0..peers {
+        app.join(&format!("room{}", i / 15), "peer", "").await;
+    }
+    let later = callroom_server::state::now_ms() + 1_500;
+    let before = app.state.store.transactions();
+    let swept = app.state.sweep(later).unwrap();
+    assert_eq!(swept.timed_out.len(), peers);
+    // Three batches of peers, then at least one for each kind of leftover (old messages,
+    // empty rooms, expired tickets); one transaction held the lock for all of it before.
+    let transactions = app.state.store.transactions() - before;
+    assert!(
+        transactions >= 3 + 3,
+        "{peers} peers went in {transactions} transaction(s)"
+    );
+    assert!(app.state.store.room_peers("room0").unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_new_peer_gets_a_full_timeout_before_its_first_poll() {
     // The server has been running for an hour: a peer that never polled would count as last
     // seen at the start, an hour ago, unless its join counts as its first heartbeat.
