@@ -741,6 +741,30 @@ async fn a_host_replaced_by_another_host_stops_instead_of_fighting_back() {
     let name = unique("twohosts");
     let first = join(&name, "Host 1", Role::Host, false).await;
     let guest = join(&name, "Guest", Role::Guest, true).await;
+    // The seat of a live host is taken only with proof: the reclaim key the first host keeps
+    // in this tab's sessionStorage (so a reload of the host gets its seat back). Without it,
+    // another host is refused.
+    let stash = js_sys::Function::new_with_args(
+        "room",
+        "const k = Object.keys(sessionStorage).filter(k => k.startsWith('callroom.reclaim') && k.endsWith(room));
+         if (k.length !== 1) return null;
+         const v = sessionStorage.getItem(k[0]); sessionStorage.removeItem(k[0]); return [k[0], v];",
+    );
+    let stashed = stash
+        .call1(&JsValue::NULL, &JsValue::from_str(&name))
+        .unwrap();
+    assert!(
+        !stashed.is_null(),
+        "the host's reclaim key is kept in sessionStorage"
+    );
+    let refused = Room::join(options(&name, "Host 2", Role::Host, false))
+        .await
+        .err()
+        .map(|e| e.code().to_owned());
+    assert_eq!(refused.as_deref(), Some("host_taken"));
+    js_sys::Function::new_with_args("kv", "sessionStorage.setItem(kv[0], kv[1])")
+        .call1(&JsValue::NULL, &stashed)
+        .unwrap();
     let second = join(&name, "Host 2", Role::Host, false).await;
     let second_id = id(&second);
     assert!(

@@ -57,11 +57,13 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The server has as many connections as it takes: retry shortly.
     ServerBusy,
+    /// A hub's host seat is held by a live host, and the join brought no proof to take it.
+    HostTaken,
     /// Anything else; the cause stays in the server's log.
     Internal,
 }
 
-const ALL: [ErrorCode; 26] = [
+const ALL: [ErrorCode; 27] = [
     ErrorCode::InvalidJson,
     ErrorCode::InvalidInput,
     ErrorCode::UnknownType,
@@ -87,6 +89,7 @@ const ALL: [ErrorCode; 26] = [
     ErrorCode::OriginNotAllowed,
     ErrorCode::RequestTimeout,
     ErrorCode::ServerBusy,
+    ErrorCode::HostTaken,
     ErrorCode::Internal,
 ];
 
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::HostTaken => "host_taken",
             ErrorCode::Internal => "internal",
         }
     }
@@ -159,6 +163,7 @@ impl ErrorCode {
                 | ErrorCode::BodyTooLarge
                 | ErrorCode::UnsupportedMediaType
                 | ErrorCode::OriginNotAllowed
+                | ErrorCode::HostTaken
         )
     }
 }

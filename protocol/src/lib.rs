@@ -188,6 +188,10 @@ pub struct JoinRequest {
     /// must fit the room's topology. `None` means the role's default ([`Role::topology`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
+    /// A hub host's reclaim key (from an earlier join's answer): proof to take the host seat
+    /// while another host holds it (a reload, a second tab of the same host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim: Option<String>,
 }
 
 /// The answer to a join.
@@ -210,6 +214,10 @@ pub struct JoinResponse {
     pub cursor: u64,
     /// ICE servers to use.
     pub ice_servers: Vec<IceServer>,
+    /// A hub host's key to reclaim its seat on a later join (`JoinRequest::reclaim`); each
+    /// host join gets a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim_key: Option<String>,
 }
 
 /// `POST /signaling` with any relay type: a message for one other peer of the room.
@@ -498,12 +506,14 @@ mod tests {
                     username: None,
                     credential: None,
                 }],
+                reclaim_key: Some("k".into()),
             },
             json!({
                 "peerId": "p1", "token": "t", "room": "r", "topology": "hub", "role": "host",
                 "peers": [{"peerId": "p0", "role": "guest", "name": "Ann"}],
                 "cursor": 7,
-                "iceServers": [{"urls": ["stun:stun.example.org"]}]
+                "iceServers": [{"urls": ["stun:stun.example.org"]}],
+                "reclaimKey": "k"
             }),
         );
     }
@@ -522,8 +532,9 @@ mod tests {
                 name: "Bo".into(),
                 ticket: Some("jwt".into()),
                 topology: Some(Topology::Hub),
+                reclaim: Some("k".into()),
             },
-            json!({"room": "r", "role": "guest", "name": "Bo", "ticket": "jwt", "topology": "hub"}),
+            json!({"room": "r", "role": "guest", "name": "Bo", "ticket": "jwt", "topology": "hub", "reclaim": "k"}),
         );
     }
 

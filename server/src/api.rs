@@ -12,7 +12,7 @@ use axum::Extension;
 use axum::Json;
 use callroom_protocol::{
     is_valid_relay_type, is_valid_room_id, JoinRequest, JoinResponse, LeaveReason, Message,
-    MessagesResponse, RelayRequest, Topology, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN,
+    MessagesResponse, RelayRequest, Role, Topology, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN,
     RESERVED_TYPES,
 };
 use serde::de::DeserializeOwned;
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::error::AppError;
 use crate::ids;
 use crate::state::{now_ms, AppState};
-use crate::store::Backlog;
+use crate::store::{Backlog, HostClaim};
 
 /// How long a replaced host's token is answered with `replaced` rather than `unauthorized`.
 const REPLACED_MEMORY_MS: i64 = 10 * 60 * 1000;
@@ -194,6 +194,26 @@ async fn join(
     // Joining is the first heartbeat (recorded before the commit, so a sweep in between
     // cannot take the new peer for a silent one); until the first poll it counts from here.
     state.live.touch(&peer_id, now_ms());
+    // A hub host gets a key that proves, on a later join, that it may take the seat back.
+    let reclaim_key = match request.role {
+        Role::Host => Some(ids::new_token()?),
+        _ => None,
+    };
+    let new_key_hash = reclaim_key
+        .as_deref()
+        .map(ids::hash_token)
+        .unwrap_or_default();
+    let key_hash = request.reclaim.as_deref().map(ids::hash_token);
+    let host = HostClaim {
+        // A verified ticket names this role: the app's backend vouches for the host.
+        ticket: state.config.ticket_secret.is_some(),
+        key_hash: key_hash.as_ref().map(|k| k.as_slice()),
+        new_key_hash: &new_key_hash,
+        // Stored with the takeover, before the old host's pending poll wakes, so that poll
+        // (and every later call, after a restart too) learns it was replaced and does not
+        // rejoin and replace us back.
+        replaced_until: now_ms() + REPLACED_MEMORY_MS,
+    };
     let joined = state
         .store
         .join(
@@ -204,15 +224,11 @@ async fn join(
             request.role,
             name,
             state.config.room_capacity,
+            host,
             now_ms(),
         )
         .inspect_err(|_| state.live.forget(&peer_id))?;
     if let Some(old) = joined.replaced {
-        // Marked before its pending poll wakes, so that poll (and every later call) learns it
-        // was replaced and does not rejoin and replace us back.
-        state
-            .live
-            .mark_replaced(old.token_hash, now_ms() + REPLACED_MEMORY_MS);
         state.live.forget(&old.peer_id);
         tracing::info!(room = %request.room, old_host = %old.peer_id, new_host = %peer_id, "hub host reset");
     }
@@ -239,6 +255,7 @@ async fn join(
         peers: joined.others,
         cursor: 0,
         ice_servers,
+        reclaim_key,
     };
     to_json_value(&response).map(Json)
 }

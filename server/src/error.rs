@@ -47,6 +47,11 @@ pub enum AppError {
     /// The room has another topology than the join asked for.
     #[error("{0}")]
     TopologyMismatch(String),
+    /// A live host holds the hub's seat.
+    #[error(
+        "this hub has a live host: join with its reclaim key or a host ticket to take the seat"
+    )]
+    HostTaken,
     /// The room has reached its capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
@@ -110,6 +115,7 @@ impl AppError {
             AppError::RoleMismatch(_) => ErrorCode::RoleMismatch,
             AppError::TopologyMismatch(_) => ErrorCode::TopologyMismatch,
             AppError::RoomFull(_) => ErrorCode::RoomFull,
+            AppError::HostTaken => ErrorCode::HostTaken,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
             AppError::TooManyPolls(_) => ErrorCode::TooManyPolls,
             AppError::RecipientBacklog(_) => ErrorCode::RecipientBacklog,
@@ -139,9 +145,10 @@ impl AppError {
             }
             AppError::InvalidTicket(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PeerNotFound(_) => StatusCode::NOT_FOUND,
-            AppError::RoleMismatch(_) | AppError::TopologyMismatch(_) | AppError::RoomFull(_) => {
-                StatusCode::CONFLICT
-            }
+            AppError::RoleMismatch(_)
+            | AppError::TopologyMismatch(_)
+            | AppError::RoomFull(_)
+            | AppError::HostTaken => StatusCode::CONFLICT,
             AppError::RateLimited(_)
             | AppError::TooManyPolls(_)
             | AppError::RecipientBacklog(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -172,6 +179,7 @@ impl From<StoreError> for AppError {
             e @ StoreError::RoleMismatch { .. } => AppError::RoleMismatch(e.to_string()),
             e @ StoreError::TopologyMismatch { .. } => AppError::TopologyMismatch(e.to_string()),
             StoreError::RoomFull(capacity) => AppError::RoomFull(capacity),
+            StoreError::HostTaken => AppError::HostTaken,
             StoreError::CursorAhead { since, last } => AppError::CursorAhead { since, last },
             StoreError::CursorExpired(since) => AppError::CursorExpired(since),
             e @ (StoreError::Database(_) | StoreError::Encoding(_)) => {

@@ -65,8 +65,6 @@ pub struct JoinLimits {
 pub struct Live {
     peers: Arc<Mutex<HashMap<String, PeerLive>>>,
     joins: Arc<Mutex<Joins>>,
-    /// Token hashes of hub hosts a newer host replaced, until when to say so.
-    replaced: Arc<Mutex<HashMap<Vec<u8>, i64>>>,
     /// Peers never seen polling since this process started count as seen at start.
     started_ms: i64,
 }
@@ -92,24 +90,8 @@ impl Live {
         Self {
             peers: Arc::default(),
             joins: Arc::default(),
-            replaced: Arc::default(),
             started_ms,
         }
-    }
-
-    /// Remembers until `until_ms` that this token's host was replaced by a newer one.
-    pub fn mark_replaced(&self, token_hash: Vec<u8>, until_ms: i64) {
-        self.replaced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token_hash, until_ms);
-    }
-
-    /// True when this token belonged to a host that was replaced (and not long ago).
-    pub fn was_replaced(&self, token_hash: &[u8], now_ms: i64) -> bool {
-        let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
-        replaced.retain(|_, until| *until > now_ms);
-        replaced.contains_key(token_hash)
     }
 
     /// Records a heartbeat.
@@ -346,18 +328,6 @@ mod tests {
         assert!(live.take_acks().is_empty());
         live.acknowledge("p", 7);
         assert_eq!(live.take_acks(), vec![("p".to_owned(), 7)]);
-    }
-
-    #[test]
-    fn replaced_hosts_are_remembered_for_a_while() {
-        let live = Live::new(0);
-        live.mark_replaced(vec![1, 2], 1_000);
-        assert!(live.was_replaced(&[1, 2], 999));
-        assert!(!live.was_replaced(&[3], 999));
-        assert!(
-            !live.was_replaced(&[1, 2], 1_000),
-            "forgotten after the deadline"
-        );
     }
 
     #[tokio::test]

@@ -127,7 +127,9 @@ impl AppState {
     /// took over, `unauthorized` otherwise.
     pub fn gone(&self, headers: &HeaderMap) -> AppError {
         match bearer_hash(headers) {
-            Some(hash) if self.live.was_replaced(&hash, now_ms()) => AppError::Replaced,
+            Some(hash) if self.store.was_replaced(&hash, now_ms()).unwrap_or(false) => {
+                AppError::Replaced
+            }
             _ => AppError::Unauthorized,
         }
     }

@@ -60,6 +60,9 @@ pub enum StoreError {
     /// The room is at capacity.
     #[error("room is full ({0} peers)")]
     RoomFull(u32),
+    /// A live host holds the hub's seat and the join brought no proof to take it.
+    #[error("this hub has a live host")]
+    HostTaken,
     /// Messages after `since` expired unread.
     #[error("messages after cursor {0} expired unread; join again")]
     CursorExpired(u64),
@@ -87,9 +90,15 @@ pub const POLL_BATCH: u32 = 256;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
-    id         TEXT PRIMARY KEY,
-    topology   TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    id            TEXT PRIMARY KEY,
+    topology      TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    -- A hub's current host reclaim key (hashed): proof to take its seat while it is held.
+    host_key_hash BLOB
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replaced_tokens (
+    token_hash BLOB PRIMARY KEY,
+    until      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS peers (
     id         TEXT PRIMARY KEY,
@@ -119,7 +128,7 @@ CREATE TABLE IF NOT EXISTS used_tickets (
 
 /// Bumped when the schema changes; an older database's signaling state is dropped (it is
 /// short-lived by nature: peers time out in seconds).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The SQLite settings in force, for logs and the benchmark.
 pub const PRAGMAS: &[(&str, &str)] = &[
@@ -183,6 +192,20 @@ pub struct Backlog {
     pub max_bytes: u64,
     /// Most bytes the database may hold (its used pages) for a relay to be stored.
     pub max_storage: u64,
+}
+
+/// What a host join brings to take a hub's seat while a live host holds it, and what it
+/// leaves behind.
+#[derive(Debug, Clone, Copy)]
+pub struct HostClaim<'a> {
+    /// The join carried a valid ticket for the host role.
+    pub ticket: bool,
+    /// The hash of the reclaim key it brought, if any.
+    pub key_hash: Option<&'a [u8]>,
+    /// The hash of the new reclaim key handed to this host.
+    pub new_key_hash: &'a [u8],
+    /// Until when a replaced host's token is answered `replaced` (unix ms).
+    pub replaced_until: i64,
 }
 
 /// Who in a room gets a server event.
@@ -287,7 +310,8 @@ impl Store {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             conn.execute_batch(
-                "DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS peers; DROP TABLE IF EXISTS rooms;",
+                "DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS peers; DROP TABLE IF EXISTS rooms;
+                 DROP TABLE IF EXISTS replaced_tokens;",
             )?;
         }
         conn.execute_batch(SCHEMA)?;
@@ -376,6 +400,7 @@ impl Store {
         role: Role,
         name: &str,
         capacity: u32,
+        host: HostClaim<'_>,
         now: i64,
     ) -> Result<Joined, StoreError> {
         self.write(|tx| {
@@ -426,10 +451,30 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(old) = old {
+                    let key: Option<Vec<u8>> = tx.query_row(
+                        "SELECT host_key_hash FROM rooms WHERE id = ?1",
+                        [room],
+                        |r| r.get(0),
+                    )?;
+                    let proven =
+                        host.ticket || host.key_hash.is_some_and(|k| key.as_deref() == Some(k));
+                    if !proven {
+                        return Err(StoreError::HostTaken);
+                    }
                     // Cascades to the old host's undelivered messages.
                     tx.execute("DELETE FROM peers WHERE id = ?1", [&old.peer_id])?;
+                    // Its next call is told why its token stopped working, also after a
+                    // restart, so it does not take the seat back.
+                    tx.execute(
+                        "INSERT OR REPLACE INTO replaced_tokens (token_hash, until) VALUES (?1, ?2)",
+                        params![old.token_hash, host.replaced_until],
+                    )?;
                     replaced = Some(old);
                 }
+                tx.execute(
+                    "UPDATE rooms SET host_key_hash = ?2 WHERE id = ?1",
+                    params![room, host.new_key_hash],
+                )?;
             }
 
             let count: u32 =
@@ -629,6 +674,17 @@ impl Store {
         Ok(Some(messages))
     }
 
+    /// True when this token belonged to a hub host that a newer one replaced, until its
+    /// memory runs out.
+    pub fn was_replaced(&self, token_hash: &[u8], now: i64) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        let found = conn
+            .prepare_cached("SELECT 1 FROM replaced_tokens WHERE token_hash = ?1 AND until > ?2")?
+            .query_row(params![token_hash, now], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// Marks a single-use ticket (the hash of its `jti`) used until `expires_at` (unix ms);
     /// false if it was used already.
     pub fn use_ticket(&self, jti_hash: &[u8], expires_at: i64) -> Result<bool, StoreError> {
@@ -694,6 +750,11 @@ impl Store {
         self.delete_in_batches(
             "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms WHERE created_at <= ?1 AND
              NOT EXISTS (SELECT 1 FROM peers WHERE peers.room = rooms.id) LIMIT ?2)",
+            now,
+        )?;
+        self.delete_in_batches(
+            "DELETE FROM replaced_tokens WHERE token_hash IN
+             (SELECT token_hash FROM replaced_tokens WHERE until <= ?1 LIMIT ?2)",
             now,
         )?;
         // An expired ticket is refused anyway: no need to remember it was used.

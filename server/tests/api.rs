@@ -426,7 +426,7 @@ async fn a_rejoining_host_resets_its_hub_and_nothing_else() {
     app.relay(token(&guest), peer_id(&old_host), "offer", json!({}))
         .await;
 
-    let new_host = app.join("hub", "host", "H").await;
+    let new_host = rejoin_host(&app, "hub", &old_host).await;
     assert_eq!(
         new_host["peers"],
         json!([{"peerId": peer_id(&guest), "role": "guest", "name": "G"}])
@@ -447,6 +447,102 @@ async fn a_rejoining_host_resets_its_hub_and_nothing_else() {
         StatusCode::OK
     );
     assert_eq!(app.state.store.room_peers("other-hub").unwrap().len(), 1);
+}
+
+/// Joins `room` as host with the reclaim key `earlier` was given (a reload of that host).
+async fn rejoin_host(app: &TestApp, room: &str, earlier: &serde_json::Value) -> serde_json::Value {
+    let key = earlier["reclaimKey"]
+        .as_str()
+        .expect("a host gets a reclaim key");
+    let reply = app
+        .post(
+            None,
+            json!({"type": "join", "room": room, "role": "host", "reclaim": key}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    reply.json
+}
+
+#[tokio::test]
+async fn a_live_hosts_seat_is_not_taken_without_its_reclaim_key() {
+    let app = TestApp::new();
+    let host = app.join("hub", "host", "H").await;
+    let guest = app.join("hub", "guest", "G").await;
+    assert!(guest.get("reclaimKey").is_none(), "only hosts get one");
+    for reclaim in [None, Some("guessed"), Some("")] {
+        let mut body = json!({"type": "join", "room": "hub", "role": "host", "name": "Mallory"});
+        if let Some(key) = reclaim {
+            body["reclaim"] = json!(key);
+        }
+        let reply = app.post(None, body).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::CONFLICT, "host_taken"),
+            "{reclaim:?}"
+        );
+    }
+    // Nothing happened to the hub.
+    assert_eq!(app.poll(token(&host), 0, 0).await.status, StatusCode::OK);
+    assert!(app.messages(token(&guest), 0).await.is_empty());
+    // With the key (a reload of the same host), the seat is taken back; the key rotates, so
+    // the old one is spent.
+    let reloaded = rejoin_host(&app, "hub", &host).await;
+    assert_ne!(reloaded["reclaimKey"], host["reclaimKey"]);
+    let replay = app
+        .post(
+            None,
+            json!({"type": "join", "room": "hub", "role": "host", "reclaim": host["reclaimKey"]}),
+        )
+        .await;
+    assert_eq!(replay.code(), "host_taken");
+    // An empty seat (the host left) is anyone's.
+    app.post(Some(token(&reloaded)), json!({"type": "leave"}))
+        .await;
+    app.join("hub", "host", "New").await;
+}
+
+#[tokio::test]
+async fn a_host_ticket_takes_a_live_hosts_seat() {
+    let app = TestApp::with(|c| c.ticket_secret = Some("backend-secret".into()));
+    let join = |name: &str| {
+        json!({"type": "join", "room": "r", "role": "host", "name": name,
+               "ticket": ticket("backend-secret", "r", "host")})
+    };
+    let first = app.post(None, join("A")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let second = app.post(None, join("B")).await;
+    assert_eq!(
+        second.status,
+        StatusCode::OK,
+        "the app's backend vouches for B"
+    );
+    assert_eq!(
+        app.poll(first.json["token"].as_str().unwrap(), 0, 0)
+            .await
+            .code(),
+        "replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_host_is_told_so_after_a_restart_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").to_string_lossy().into_owned();
+    let config = |c: &mut callroom_server::Config| c.db = db.clone();
+    let old_host = {
+        let app = TestApp::with(config);
+        let old_host = app.join("hub", "host", "").await;
+        rejoin_host(&app, "hub", &old_host).await;
+        old_host
+    };
+    let app = TestApp::with(config);
+    let reply = app.poll(token(&old_host), 0, 0).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNAUTHORIZED, "replaced"),
+        "not unauthorized, which would make it rejoin and take the seat back"
+    );
 }
 
 #[tokio::test]
@@ -1005,7 +1101,7 @@ async fn a_replaced_hosts_pending_poll_learns_it_was_replaced() {
     while !app.state.live.is_polling(peer_id(&old_host)) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    app.join("hub", "host", "").await;
+    rejoin_host(&app, "hub", &old_host).await;
     let reply = tokio::time::timeout(std::time::Duration::from_secs(10), pending)
         .await
         .expect("the pending poll answers")

@@ -16,7 +16,7 @@ fn join(content_type: &str, origin: Option<&str>) -> Request<Body> {
     if let Some(origin) = origin {
         builder = builder.header("origin", origin);
     }
-    let body = r#"{"type":"join","room":"hub1","role":"host","name":"Mallory"}"#;
+    let body = r#"{"type":"join","room":"hub1","role":"guest","name":"Mallory"}"#;
     builder
         .header("content-length", body.len())
         .body(Body::from(body))

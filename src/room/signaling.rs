@@ -5,7 +5,7 @@
 
 use std::rc::{Rc, Weak};
 
-use callroom_protocol::{JoinRequest, MessageKind};
+use callroom_protocol::{JoinRequest, MessageKind, Role};
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
@@ -31,6 +31,12 @@ pub(crate) struct Relay {
 
 // ------------------------------------------------------------------ join and rejoin
 
+/// Where a hub host keeps its reclaim key for `room` on `server`: the tab's sessionStorage,
+/// so a reload (or a rejoin) takes the seat back, and another tab or browser cannot.
+fn reclaim_storage_key(server: &str, room: &str) -> String {
+    format!("callroom.reclaim {server} {room}")
+}
+
 /// Joins (or rejoins) and starts the poll loop and the ticker.
 pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
     let Some((http, request, epoch)) = read(shared, |inner| {
@@ -41,6 +47,10 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             name: o.name.clone(),
             ticket: o.ticket.clone(),
             topology: o.topology,
+            // A hub host proves it may take the seat back (after a reload, a rejoin).
+            reclaim: (o.role == Role::Host)
+                .then(|| js::session_get(&reclaim_storage_key(&o.server, &o.room)))
+                .flatten(),
         };
         (inner.http.clone(), request, inner.epoch)
     }) else {
@@ -50,6 +60,13 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
         .post("/signaling", None, &wire::join_request(&request), None)
         .await?;
     let joined = wire::join_response(&answer)?;
+    if let Some(key) = &joined.reclaim_key {
+        if let Some(storage_key) = read(shared, |i| {
+            reclaim_storage_key(&i.options.server, &i.options.room)
+        }) {
+            js::session_set(&storage_key, key);
+        }
+    }
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
         if inner.epoch != epoch || inner.view.state == ConnectionState::Disconnected {

@@ -33,6 +33,34 @@ extern "C" {
 
     #[wasm_bindgen(method, js_name = setParameters)]
     fn set_parameters(this: &SenderExt, params: &JsValue) -> Promise;
+
+    /// `Storage` (sessionStorage), whose every call may throw (storage disabled, full).
+    type SessionStorage;
+
+    #[wasm_bindgen(method, catch, js_name = getItem)]
+    fn get_item(this: &SessionStorage, key: &str) -> Result<Option<String>, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = setItem)]
+    fn set_item(this: &SessionStorage, key: &str, value: &str) -> Result<(), JsValue>;
+}
+
+/// `sessionStorage`, where the page has one it may use.
+fn session_storage() -> Option<SessionStorage> {
+    // Reading the property itself throws in sandboxed frames.
+    let storage = Reflect::get(&js_sys::global(), &"sessionStorage".into()).ok()?;
+    (storage.is_object()).then(|| storage.unchecked_into())
+}
+
+/// `sessionStorage.getItem(key)`; `None` when absent or unavailable.
+pub(crate) fn session_get(key: &str) -> Option<String> {
+    session_storage()?.get_item(key).ok().flatten()
+}
+
+/// `sessionStorage.setItem(key, value)`, if the page may.
+pub(crate) fn session_set(key: &str, value: &str) {
+    if let Some(storage) = session_storage() {
+        let _ = storage.set_item(key, value);
+    }
 }
 
 /// `pc.restartIce()`.

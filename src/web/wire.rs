@@ -140,6 +140,7 @@ pub(crate) fn join_response(v: &JsValue) -> Result<JoinResponse, Error> {
             .collect::<Result<_, _>>()?,
         cursor: count(v, "cursor", "join answer")?,
         ice_servers: ice_servers(&get(v, "iceServers"))?,
+        reclaim_key: optional_string(v, "reclaimKey", "join answer")?,
     })
 }
 
@@ -208,6 +209,7 @@ pub(crate) fn join_request(r: &JoinRequest) -> JsValue {
     set(&o, "role", r.role.as_str());
     set(&o, "name", r.name.as_str());
     set_optional(&o, "ticket", &r.ticket);
+    set_optional(&o, "reclaim", &r.reclaim);
     if let Some(topology) = r.topology {
         set(&o, "topology", topology.as_str());
     }
@@ -343,8 +345,14 @@ mod tests {
             peers: vec![peer("p1", Role::Host), peer("p2", Role::Guest)],
             cursor: 42,
             ice_servers: servers(),
+            reclaim_key: None,
         };
         assert_eq!(join_response(&parsed(&answer)).unwrap(), answer);
+        let host = JoinResponse {
+            reclaim_key: Some("k".repeat(32)),
+            ..answer
+        };
+        assert_eq!(join_response(&parsed(&host)).unwrap(), host);
     }
 
     #[wasm_bindgen_test]
@@ -452,6 +460,7 @@ mod tests {
             name: "Ann".into(),
             ticket: Some("jwt".into()),
             topology: Some(Topology::Hub),
+            reclaim: Some("k".into()),
         };
         let encoded = join_request(&join);
         assert_eq!(reparsed::<JoinRequest>(&encoded), join);
@@ -459,6 +468,7 @@ mod tests {
         let no_ticket = JoinRequest {
             ticket: None,
             topology: None,
+            reclaim: None,
             ..join
         };
         assert_eq!(
