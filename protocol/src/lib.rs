@@ -218,6 +218,9 @@ pub struct JoinResponse {
     /// host join gets a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reclaim_key: Option<String>,
+    /// Most peers the room holds (0: not said), so a client can cap its connections.
+    #[serde(default)]
+    pub capacity: u32,
 }
 
 /// `POST /signaling` with any relay type: a message for one other peer of the room.
@@ -507,13 +510,15 @@ mod tests {
                     credential: None,
                 }],
                 reclaim_key: Some("k".into()),
+                capacity: 16,
             },
             json!({
                 "peerId": "p1", "token": "t", "room": "r", "topology": "hub", "role": "host",
                 "peers": [{"peerId": "p0", "role": "guest", "name": "Ann"}],
                 "cursor": 7,
                 "iceServers": [{"urls": ["stun:stun.example.org"]}],
-                "reclaimKey": "k"
+                "reclaimKey": "k",
+                "capacity": 16
             }),
         );
     }

@@ -256,6 +256,7 @@ async fn join(
         cursor: 0,
         ice_servers,
         reclaim_key,
+        capacity: state.config.room_capacity,
     };
     to_json_value(&response).map(Json)
 }

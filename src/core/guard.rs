@@ -42,6 +42,19 @@ impl<T> PendingCandidates<T> {
     }
 }
 
+/// Most peer connections one room opens, whatever its server says: far below the few
+/// hundred a browser allows a page.
+pub const MAX_LINKS: usize = 64;
+
+/// How many peer connections a room of `capacity` peers may hold open (everyone else at
+/// most; [`MAX_LINKS`] when the server did not say).
+pub fn max_links(capacity: u32) -> usize {
+    match capacity {
+        0 => MAX_LINKS,
+        n => (n as usize).saturating_sub(1).clamp(1, MAX_LINKS),
+    }
+}
+
 /// The shortest time between two rebuilds a peer's `peer-reset` may cause, ms.
 pub const RESET_INTERVAL_MS: f64 = 3_000.0;
 /// Resets within [`RESET_WINDOW_MS`] after which a peer is ignored until it rejoins.
@@ -144,6 +157,15 @@ mod tests {
             "ignored from then on, past the window too (until it rejoins as a new peer)"
         );
         assert_eq!(throttle.on_reset(3_600_000.0), ResetAction::Ignore);
+    }
+
+    #[test]
+    fn connections_are_capped_at_everyone_else_in_the_room_and_never_past_the_hard_cap() {
+        assert_eq!(max_links(16), 15);
+        assert_eq!(max_links(2), 1);
+        assert_eq!(max_links(1), 1);
+        assert_eq!(max_links(0), MAX_LINKS, "not said");
+        assert_eq!(max_links(u32::MAX), MAX_LINKS);
     }
 
     #[test]

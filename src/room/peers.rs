@@ -237,6 +237,17 @@ fn stream_for(state: &State, peer: &str) -> Result<MediaStream, Error> {
 
 /// Opens (or replaces, and so closes) the link to `peer`.
 fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
+    {
+        let links = state.links.borrow();
+        let max = state.setup.max_links;
+        if links.len() >= max && links.iter().all(|l| l.peer_id() != peer) {
+            // More than the room holds: a server or roster gone wrong must not make the page
+            // exhaust the browser's peer connections.
+            return Err(Error::Protocol(format!(
+                "not connecting to {peer}: already {max} connections, as many as the room holds"
+            )));
+        }
+    }
     let generation = state.next_generation.get().wrapping_add(1);
     state.next_generation.set(generation);
     let weak = Rc::downgrade(state);
@@ -300,5 +311,45 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
             }
         }
         LinkEvent::Error(error) => sink(PlaneEvent::Error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Runs in the browser (`wasm-pack test`).
+    use super::*;
+    use callroom_protocol::PeerInfo;
+    use wasm_bindgen_test::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen_test]
+    fn past_the_rooms_size_no_further_peer_connection_is_opened() {
+        let peers = Peers::new(
+            PlaneSetup {
+                my_id: "pa".into(),
+                ice_servers: js_sys::Array::new().into(),
+                recovery: crate::core::recovery::RecoveryOptions::default(),
+                max_links: 2,
+                sink: Rc::new(|_| {}),
+            },
+            None,
+        );
+        let joined = |id: &str| Change::Joined {
+            peer: PeerInfo {
+                peer_id: id.into(),
+                role: Role::Peer,
+                name: String::new(),
+            },
+            link: true,
+        };
+        assert!(peers.on_roster(&joined("pb")).is_ok());
+        assert!(peers.on_roster(&joined("pc")).is_ok());
+        let refused = peers.on_roster(&joined("pd")).unwrap_err();
+        assert!(refused.to_string().contains("2 connections"), "{refused}");
+        assert_eq!(peers.links().len(), 2);
+        // Rebuilding a link that exists is no new connection.
+        assert!(open(&peers.state, "pb", Opening::Offer).is_ok());
+        assert_eq!(peers.links().len(), 2);
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct PlaneSetup {
     pub(crate) ice_servers: JsValue,
     /// ICE recovery timings.
     pub(crate) recovery: RecoveryOptions,
+    /// Most peer connections to hold open ([`crate::core::guard::max_links`]).
+    pub(crate) max_links: usize,
     /// Where events go.
     pub(crate) sink: PlaneSink,
 }

@@ -84,6 +84,7 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             my_id: joined.peer_id.clone(),
             ice_servers,
             recovery: inner.options.recovery,
+            max_links: crate::core::guard::max_links(joined.capacity),
             sink: plane_sink(&weak, epoch),
         };
         let plane = Plane::new(

@@ -141,6 +141,10 @@ pub(crate) fn join_response(v: &JsValue) -> Result<JoinResponse, Error> {
         cursor: count(v, "cursor", "join answer")?,
         ice_servers: ice_servers(&get(v, "iceServers"))?,
         reclaim_key: optional_string(v, "reclaimKey", "join answer")?,
+        capacity: match get(v, "capacity").as_f64() {
+            Some(n) if (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
+            _ => 0,
+        },
     })
 }
 
@@ -346,6 +350,7 @@ mod tests {
             cursor: 42,
             ice_servers: servers(),
             reclaim_key: None,
+            capacity: 16,
         };
         assert_eq!(join_response(&parsed(&answer)).unwrap(), answer);
         let host = JoinResponse {
