@@ -5,13 +5,15 @@
 //! Two phases: a steady load (each client sends one message per second) for latency, then a
 //! saturating closed loop for throughput. Nothing here asserts a timing; it reports.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{percentile, rss_kib};
 
 struct Args {
     server_bin: String,
@@ -72,56 +74,32 @@ impl Shared {
     }
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
 async fn start_server(
     bin: &str,
     db: &str,
     workers: Option<&str>,
 ) -> (tokio::process::Child, String) {
-    let mut command = tokio::process::Command::new(bin);
-    if let Some(workers) = workers {
-        command.args(["--workers", workers]);
-    }
-    let mut child = command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db,
-            "--relay-rate",
-            "1000000",
-            "--relay-burst",
-            "1000000",
-            "--room-capacity",
-            "64",
-            // Every client comes from this one address: the join limits would pace them.
-            "--join-burst",
-            "1000000",
-            "--room-join-burst",
-            "1000000",
-            "--peer-timeout",
-            "120s",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(url) = line.strip_prefix("callroom-server listening on ") {
-            return (child, url.trim_end_matches('/').to_owned());
-        }
-    }
-    panic!("server did not report its address");
+    let mut args: Vec<&str> = workers.map(|w| vec!["--workers", w]).unwrap_or_default();
+    args.extend([
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db,
+        "--relay-rate",
+        "1000000",
+        "--relay-burst",
+        "1000000",
+        "--room-capacity",
+        "64",
+        // Every client comes from this one address: the join limits would pace them.
+        "--join-burst",
+        "1000000",
+        "--room-join-burst",
+        "1000000",
+        "--peer-timeout",
+        "120s",
+    ]);
+    support::spawn_server(bin, &args).await
 }
 
 /// CPU seconds (user + system) a process has used so far.
@@ -138,18 +116,6 @@ fn cpu_secs(pid: &str) -> f64 {
     };
     // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 async fn join(shared: &Shared, room: usize) -> Peer {

@@ -163,7 +163,7 @@ pub struct Store {
 
 /// Most rows one sweep transaction removes: the lock is given up between batches, so
 /// requests wait at most one batch (a few milliseconds) whatever a sweep has to do.
-pub const SWEEP_BATCH: usize = 200;
+pub const SWEEP_BATCH: usize = 100;
 
 /// An authenticated peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +278,12 @@ fn word<T>(row: &rusqlite::Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> r
     })
 }
 
+/// Between two sweep batches: a request waiting for the lock gets it (a released mutex may
+/// otherwise go straight back to the thread that released it).
+fn yield_to_requests() {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+}
+
 /// Bytes in the database's pages that hold data (free pages not counted).
 fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row(
@@ -386,6 +392,7 @@ impl Store {
             if deleted < SWEEP_BATCH {
                 return Ok(total);
             }
+            yield_to_requests();
         }
     }
 
@@ -741,6 +748,7 @@ impl Store {
             })?;
             swept.wake.extend(wake);
             swept.timed_out.extend_from_slice(batch);
+            yield_to_requests();
         }
         swept.expired_messages = self.delete_in_batches(
             "DELETE FROM messages WHERE (recipient, seq) IN

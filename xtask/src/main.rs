@@ -6,6 +6,7 @@ mod build;
 mod demo;
 mod run;
 mod setup;
+mod soak;
 mod test;
 mod test_servers;
 
@@ -24,7 +25,9 @@ tasks:
   test browser [FILTER]
           only the browser tests (those whose name contains FILTER)
   bench [size|join|scale|restart|server|memory|sfu]
-          benchmarks that print numbers (and JSON under target/bench/)";
+          benchmarks that print numbers (and JSON under target/bench/)
+  soak    the attacks the server is hardened against, on a release build, with
+          what each did to it (not part of test)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("test") => return test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
