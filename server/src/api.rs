@@ -132,12 +132,26 @@ fn client_address(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .last()
-            .and_then(|a| a.trim().parse().ok());
+            .and_then(|a| parse_forwarded(a.trim()));
         if forwarded.is_some() {
             return forwarded;
         }
     }
     socket.map(|s| s.ip())
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+/// `[2001:db8::1]:5678`.
+fn parse_forwarded(text: &str) -> Option<IpAddr> {
+    text.parse()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            text.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()
+        })
 }
 
 async fn join(
@@ -150,10 +164,6 @@ async fn join(
             "room must match [A-Za-z0-9_-]{1,64}".into(),
         ));
     }
-    state
-        .live
-        .try_join(client, &request.room, state.config.join_limits(), now_ms())
-        .map_err(AppError::RateLimited)?;
     let name = request.name.trim();
     if name.chars().count() > NAME_MAX_LEN || name.chars().any(is_hidden_char) {
         return Err(AppError::InvalidInput(format!(
@@ -173,20 +183,54 @@ async fn join(
             topology.as_str()
         )));
     }
-    if let Some(secret) = &state.config.ticket_secret {
-        let ticket = crate::ticket::verify(
+    let ticket = match &state.config.ticket_secret {
+        Some(secret) => Some(crate::ticket::verify(
             secret,
             request.ticket.as_deref(),
             &request.room,
             request.role,
             unix_secs(),
             state.config.max_ticket_lifetime.as_secs(),
-        )?;
-        if let Some(jti) = &ticket.jti {
-            let expires_ms = i64::try_from(ticket.exp.saturating_mul(1000)).unwrap_or(i64::MAX);
-            if !state.store.use_ticket(&ids::hash_token(jti), expires_ms)? {
-                return Err(AppError::InvalidTicket("ticket was used already".into()));
-            }
+        )?),
+        None => None,
+    };
+    // Charged only now, for a join that could succeed: junk joins (a bad name, a forged
+    // ticket) cannot spend a room's budget and lock its real members out.
+    state
+        .live
+        .try_join(client, &request.room, state.config.join_limits(), now_ms())
+        .map_err(AppError::RateLimited)?;
+    let room = request.room.clone();
+    let result = admit(
+        state,
+        request,
+        ticket.and_then(|t| t.jti.map(|j| (j, t.exp))),
+    )
+    .await;
+    if result.is_err() {
+        // Refused after all (room full, seat taken): the room's budget is not spent.
+        state
+            .live
+            .refund_room_join(&room, state.config.join_limits(), now_ms());
+    }
+    result
+}
+
+async fn admit(
+    state: &AppState,
+    request: JoinRequest,
+    jti: Option<(String, u64)>,
+) -> Result<Json<Value>, AppError> {
+    let name = request.name.trim();
+    let topology = request.topology.unwrap_or(request.role.topology());
+    if let Some((jti, exp)) = &jti {
+        // Remembered past the ticket's expiry by the leeway a ticket is checked with.
+        let until = exp
+            .saturating_add(crate::ticket::LEEWAY_SECS)
+            .saturating_mul(1000);
+        let until = i64::try_from(until).unwrap_or(i64::MAX);
+        if !state.store.use_ticket(&ids::hash_token(jti), until)? {
+            return Err(AppError::InvalidTicket("ticket was used already".into()));
         }
     }
     let peer_id = ids::new_peer_id()?;
@@ -194,7 +238,8 @@ async fn join(
     // Joining is the first heartbeat (recorded before the commit, so a sweep in between
     // cannot take the new peer for a silent one); until the first poll it counts from here.
     state.live.touch(&peer_id, now_ms());
-    // A hub host gets a key that proves, on a later join, that it may take the seat back.
+    // A hub host gets a key that proves, on a later join, that it may take the seat back (the
+    // one it proved the seat with, if it did: see `HostClaim`).
     let reclaim_key = match request.role {
         Role::Host => Some(ids::new_token()?),
         _ => None,
@@ -255,7 +300,11 @@ async fn join(
         peers: joined.others,
         cursor: 0,
         ice_servers,
-        reclaim_key,
+        reclaim_key: if joined.key_kept {
+            request.reclaim
+        } else {
+            reclaim_key
+        },
         capacity: state.config.room_capacity,
     };
     to_json_value(&response).map(Json)

@@ -94,8 +94,9 @@ pub struct Config {
     pub room_join_burst: f64,
 
     /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
-    /// entry (the one the proxy added) for join limits. Without a proxy, leave it off, or
-    /// anyone can claim any address.
+    /// entry (the one the proxy added) for join limits, and this server's public host from
+    /// `X-Forwarded-Host` for the same-origin check. Without a proxy, leave it off, or anyone
+    /// can claim any address.
     #[arg(long, env = "CALLROOM_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
 

@@ -25,6 +25,17 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// cap comes from the open-file limit.
 const RESERVED_FDS: u64 = 128;
 
+/// The default cap never goes past this many connections (memory runs out before a raised
+/// open-file limit of a million would).
+const MAX_DEFAULT_CONNECTIONS: u64 = 16_384;
+
+/// Connections being answered 503 at once; past it, one over the cap is just closed (the
+/// answer needs a descriptor for up to a second).
+const MAX_SHEDDING: usize = 64;
+
+/// How long open connections get to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The limits connections live under.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -52,12 +63,16 @@ pub fn raise_open_file_limit() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
-/// The default connection cap: what the open-file limit leaves after a reserve.
+/// The default connection cap: what the open-file limit leaves after a reserve, at most
+/// [`MAX_DEFAULT_CONNECTIONS`].
 pub fn default_max_connections() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
-        .unwrap_or(65_536);
-    usize::try_from(limit.saturating_sub(RESERVED_FDS).max(64)).unwrap_or(usize::MAX)
+        .unwrap_or(MAX_DEFAULT_CONNECTIONS);
+    let cap = limit
+        .saturating_sub(RESERVED_FDS)
+        .clamp(64, MAX_DEFAULT_CONNECTIONS);
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open connections
@@ -70,6 +85,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shedding = Arc::new(Semaphore::new(MAX_SHEDDING));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -86,7 +102,13 @@ pub async fn serve(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(shed(stream));
+            // Dropped unanswered when too many are being answered already.
+            if let Ok(permit) = shedding.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    shed(stream).await;
+                    drop(permit);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -108,7 +130,14 @@ pub async fn serve(
             drop(slot);
         });
     }
-    graceful.shutdown().await;
+    // No new connections while the open ones finish, and no waiting on them for ever.
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
     Ok(())
 }
 

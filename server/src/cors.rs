@@ -35,10 +35,22 @@ fn is_listed(allowed: &[String], origin: &str) -> bool {
 /// Whether a request carrying these headers may change state: a body, if any, sent as
 /// `application/json` (which a foreign page cannot send without a preflight, so CORS decides),
 /// and an `Origin`, if any, that is allowed or this server itself.
-pub fn check(allowed: &[String], headers: &HeaderMap) -> Result<(), AppError> {
+///
+/// Behind a trusted proxy (`trust_forwarded`), this server's own host is the one the proxy
+/// forwarded (`X-Forwarded-Host`), not the one it connected to.
+pub fn check(
+    allowed: &[String],
+    trust_forwarded: bool,
+    headers: &HeaderMap,
+) -> Result<(), AppError> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let forwarded = trust_forwarded
+            .then(|| headers.get("x-forwarded-host"))
+            .flatten();
+        let host = forwarded
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|h| h.to_str().ok());
         let same_origin = host.is_some_and(|host| {
             origin
                 .strip_prefix("http://")
@@ -72,7 +84,12 @@ pub fn check(allowed: &[String], headers: &HeaderMap) -> Result<(), AppError> {
 /// Middleware: every POST and PUT of the API passes [`check`] before its handler runs.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), Method::POST | Method::PUT) {
-        if let Err(error) = check(&state.config.allow_origins, request.headers()) {
+        let config = &state.config;
+        if let Err(error) = check(
+            &config.allow_origins,
+            config.trust_forwarded_for,
+            request.headers(),
+        ) {
             return error.into_response();
         }
     }
@@ -118,30 +135,48 @@ mod tests {
         let json = ("content-type", "application/json; charset=utf-8");
         let none: &[String] = &[];
         assert!(
-            check(none, &headers(&[json])).is_ok(),
+            check(none, false, &headers(&[json])).is_ok(),
             "no origin: not a browser page"
         );
-        assert!(check(none, &headers(&[json, ("origin", "http://localhost:5173")])).is_ok());
+        assert!(check(
+            none,
+            false,
+            &headers(&[json, ("origin", "http://localhost:5173")])
+        )
+        .is_ok());
         let own = [
             json,
             ("origin", "http://198.18.0.2:8080"),
             ("host", "198.18.0.2:8080"),
         ];
-        assert!(check(none, &headers(&own)).is_ok(), "same origin");
+        assert!(check(none, false, &headers(&own)).is_ok(), "same origin");
         let foreign = [
             json,
             ("origin", "https://evil.example"),
             ("host", "calls.example"),
         ];
         assert!(matches!(
-            check(none, &headers(&foreign)),
+            check(none, false, &headers(&foreign)),
             Err(AppError::OriginNotAllowed(_))
         ));
+        // Behind a proxy that connects to 127.0.0.1:8080, the page's own host is forwarded.
+        let proxied = [
+            json,
+            ("origin", "https://calls.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "calls.example"),
+        ];
+        assert!(check(none, true, &headers(&proxied)).is_ok());
+        assert!(
+            check(none, false, &headers(&proxied)).is_err(),
+            "only from a trusted proxy"
+        );
         let listed = ["https://app.example/".to_owned()];
         let app = [json, ("origin", "https://app.example")];
-        assert!(check(&listed, &headers(&app)).is_ok());
+        assert!(check(&listed, false, &headers(&app)).is_ok());
         assert!(check(
             &listed,
+            false,
             &headers(&[json, ("origin", "http://localhost:5173")])
         )
         .is_err());
@@ -152,20 +187,20 @@ mod tests {
             "multipart/form-data",
         ] {
             assert!(matches!(
-                check(none, &headers(&[body, ("content-type", plain)])),
+                check(none, false, &headers(&[body, ("content-type", plain)])),
                 Err(AppError::UnsupportedMediaType)
             ));
         }
         assert!(matches!(
-            check(none, &headers(&[body])),
+            check(none, false, &headers(&[body])),
             Err(AppError::UnsupportedMediaType)
         ));
         assert!(matches!(
-            check(none, &headers(&[("transfer-encoding", "chunked")])),
+            check(none, false, &headers(&[("transfer-encoding", "chunked")])),
             Err(AppError::UnsupportedMediaType)
         ));
         assert!(
-            check(none, &headers(&[])).is_ok(),
+            check(none, false, &headers(&[])).is_ok(),
             "no body, nothing to decode"
         );
     }

@@ -37,6 +37,18 @@ pub const RESET_BURST: f64 = 3.0;
 /// Recipients whose reset budget is kept per sender (the oldest is forgotten past it).
 const MAX_RESET_TARGETS: usize = 64;
 
+/// The network a client address stands for: IPv4 as is, IPv6 by its /64 (one subscriber
+/// holds a whole /64, so one address each would be a budget per address it picks).
+fn network_of(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Most addresses, and most rooms, whose join budget is remembered at once.
 const MAX_JOIN_BUCKETS: usize = 100_000;
 
@@ -212,6 +224,11 @@ impl Live {
         } = &mut *joins;
         // Between sweeps, a flood of new addresses or room names waits rather than growing
         // the maps without end.
+        let address = address.map(network_of);
+        if by_address.len() >= MAX_JOIN_BUCKETS || by_room.len() >= MAX_JOIN_BUCKETS {
+            by_address.retain(|_, b| !b.is_full(now_ms, limits.address_rate, limits.address_burst));
+            by_room.retain(|_, b| !b.is_full(now_ms, limits.room_rate, limits.room_burst));
+        }
         let unknown_address = address.is_some_and(|a| !by_address.contains_key(&a));
         if (unknown_address && by_address.len() >= MAX_JOIN_BUCKETS)
             || (!by_room.contains_key(room) && by_room.len() >= MAX_JOIN_BUCKETS)
@@ -239,6 +256,14 @@ impl Live {
         Ok(())
     }
 
+    /// Gives back the room's join token a join that was refused after all took.
+    pub fn refund_room_join(&self, room: &str, limits: JoinLimits, now_ms: i64) {
+        let mut joins = self.joins.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bucket) = joins.by_room.get_mut(room) {
+            bucket.refund(now_ms, limits.room_rate, limits.room_burst);
+        }
+    }
+
     /// Forgets join budgets that have refilled (run by the sweeper, so the maps hold only
     /// addresses and rooms that joined lately).
     pub fn prune_joins(&self, limits: JoinLimits, now_ms: i64) {
@@ -260,7 +285,12 @@ impl Live {
             Some(at) => at,
             None => {
                 if resets.len() >= MAX_RESET_TARGETS {
-                    resets.remove(0);
+                    // Only a budget that refilled may go (resets to made-up ids must not
+                    // free a real target's).
+                    resets.retain(|(_, b)| !b.is_full(now_ms, RESET_RATE, RESET_BURST));
+                    if resets.len() >= MAX_RESET_TARGETS {
+                        return Err(3);
+                    }
                 }
                 resets.push((to.to_owned(), TokenBucket::full(RESET_BURST, now_ms)));
                 resets.len() - 1
@@ -284,6 +314,18 @@ mod tests {
         assert_eq!(live.try_reset("a", "c", 100), Ok(()), "another recipient");
         assert_eq!(live.try_reset("b", "a", 100), Ok(()), "another sender");
         assert_eq!(live.try_reset("a", "b", 3_100), Ok(()));
+    }
+
+    #[test]
+    fn resets_to_made_up_ids_do_not_free_a_real_targets_budget() {
+        let live = Live::new(0);
+        for _ in 0..3 {
+            live.try_reset("a", "victim", 0).unwrap();
+        }
+        for i in 0..MAX_RESET_TARGETS {
+            let _ = live.try_reset("a", &format!("fake{i}"), 10);
+        }
+        assert!(live.try_reset("a", "victim", 20).is_err(), "still spent");
     }
 
     #[test]

@@ -22,6 +22,13 @@ impl TokenBucket {
         self.tokens + elapsed * rate >= burst
     }
 
+    /// Puts back a token taken for something that did not happen.
+    pub fn refund(&mut self, now_ms: i64, rate: f64, burst: f64) {
+        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * rate + 1.0).min(burst);
+        self.updated_ms = now_ms.max(self.updated_ms);
+    }
+
     /// Takes one token, or says in how many whole seconds one will be available.
     pub fn try_take(&mut self, now_ms: i64, rate: f64, burst: f64) -> Result<(), u64> {
         let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;

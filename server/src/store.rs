@@ -146,8 +146,10 @@ pub const PRAGMAS: &[(&str, &str)] = &[
 ];
 
 /// Free pages given back to the file system per checkpoint tick (8 MiB of 4 KiB pages), so a
-/// database a flood grew shrinks back within minutes, a short write at a time.
+/// database a flood grew shrinks back within minutes, in steps of [`VACUUM_STEP_PAGES`] with
+/// requests let in between.
 const VACUUM_PAGES_PER_TICK: u32 = 2048;
+const VACUUM_STEP_PAGES: u32 = 256;
 
 /// The database, one connection behind a mutex. Each operation is a short transaction
 /// (tens of microseconds; no fsync per commit under WAL + NORMAL), so holding the lock
@@ -237,6 +239,8 @@ pub struct Joined {
     pub others: Vec<PeerInfo>,
     /// The host this join replaced, if a hub host rejoined.
     pub replaced: Option<Replaced>,
+    /// A host join proved its seat with the current reclaim key, which stays in force.
+    pub key_kept: bool,
     /// Recipients of `peer-joined` / `host-reset`.
     pub wake: Vec<Wake>,
 }
@@ -343,14 +347,19 @@ impl Store {
         if let Some(conn) = &self.checkpointer {
             let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            let free: u32 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-            if free > 0 {
-                // Each step frees one page: run the statement to its end.
-                let mut vacuum = conn.prepare(&format!(
-                    "PRAGMA incremental_vacuum({VACUUM_PAGES_PER_TICK})"
-                ))?;
+            for _ in 0..VACUUM_PAGES_PER_TICK / VACUUM_STEP_PAGES {
+                let free: u32 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+                if free == 0 {
+                    break;
+                }
+                // Each row frees one page: run the statement to its end.
+                let mut vacuum =
+                    conn.prepare(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))?;
                 let mut rows = vacuum.query([])?;
                 while rows.next()?.is_some() {}
+                drop(rows);
+                drop(vacuum);
+                yield_to_requests();
             }
         }
         Ok(())
@@ -444,6 +453,7 @@ impl Store {
 
             let mut wake = Vec::new();
             let mut replaced = None;
+            let mut key_kept = false;
             if role == Role::Host {
                 let old: Option<Replaced> = tx
                     .query_row(
@@ -457,15 +467,14 @@ impl Store {
                         },
                     )
                     .optional()?;
+                let key: Option<Vec<u8>> = tx.query_row(
+                    "SELECT host_key_hash FROM rooms WHERE id = ?1",
+                    [room],
+                    |r| r.get(0),
+                )?;
+                key_kept = host.key_hash.is_some_and(|k| key.as_deref() == Some(k));
                 if let Some(old) = old {
-                    let key: Option<Vec<u8>> = tx.query_row(
-                        "SELECT host_key_hash FROM rooms WHERE id = ?1",
-                        [room],
-                        |r| r.get(0),
-                    )?;
-                    let proven =
-                        host.ticket || host.key_hash.is_some_and(|k| key.as_deref() == Some(k));
-                    if !proven {
+                    if !host.ticket && !key_kept {
                         return Err(StoreError::HostTaken);
                     }
                     // Cascades to the old host's undelivered messages.
@@ -478,10 +487,14 @@ impl Store {
                     )?;
                     replaced = Some(old);
                 }
-                tx.execute(
-                    "UPDATE rooms SET host_key_hash = ?2 WHERE id = ?1",
-                    params![room, host.new_key_hash],
-                )?;
+                // The key that proved the seat stays valid (an answer lost on the way must not
+                // lock its host out); otherwise the new host gets a new one.
+                if !key_kept {
+                    tx.execute(
+                        "UPDATE rooms SET host_key_hash = ?2 WHERE id = ?1",
+                        params![room, host.new_key_hash],
+                    )?;
+                }
             }
 
             let count: u32 =
@@ -527,6 +540,7 @@ impl Store {
                 topology,
                 others,
                 replaced,
+                key_kept,
                 wake,
             })
         })
@@ -574,7 +588,7 @@ impl Store {
             // A range of the primary key: as long as the backlog, which is capped.
             let (count, bytes): (u64, u64) = tx
                 .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0)
+                    "SELECT COUNT(*), COALESCE(SUM(octet_length(payload)), 0)
                      FROM messages WHERE recipient = ?1 AND seq > ?2",
                 )?
                 .query_row(params![to, backlog.acknowledged.unwrap_or(0)], |r| {
@@ -675,7 +689,7 @@ impl Store {
         // Sequence numbers have no holes, and what was acknowledged is deleted: a missing
         // next message expired unread.
         let from = since.max(acknowledged).min(last);
-        if from < last && messages.first().is_none_or(|m| m.seq != from + 1) {
+        if from < last && messages.first().is_none_or(|m| m.seq > from + 1) {
             return Err(StoreError::CursorExpired(since));
         }
         Ok(Some(messages))
@@ -739,15 +753,25 @@ impl Store {
         };
         let silent: Vec<String> = ids.into_iter().filter(|id| is_silent(id)).collect();
         for batch in silent.chunks(SWEEP_BATCH) {
-            let wake = self.write(|tx| {
+            let removed = self.write(|tx| {
                 let mut wake = Vec::new();
                 for id in batch {
                     wake.extend(remove_peer(tx, id, LeaveReason::Timeout, now)?);
                 }
                 Ok(wake)
-            })?;
-            swept.wake.extend(wake);
-            swept.timed_out.extend_from_slice(batch);
+            });
+            match removed {
+                Ok(wake) => {
+                    swept.wake.extend(wake);
+                    swept.timed_out.extend_from_slice(batch);
+                }
+                // What earlier batches removed is still reported (so those peers are
+                // forgotten and their rooms told); the rest waits for the next sweep.
+                Err(err) => {
+                    tracing::warn!(%err, "a sweep batch failed");
+                    return Ok(swept);
+                }
+            }
             yield_to_requests();
         }
         swept.expired_messages = self.delete_in_batches(

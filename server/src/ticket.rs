@@ -27,6 +27,9 @@ pub struct Ticket {
     pub exp: u64,
 }
 
+/// Clock difference allowed between the app's backend and this server, seconds.
+pub const LEEWAY_SECS: u64 = 5;
+
 /// Longest `jti` kept.
 const MAX_JTI_LEN: usize = 256;
 
@@ -45,7 +48,7 @@ pub fn verify(
         .filter(|t| !t.is_empty())
         .ok_or(AppError::TicketRequired)?;
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 5;
+    validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp"]);
     let claims = decode::<Claims>(

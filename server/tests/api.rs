@@ -485,21 +485,24 @@ async fn a_live_hosts_seat_is_not_taken_without_its_reclaim_key() {
     // Nothing happened to the hub.
     assert_eq!(app.poll(token(&host), 0, 0).await.status, StatusCode::OK);
     assert!(app.messages(token(&guest), 0).await.is_empty());
-    // With the key (a reload of the same host), the seat is taken back; the key rotates, so
-    // the old one is spent.
+    // With the key (a reload of the same host), the seat is taken back, and the key stays in
+    // force: an answer lost on the way must not lock the host out of its own seat.
     let reloaded = rejoin_host(&app, "hub", &host).await;
-    assert_ne!(reloaded["reclaimKey"], host["reclaimKey"]);
-    let replay = app
+    assert_eq!(reloaded["reclaimKey"], host["reclaimKey"]);
+    let again = rejoin_host(&app, "hub", &host).await;
+    // An empty seat (the host left) is anyone's, and its taker gets a new key: the old one
+    // no longer proves anything.
+    app.post(Some(token(&again)), json!({"type": "leave"}))
+        .await;
+    let new_host = app.join("hub", "host", "New").await;
+    assert_ne!(new_host["reclaimKey"], host["reclaimKey"]);
+    let stale = app
         .post(
             None,
             json!({"type": "join", "room": "hub", "role": "host", "reclaim": host["reclaimKey"]}),
         )
         .await;
-    assert_eq!(replay.code(), "host_taken");
-    // An empty seat (the host left) is anyone's.
-    app.post(Some(token(&reloaded)), json!({"type": "leave"}))
-        .await;
-    app.join("hub", "host", "New").await;
+    assert_eq!(stale.code(), "host_taken");
 }
 
 #[tokio::test]
@@ -764,6 +767,22 @@ async fn messages_older_than_the_ttl_are_dropped() {
     app.state.live.touch(peer_id(&a), later); // keep a present
     let swept = app.state.sweep(later).unwrap();
     assert_eq!(swept.expired_messages, 1);
+}
+
+#[tokio::test]
+async fn a_poll_held_from_an_older_cursor_is_no_expiry() {
+    let app = TestApp::new();
+    let a = app.join("r", "peer", "").await;
+    let b = app.join("r", "peer", "").await;
+    for _ in 0..3 {
+        app.relay(token(&b), peer_id(&a), "candidate", json!({}))
+            .await;
+    }
+    // A newer poll acknowledged everything; an older one (a second poll in flight) still
+    // reads from 1, before the acknowledged messages are swept.
+    app.poll(token(&a), 4, 0).await;
+    let older = app.poll(token(&a), 1, 0).await;
+    assert_eq!(older.status, StatusCode::OK, "{}", older.json);
 }
 
 #[tokio::test]
