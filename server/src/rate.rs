@@ -16,24 +16,32 @@ impl TokenBucket {
         }
     }
 
+    /// The tokens held at `now_ms`, refilled since the last update (at most `burst`).
+    fn tokens_at(&self, now_ms: i64, rate: f64, burst: f64) -> f64 {
+        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
+        (self.tokens + elapsed * rate).min(burst)
+    }
+
+    /// Brings the bucket up to `now_ms`.
+    fn refill(&mut self, now_ms: i64, rate: f64, burst: f64) {
+        self.tokens = self.tokens_at(now_ms, rate, burst);
+        self.updated_ms = now_ms.max(self.updated_ms);
+    }
+
     /// True when the bucket has refilled to its whole burst by `now_ms` (nothing to remember).
     pub fn is_full(&self, now_ms: i64, rate: f64, burst: f64) -> bool {
-        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
-        self.tokens + elapsed * rate >= burst
+        self.tokens_at(now_ms, rate, burst) >= burst
     }
 
     /// Puts back a token taken for something that did not happen.
     pub fn refund(&mut self, now_ms: i64, rate: f64, burst: f64) {
-        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * rate + 1.0).min(burst);
-        self.updated_ms = now_ms.max(self.updated_ms);
+        self.refill(now_ms, rate, burst);
+        self.tokens = (self.tokens + 1.0).min(burst);
     }
 
     /// Takes one token, or says in how many whole seconds one will be available.
     pub fn try_take(&mut self, now_ms: i64, rate: f64, burst: f64) -> Result<(), u64> {
-        let elapsed = (now_ms - self.updated_ms).max(0) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.updated_ms = now_ms.max(self.updated_ms);
+        self.refill(now_ms, rate, burst);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())

@@ -39,8 +39,9 @@ fn reclaim_storage_key(server: &str, room: &str) -> String {
 
 /// Joins (or rejoins) and starts the poll loop and the ticker.
 pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
-    let Some((http, request, epoch)) = read(shared, |inner| {
+    let Some((http, request, epoch, storage_key)) = read(shared, |inner| {
         let o = &inner.options;
+        let storage_key = reclaim_storage_key(&o.server, &o.room);
         let request = JoinRequest {
             room: o.room.clone(),
             role: o.role,
@@ -49,10 +50,10 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             topology: o.topology,
             // A hub host proves it may take the seat back (after a reload, a rejoin).
             reclaim: (o.role == Role::Host)
-                .then(|| js::session_get(&reclaim_storage_key(&o.server, &o.room)))
+                .then(|| js::session_get(&storage_key))
                 .flatten(),
         };
-        (inner.http.clone(), request, inner.epoch)
+        (inner.http.clone(), request, inner.epoch, storage_key)
     }) else {
         return Err(Error::Closed);
     };
@@ -61,11 +62,7 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
         .await?;
     let joined = wire::join_response(&answer)?;
     if let Some(key) = &joined.reclaim_key {
-        if let Some(storage_key) = read(shared, |i| {
-            reclaim_storage_key(&i.options.server, &i.options.room)
-        }) {
-            js::session_set(&storage_key, key);
-        }
+        js::session_set(&storage_key, key);
     }
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {

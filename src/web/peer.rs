@@ -639,12 +639,8 @@ mod tests {
         (sink, errors)
     }
 
-    #[wasm_bindgen_test]
-    async fn a_held_stream_released_after_a_track_swap_never_adds_a_second_sender() {
-        let media = LocalMedia::open(&MediaRequest::camera_and_microphone())
-            .await
-            .unwrap();
-        let stream = Clone::clone(media.stream());
+    /// A link that waits for pb's offer, publishing `local`; the errors it reports.
+    fn answering_link(local: Option<&MediaStream>) -> (Rc<Link>, Rc<RefCell<Vec<String>>>) {
         let (sink, errors) = recording_sink();
         let link = Link::open(
             LinkSetup {
@@ -654,12 +650,22 @@ mod tests {
                 generation: 1,
                 ice_servers: &js_sys::Array::new().into(),
                 recovery: RecoveryOptions::default(),
-                local: Some(&stream),
+                local,
                 opening: Opening::Answer,
             },
             sink,
         )
         .unwrap();
+        (link, errors)
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_held_stream_released_after_a_track_swap_never_adds_a_second_sender() {
+        let media = LocalMedia::open(&MediaRequest::camera_and_microphone())
+            .await
+            .unwrap();
+        let stream = Clone::clone(media.stream());
+        let (link, errors) = answering_link(Some(&stream));
         // The camera changes before the offer arrives: the new track is added to the link and
         // put into the very stream the link holds back.
         let new_camera = crate::media::open_track("video", &crate::media::TrackRequest::Any)
@@ -694,21 +700,7 @@ mod tests {
     #[wasm_bindgen_test]
     async fn a_camera_turned_on_before_the_first_offer_waits_for_it_instead_of_offering_across_it()
     {
-        let (sink, errors) = recording_sink();
-        let link = Link::open(
-            LinkSetup {
-                remote_stream: MediaStream::new().unwrap(),
-                my_id: "pa",
-                peer_id: "pb",
-                generation: 1,
-                ice_servers: &js_sys::Array::new().into(),
-                recovery: RecoveryOptions::default(),
-                local: None,
-                opening: Opening::Answer,
-            },
-            sink,
-        )
-        .unwrap();
+        let (link, errors) = answering_link(None);
         let camera = crate::media::open_track("video", &crate::media::TrackRequest::Any)
             .await
             .unwrap();

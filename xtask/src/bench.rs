@@ -29,20 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     crate::setup::run()?;
     crate::build::run()?;
-    step("build callroom-server and the load generator (release)");
-    status(
-        "cargo build --release",
-        cmd("cargo").args([
-            "build",
-            "--release",
-            "-p",
-            "callroom-server",
-            "--bin",
-            "callroom-server",
-            "--example",
-            "load",
-        ]),
-    )?;
+    build_release_server("load")?;
     std::fs::create_dir_all(bench_dir())?;
     let machine = machine();
     println!("\nmachine: {machine}");
@@ -54,6 +41,26 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     summarize(&machine)
+}
+
+/// Builds callroom-server and its example `example` (a load generator) in release.
+pub fn build_release_server(example: &str) -> Result<()> {
+    step(&format!(
+        "build callroom-server and its `{example}` example (release)"
+    ));
+    status(
+        "cargo build --release",
+        cmd("cargo").args([
+            "build",
+            "--release",
+            "-p",
+            "callroom-server",
+            "--bin",
+            "callroom-server",
+            "--example",
+            example,
+        ]),
+    )
 }
 
 fn bench_dir() -> PathBuf {

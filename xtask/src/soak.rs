@@ -7,20 +7,7 @@ use anyhow::Result;
 use crate::run::{cmd, root, status, step};
 
 pub fn run() -> Result<()> {
-    step("build callroom-server and the soak (release)");
-    status(
-        "cargo build --release",
-        cmd("cargo").args([
-            "build",
-            "--release",
-            "-p",
-            "callroom-server",
-            "--bin",
-            "callroom-server",
-            "--example",
-            "soak",
-        ]),
-    )?;
+    crate::bench::build_release_server("soak")?;
     let release = root().join("target").join("release");
     step("soak");
     status(
