@@ -74,7 +74,13 @@ pub enum ResetAction {
     Ignore,
 }
 
-/// `peer-reset`s from one peer.
+/// `peer-reset`s between us and one peer: how many of theirs to honour, and which of their
+/// messages still belong to a connection we replaced.
+///
+/// Each reset carries a number (1, 2, … per sender). Descriptions and candidates carry the
+/// number of the newest reset their sender had seen from the recipient. After an outage, the
+/// peer's answers to our old connection arrive after we rebuilt it: their number is older
+/// than our last reset, so they are dropped instead of breaking the new connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResetThrottle {
     last_rebuild: Option<f64>,
@@ -82,6 +88,10 @@ pub struct ResetThrottle {
     in_window: u32,
     /// Past [`MAX_RESETS`] in a window: ignored for good (a rejoin is a new peer).
     ignored: bool,
+    /// Resets we sent them.
+    sent: u32,
+    /// The newest of their resets we saw.
+    seen: u32,
 }
 
 impl ResetThrottle {
@@ -92,7 +102,31 @@ impl ResetThrottle {
             window_start: now,
             in_window: 0,
             ignored: false,
+            sent: 0,
+            seen: 0,
         }
+    }
+
+    /// We rebuilt our connection to them: the number our reset carries.
+    pub fn on_sent(&mut self) -> u32 {
+        self.sent = self.sent.saturating_add(1);
+        self.sent
+    }
+
+    /// Their reset number `n` arrived (whatever [`on_reset`](Self::on_reset) decides).
+    pub fn on_seen(&mut self, n: u32) {
+        self.seen = self.seen.max(n);
+    }
+
+    /// The number our descriptions and candidates to them carry.
+    pub fn stamp(&self) -> u32 {
+        self.seen
+    }
+
+    /// True for a description or candidate of theirs, stamped `stamp`, sent before they saw
+    /// our last reset. Unstamped messages (from an older client) are never stale.
+    pub fn is_stale(&self, stamp: Option<u32>) -> bool {
+        stamp.is_some_and(|s| s < self.sent)
     }
 
     /// A `peer-reset` arrived at `now`.
@@ -166,6 +200,34 @@ mod tests {
         assert_eq!(max_links(1), 1);
         assert_eq!(max_links(0), MAX_LINKS, "not said");
         assert_eq!(max_links(u32::MAX), MAX_LINKS);
+    }
+
+    #[test]
+    fn answers_to_a_connection_replaced_meanwhile_are_stale() {
+        // We and they, after an outage: we rebuilt; their answer to our old offer comes next.
+        let (mut us, mut them) = (ResetThrottle::new(0.0), ResetThrottle::new(0.0));
+        assert!(!us.is_stale(Some(them.stamp())), "nothing replaced yet");
+        let n = us.on_sent();
+        let old_answer = them.stamp();
+        assert!(
+            us.is_stale(Some(old_answer)),
+            "sent before they saw the reset"
+        );
+        them.on_seen(n);
+        assert!(
+            !us.is_stale(Some(them.stamp())),
+            "their answer to the new offer"
+        );
+        assert!(!us.is_stale(None), "an older client stamps nothing");
+        // A second rebuild makes the first one's answers stale too.
+        us.on_sent();
+        assert!(us.is_stale(Some(them.stamp())));
+        them.on_seen(1);
+        assert_eq!(
+            them.stamp(),
+            1,
+            "a late, older reset never lowers the stamp"
+        );
     }
 
     #[test]

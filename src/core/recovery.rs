@@ -131,6 +131,16 @@ impl Recovery {
         }
     }
 
+    /// Signaling is back after an outage. Whatever the link was waiting for (the answer to an
+    /// ICE restart, a new connection's first answer) could not arrive meanwhile, so its
+    /// timeout starts again now instead of expiring just as the answer comes.
+    pub fn on_signaling_resumed(&mut self, now: f64) {
+        match &mut self.phase {
+            Phase::Restarting { since } | Phase::Connecting { since } => *since = now,
+            _ => {}
+        }
+    }
+
     /// True between a problem and its resolution.
     pub fn is_recovering(&self) -> bool {
         matches!(self.phase, Phase::Grace { .. } | Phase::Restarting { .. })
@@ -162,6 +172,31 @@ mod tests {
         let mut r = Recovery::new(RecoveryOptions::default(), 0.0);
         r.on_ice_state(IceState::Connected, 100.0);
         r
+    }
+
+    #[test]
+    fn an_outage_of_signaling_does_not_use_up_the_time_a_rebuilt_link_has_to_connect() {
+        let mut r = connected();
+        r.on_ice_state(IceState::Failed, 1_000.0);
+        assert_eq!(r.on_tick(11_000.0), RecoveryAction::Rebuild);
+        // The new link's offer waits for signaling, back at 30 s.
+        r.on_signaling_resumed(30_000.0);
+        assert_eq!(
+            r.on_tick(40_000.0),
+            RecoveryAction::Wait,
+            "20 s from the resume"
+        );
+        assert_eq!(r.on_tick(50_000.0), RecoveryAction::Rebuild);
+        // A restart waiting for its answer gets its full time too.
+        let mut r = connected();
+        r.on_ice_state(IceState::Failed, 1_000.0);
+        r.on_signaling_resumed(9_000.0);
+        assert_eq!(r.on_tick(18_999.0), RecoveryAction::Wait);
+        assert_eq!(r.on_tick(19_000.0), RecoveryAction::Rebuild);
+        // A healthy link is not touched.
+        let mut r = connected();
+        r.on_signaling_resumed(9_000.0);
+        assert!(!r.is_recovering());
     }
 
     #[test]

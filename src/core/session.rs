@@ -75,8 +75,17 @@ pub fn on_join_error(error: &Error, backoff: &mut Backoff, random: f64) -> Optio
     (!error.is_fatal_for_join()).then(|| backoff.next_delay_ms(random))
 }
 
-/// The long-poll loop of one session: its cursor, its backoff, and whether the server is
-/// answering.
+/// How long a poll may be held before a probe checks that the connection under it still
+/// carries anything. A path that fails upstream gives the browser no sign: a held poll on it
+/// would wait out TCP's retransmission timers, long after the poll's own wait.
+pub const PROBE_EVERY_MS: f64 = 5_000.0;
+
+/// How long past its wait a poll, and how long a probe, may take before its connection counts
+/// as dead.
+pub const DEAD_AFTER_MS: u32 = 3_000;
+
+/// The long-poll loop of one session: its cursor, its backoff, whether the server is
+/// answering, and whether the connection under a held poll is alive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
     cursor: u64,
@@ -84,6 +93,11 @@ pub struct PollPolicy {
     wait_ms: u32,
     interval_ms: u32,
     reconnecting: bool,
+    /// When the poll in flight was sent.
+    held_since: Option<f64>,
+    /// When the last probe was sent, and whether it is still out.
+    probed_at: f64,
+    probing: bool,
 }
 
 impl PollPolicy {
@@ -97,7 +111,39 @@ impl PollPolicy {
             wait_ms,
             interval_ms,
             reconnecting: false,
+            held_since: None,
+            probed_at: f64::NEG_INFINITY,
+            probing: false,
         }
+    }
+
+    /// A poll was sent at `now`. Returns how long it may take before it is given up as
+    /// dead: its wait plus [`DEAD_AFTER_MS`].
+    pub fn on_sent(&mut self, now: f64) -> u32 {
+        self.held_since = Some(now);
+        self.wait_ms().saturating_add(DEAD_AFTER_MS)
+    }
+
+    /// Called about once a second: true when a probe should go out now (a poll has been held
+    /// for [`PROBE_EVERY_MS`] since it was sent or since the last probe, and no probe is out).
+    pub fn probe_due(&mut self, now: f64) -> bool {
+        let Some(since) = self.held_since else {
+            return false;
+        };
+        if self.probing || now - since.max(self.probed_at) < PROBE_EVERY_MS {
+            return false;
+        }
+        self.probing = true;
+        self.probed_at = now;
+        true
+    }
+
+    /// The probe sent at the last [`probe_due`](Self::probe_due) came back (`alive`: the
+    /// server answered, whatever it said) or failed. True when the poll held since before
+    /// that probe must be given up: the connection under it is dead.
+    pub fn on_probe(&mut self, alive: bool) -> bool {
+        self.probing = false;
+        !alive && self.held_since.is_some_and(|since| since <= self.probed_at)
     }
 
     /// The cursor: every message up to it was handled.
@@ -131,6 +177,7 @@ impl PollPolicy {
 
     /// A poll answered with `cursor` (after its messages were accepted one by one).
     pub fn on_answer(&mut self, cursor: u64) -> PollAction {
+        self.held_since = None;
         self.cursor = self.cursor.max(cursor);
         self.backoff.reset();
         self.reconnecting = false;
@@ -141,6 +188,7 @@ impl PollPolicy {
 
     /// A poll failed with `error`; `random` is uniform in `[0, 1)` (for jitter).
     pub fn on_error(&mut self, error: &Error, random: f64) -> PollAction {
+        self.held_since = None;
         match server_code(error) {
             Some(Ok(ErrorCode::Replaced)) => PollAction::Stop,
             // Messages we never read expired: connections may miss a description or
@@ -351,6 +399,47 @@ mod tests {
         assert!(p.reconnecting());
         // The server is back, but without our peer (an in-memory database, or a sweep).
         assert_eq!(p.on_error(&server("unauthorized"), 0.0), PollAction::Rejoin);
+    }
+
+    #[test]
+    fn a_held_poll_is_probed_every_few_seconds_and_given_up_when_a_probe_fails() {
+        let mut p = policy();
+        assert!(!p.probe_due(60_000.0), "no poll held, nothing to probe");
+        assert_eq!(p.on_sent(1_000.0), 25_000 + DEAD_AFTER_MS);
+        assert!(!p.probe_due(5_999.0));
+        assert!(p.probe_due(6_000.0), "held for 5 s");
+        assert!(!p.probe_due(7_000.0), "one probe out at a time");
+        assert!(!p.on_probe(true), "the server answered: the poll stays");
+        assert!(
+            !p.probe_due(10_999.0),
+            "5 s after the last probe, not after the poll"
+        );
+        assert!(p.probe_due(11_000.0));
+        assert!(
+            p.on_probe(false),
+            "the probe got nothing back: give the poll up"
+        );
+        // The aborted poll fails; the next one asks for no wait and dies sooner.
+        assert!(matches!(
+            p.on_error(&Error::Network("AbortError".into()), 0.5),
+            PollAction::Poll { .. }
+        ));
+        assert!(!p.probe_due(20_000.0), "nothing held between polls");
+        assert_eq!(p.on_sent(20_000.0), DEAD_AFTER_MS);
+    }
+
+    #[test]
+    fn a_failed_probe_leaves_alone_a_poll_sent_after_it() {
+        let mut p = policy();
+        p.on_sent(0.0);
+        assert!(p.probe_due(5_000.0));
+        p.on_answer(3);
+        p.on_sent(5_500.0);
+        assert!(
+            !p.on_probe(false),
+            "the poll sent after the probe has its own deadline and probe"
+        );
+        assert!(p.probe_due(10_500.0), "and is probed in its turn");
     }
 
     #[test]

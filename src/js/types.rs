@@ -50,7 +50,7 @@ export interface JoinOptions {
   pollWaitMs?: number;
   /** Pause between polls, ms (default 0: poll again at once). */
   pollIntervalMs?: number;
-  /** First and longest retry delay after a failed signaling call, ms (250, 5000). */
+  /** First and longest retry delay after a failed signaling call, ms (250, 2000: a path that comes back is found within 2 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
   /** How often network quality is measured, ms (2000). */

@@ -57,7 +57,7 @@ impl JoinOptions {
             poll_wait_ms: 25_000,
             poll_interval_ms: 0,
             retry_base_ms: 250,
-            retry_max_ms: 5_000,
+            retry_max_ms: 2_000,
             stats_interval_ms: 2_000,
         }
     }

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use callroom_protocol::{MessageKind, Role};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use super::plane::{PlaneEvent, PlaneSetup, Signal};
@@ -107,7 +107,7 @@ impl Peers {
         // The link to `from`, opened on demand if our topology links us.
         let link = match self.link(from) {
             Some(link) => Some(link),
-            None if linked && !matches!(signal, Signal::Reset) => {
+            None if linked && !matches!(signal, Signal::Reset(_)) => {
                 open(&self.state, from, Opening::Answer)?;
                 self.link(from)
             }
@@ -115,20 +115,19 @@ impl Peers {
         };
         let Some(link) = link else { return Ok(()) };
         match signal {
-            Signal::Description(desc) => link.on_description(desc).await,
-            Signal::Candidate(candidate) => link.on_candidate(candidate).await,
-            Signal::Reset => {
-                let action = {
-                    let mut resets = self.state.resets.borrow_mut();
-                    let now = js::now_ms();
-                    if !resets.iter().any(|(p, _)| p == from) {
-                        resets.push((from.to_owned(), ResetThrottle::new(now)));
-                    }
-                    resets
-                        .iter_mut()
-                        .find(|(p, _)| p == from)
-                        .map_or(ResetAction::Ignore, |(_, t)| t.on_reset(now))
-                };
+            Signal::Description(_, stamp) | Signal::Candidate(_, stamp)
+                if with_resets(&self.state, from, |r| r.is_stale(stamp)) =>
+            {
+                // For the connection we replaced: it would break the new one.
+                Ok(())
+            }
+            Signal::Description(desc, _) => link.on_description(desc).await,
+            Signal::Candidate(candidate, _) => link.on_candidate(candidate).await,
+            Signal::Reset(n) => {
+                let action = with_resets(&self.state, from, |r| {
+                    r.on_seen(n);
+                    r.on_reset(js::now_ms())
+                });
                 match action {
                     ResetAction::Rebuild => open(&self.state, from, Opening::Answer),
                     // A peer resetting without end must not make us churn connections (the
@@ -178,6 +177,12 @@ impl Peers {
     pub(crate) fn tick(&self, now: f64) {
         for link in self.links() {
             link.tick(now);
+        }
+    }
+
+    pub(crate) fn on_signaling_resumed(&self, now: f64) {
+        for link in self.links() {
+            link.on_signaling_resumed(now);
         }
     }
 
@@ -282,6 +287,19 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
     Ok(())
 }
 
+/// The reset bookkeeping for `peer` (made on first use; dropped when they leave).
+fn with_resets<T>(state: &State, peer: &str, f: impl FnOnce(&mut ResetThrottle) -> T) -> T {
+    let mut resets = state.resets.borrow_mut();
+    let index = match resets.iter().position(|(p, _)| p == peer) {
+        Some(index) => index,
+        None => {
+            resets.push((peer.to_owned(), ResetThrottle::new(js::now_ms())));
+            resets.len() - 1
+        }
+    };
+    f(&mut resets[index].1)
+}
+
 fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEvent) {
     let Some(state) = weak.upgrade() else { return };
     if find(&state, peer).is_none_or(|l| l.generation() != generation) {
@@ -289,11 +307,17 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
     }
     let sink = &state.setup.sink;
     match event {
-        LinkEvent::Send(kind, payload) => sink(PlaneEvent::Send {
-            to: peer.to_owned(),
-            kind,
-            payload,
-        }),
+        LinkEvent::Send(kind, payload) => {
+            // Tells them which of their connections this answers (see `ResetThrottle`).
+            if let Some(o) = payload.dyn_ref::<js_sys::Object>() {
+                js::set(o, "reset", with_resets(&state, peer, |r| r.stamp()));
+            }
+            sink(PlaneEvent::Send {
+                to: peer.to_owned(),
+                kind,
+                payload,
+            });
+        }
         LinkEvent::Track(stream) => sink(PlaneEvent::Track {
             peer_id: peer.to_owned(),
             stream,
@@ -301,10 +325,12 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
         LinkEvent::StateChanged => sink(PlaneEvent::Changed),
         LinkEvent::Rebuild => {
             // The reset goes out first (the outbox keeps order), then the new link's offer.
+            let payload = js_sys::Object::new();
+            js::set(&payload, "n", with_resets(&state, peer, |r| r.on_sent()));
             sink(PlaneEvent::Send {
                 to: peer.to_owned(),
                 kind: MessageKind::PeerReset,
-                payload: JsValue::from(js_sys::Object::new()),
+                payload: payload.into(),
             });
             if let Err(error) = open(&state, peer, Opening::Offer) {
                 sink(PlaneEvent::Error(error));

@@ -19,6 +19,7 @@ use crate::core::quality::QualityReport;
 use crate::core::recovery::RecoveryOptions;
 use crate::core::roster::{Change, Roster};
 use crate::web::http::Http;
+use crate::web::js;
 use crate::Error;
 
 /// What a plane tells its room.
@@ -67,12 +68,13 @@ pub(crate) struct PlaneSetup {
 
 /// A signaling message for the plane, from another peer.
 pub(crate) enum Signal {
-    /// An SDP offer or answer.
-    Description(SessionDescription),
-    /// A trickled ICE candidate.
-    Candidate(IceCandidate),
-    /// The sender rebuilt its connection to us.
-    Reset,
+    /// An SDP offer or answer, and the number of the newest of our resets the sender had
+    /// seen (`None` from an older client).
+    Description(SessionDescription, Option<u32>),
+    /// A trickled ICE candidate, stamped the same way.
+    Candidate(IceCandidate, Option<u32>),
+    /// The sender rebuilt its connection to us; its reset number.
+    Reset(u32),
 }
 
 /// The media plane of one session. Shared (`Rc`) so async work runs on it after the room
@@ -227,8 +229,9 @@ impl Plane {
 
     /// Signaling is back after an outage.
     pub(crate) fn on_resumed(&self) {
-        if let Plane::Sfu(sfu) = self {
-            sfu.on_resumed();
+        match self {
+            Plane::Peers(peers) => peers.on_signaling_resumed(js::now_ms()),
+            Plane::Sfu(sfu) => sfu.on_resumed(),
         }
     }
 

@@ -9,15 +9,16 @@ use callroom_protocol::{JoinRequest, MessageKind, Role};
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::AbortController;
 
 use super::plane::{Plane, PlaneEvent, PlaneSetup, PlaneSink, Signal};
 use super::state::{read, update, with, Session, Shared, Signaling};
 use super::{ticker, RoomEvent};
 use crate::core::backoff::Backoff;
 use crate::core::roster::{Change, ConnectionState, Roster};
-use crate::core::session::{on_join_error, on_relay_error, PollAction, PollPolicy, RelayAction};
-use crate::web::http::Http;
+use crate::core::session::{
+    on_join_error, on_relay_error, PollAction, PollPolicy, RelayAction, DEAD_AFTER_MS,
+};
+use crate::web::http::{Deadline, Http};
 use crate::web::js;
 use crate::web::wire;
 use crate::Error;
@@ -27,6 +28,8 @@ pub(crate) struct Relay {
     to: String,
     kind: MessageKind,
     payload: JsValue,
+    /// Set while the relay is on the wire.
+    in_flight: Option<Deadline>,
 }
 
 // ------------------------------------------------------------------ join and rejoin
@@ -223,14 +226,14 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
             if inner.epoch != epoch {
                 return None;
             }
-            let signaling = inner.signaling.as_ref()?;
-            let abort = AbortController::new().ok()?;
-            let signal = abort.signal();
+            let signaling = inner.signaling.as_mut()?;
             let path = format!(
                 "/messages?since={}&wait={}",
                 signaling.poll.cursor(),
                 signaling.poll.wait_ms()
             );
+            let abort = Deadline::after(signaling.poll.on_sent(js::now_ms())).ok()?;
+            let signal = abort.signal();
             let token = signaling.token.clone();
             inner.poll_abort = Some(abort);
             Some((inner.http.clone(), path, token, signal))
@@ -317,6 +320,41 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
     }
 }
 
+/// Called every second: while a poll is held, checks every few seconds that the server still
+/// answers a fresh request, and gives the poll up when it does not, so an outage shows (and
+/// its retries start) within seconds instead of after TCP gives up on the held connection.
+pub(crate) fn probe(weak: &Weak<Shared>) {
+    let Some((http, epoch)) = with(weak, |inner| {
+        let due = inner.signaling.as_mut()?.poll.probe_due(js::now_ms());
+        due.then(|| (inner.http.clone(), inner.epoch))
+    })
+    .flatten() else {
+        return;
+    };
+    let weak = weak.clone();
+    spawn_local(async move {
+        let alive = match Deadline::after(DEAD_AFTER_MS) {
+            Ok(deadline) => !matches!(
+                http.get("/healthz", None, Some(&deadline.signal())).await,
+                Err(Error::Network(_))
+            ),
+            Err(_) => true,
+        };
+        with(&weak, |inner| {
+            if inner.epoch != epoch {
+                return;
+            }
+            let dead = inner
+                .signaling
+                .as_mut()
+                .is_some_and(|s| s.poll.on_probe(alive));
+            if let Some(poll) = inner.poll_abort.as_ref().filter(|_| dead) {
+                poll.abort();
+            }
+        });
+    });
+}
+
 async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
     let payload = &message.payload;
     let Some(kind) = MessageKind::parse(&message.kind) else {
@@ -333,11 +371,13 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
         MessageKind::HostReset => {
             wire::host_reset(payload).map(|reset| apply(shared, |roster| roster.host_reset(reset)))
         }
-        MessageKind::Offer | MessageKind::Answer => {
-            wire::session_description(payload).map(|d| Some(Signal::Description(d)))
-        }
-        MessageKind::Candidate => wire::ice_candidate(payload).map(|c| Some(Signal::Candidate(c))),
-        MessageKind::PeerReset => Ok(Some(Signal::Reset)),
+        MessageKind::Offer | MessageKind::Answer => wire::session_description(payload)
+            .map(|d| Some(Signal::Description(d, wire::reset_number(payload, "reset")))),
+        MessageKind::Candidate => wire::ice_candidate(payload)
+            .map(|c| Some(Signal::Candidate(c, wire::reset_number(payload, "reset")))),
+        MessageKind::PeerReset => Ok(Some(Signal::Reset(
+            wire::reset_number(payload, "n").unwrap_or(0),
+        ))),
         MessageKind::SfuTracks => wire::sfu_tracks(payload).map(|tracks| {
             if let Some(plane) = read(shared, |inner| inner.plane()).flatten() {
                 plane.on_tracks(tracks);
@@ -395,10 +435,29 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -
 
 // ------------------------------------------------------------------ outbox
 
-/// Queues a relay; the outbox sends one at a time, in order, retrying outages.
+/// Queues a relay; the outbox sends one at a time, in order, retrying outages. A
+/// `peer-reset` supersedes whatever is still queued for that peer: it belongs to the
+/// connection being replaced, and the peer would answer it after the reset, into the new one.
 pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: JsValue) {
     let start = update(shared, |inner| {
-        inner.outbox.push(Relay { to, kind, payload });
+        if kind == MessageKind::PeerReset {
+            // One on the wire is called back: after an outage it would arrive first.
+            inner.outbox.retain(|r| {
+                if r.to != to {
+                    return true;
+                }
+                if let Some(request) = &r.in_flight {
+                    request.abort();
+                }
+                false
+            });
+        }
+        inner.outbox.push(Relay {
+            to,
+            kind,
+            payload,
+            in_flight: None,
+        });
         let epoch = inner.epoch;
         (inner.sending.replace(epoch) != Some(epoch)).then_some(epoch)
     })
@@ -408,17 +467,29 @@ pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: 
     }
 }
 
+/// How long one relay may take before it is sent again.
+const RELAY_DEADLINE_MS: u32 = 10_000;
+
 async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
-    let mut failures = Backoff::new(250.0, 5_000.0);
+    let mut failures = Backoff::new(250.0, 2_000.0);
     loop {
         let Some(next) = with(&weak, |inner| {
-            let front = (inner.epoch == epoch)
-                .then(|| inner.outbox.first())
-                .flatten()
-                .map(|r| wire::relay(r.kind.as_str(), &r.to, &r.payload));
             let token = inner.signaling.as_ref().map(|s| s.token.clone());
-            match (front, token) {
-                (Some(body), Some(token)) => Some((inner.http.clone(), token, body)),
+            let front = (inner.epoch == epoch)
+                .then(|| inner.outbox.first_mut())
+                .flatten()
+                .filter(|_| token.is_some());
+            // A relay held on a dead connection would wait out TCP's retransmissions.
+            let deadline = Deadline::after(RELAY_DEADLINE_MS).ok();
+            let sent = front.map(|r| {
+                let signal = deadline.as_ref().map(Deadline::signal);
+                r.in_flight = deadline;
+                (wire::relay(r.kind.as_str(), &r.to, &r.payload), signal)
+            });
+            match (sent, token) {
+                (Some((body, signal)), Some(token)) => {
+                    Some((inner.http.clone(), token, body, signal))
+                }
                 _ => {
                     if inner.sending == Some(epoch) {
                         inner.sending = None;
@@ -430,8 +501,20 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
         .flatten() else {
             return;
         };
-        let (http, token, body) = next;
-        let result = http.post("/signaling", Some(&token), &body, None).await;
+        let (http, token, body, signal) = next;
+        let result = http
+            .post("/signaling", Some(&token), &body, signal.as_ref())
+            .await;
+        // Still at the head and marked, unless a reset called it back meanwhile.
+        let still_queued = with(&weak, |inner| {
+            let front = inner.outbox.first_mut().filter(|_| inner.epoch == epoch)?;
+            front.in_flight.take().map(|_| ())
+        })
+        .flatten()
+        .is_some();
+        if !still_queued {
+            continue;
+        }
         let action = result.as_ref().err().map(on_relay_error);
         if action == Some(RelayAction::Retry) {
             let delay = failures.next_delay_ms(js::random());
@@ -441,9 +524,6 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
         failures.reset();
         with(&weak, |inner| {
             if inner.epoch != epoch {
-                return;
-            }
-            if inner.outbox.is_empty() {
                 return;
             }
             // A handful of relays at most: a `Vec` costs less code than a `VecDeque`.

@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
-use web_sys::{AbortController, MediaStream};
+use web_sys::MediaStream;
 
 use super::local::{Local, Screen};
 use super::notify::Notifier;
@@ -24,7 +24,7 @@ use crate::core::backoff::Backoff;
 use crate::core::roster::{ConnectionState, Roster};
 use crate::core::session::PollPolicy;
 use crate::media::Device;
-use crate::web::http::Http;
+use crate::web::http::{Deadline, Http};
 use crate::Error;
 
 /// A value whose every mutable access marks it changed.
@@ -99,7 +99,8 @@ pub(crate) struct Inner {
     pub(crate) epoch: u32,
     /// Delays between failed joins.
     pub(crate) join_backoff: Backoff,
-    pub(crate) poll_abort: Option<AbortController>,
+    /// The poll in flight: its deadline, which a failed probe also fires.
+    pub(crate) poll_abort: Option<Deadline>,
     pub(crate) retry_timer: Option<Timeout>,
     pub(crate) ticker: Option<Interval>,
     pub(crate) ticks: u32,

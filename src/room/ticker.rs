@@ -17,6 +17,7 @@ pub(crate) fn tick(weak: &Weak<Shared>) {
     }) else {
         return;
     };
+    super::signaling::probe(weak);
     let Some(plane) = plane else { return };
     plane.tick(js::now_ms());
     if measure {

@@ -1,10 +1,11 @@
 //! JSON over fetch, with typed errors: network failures, server errors with the server's
 //! stable code, and malformed answers as protocol errors.
 
+use gloo_timers::callback::Timeout;
 use js_sys::JSON;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Headers, RequestInit, Response};
+use web_sys::{AbortController, AbortSignal, Headers, RequestInit, Response};
 
 use crate::js_error::{browser_error, exception_parts};
 use crate::web::js;
@@ -117,6 +118,34 @@ impl Http {
         json.map_err(|_| {
             Error::Protocol(format!("{method} {path}: the server sent malformed JSON"))
         })
+    }
+}
+
+/// An abort signal that fires by itself after a deadline, or when asked. Dropping it cancels
+/// the timer, not the request.
+pub(crate) struct Deadline {
+    controller: AbortController,
+    _timer: Timeout,
+}
+
+impl Deadline {
+    /// Aborts after `ms`.
+    pub(crate) fn after(ms: u32) -> Result<Self, Error> {
+        let controller =
+            AbortController::new().map_err(|e| browser_error("making an abort signal", &e))?;
+        let abort = controller.clone();
+        Ok(Self {
+            controller,
+            _timer: Timeout::new(ms, move || abort.abort()),
+        })
+    }
+
+    pub(crate) fn signal(&self) -> AbortSignal {
+        self.controller.signal()
+    }
+
+    pub(crate) fn abort(&self) {
+        self.controller.abort();
     }
 }
 

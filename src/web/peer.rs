@@ -326,16 +326,24 @@ impl Link {
     fn act(&self, action: RecoveryAction) {
         match action {
             RecoveryAction::Wait => {}
-            RecoveryAction::RestartIce => {
-                // Perfect negotiation resolves the case where both sides restart at once.
+            // Only the impolite side restarts ICE; the polite side answers its offer. Both
+            // sides see ICE fail at once, so restarts from both would collide every time, and
+            // the polite side's rollback can leave Chromium decoding frames that never reach
+            // the remote video track (seen after a 12 s outage: a frozen picture).
+            RecoveryAction::RestartIce if !self.polite() => {
                 if let Err(e) = js::restart_ice(&self.pc) {
                     self.emit(LinkEvent::Error(browser_error("ICE restart", &e)));
                 }
             }
             // The impolite side rebuilds and tells the other, so only one side starts it.
             RecoveryAction::Rebuild if !self.polite() => self.emit(LinkEvent::Rebuild),
-            RecoveryAction::Rebuild => {}
+            RecoveryAction::RestartIce | RecoveryAction::Rebuild => {}
         }
+    }
+
+    /// Signaling is back after an outage: recovery timeouts start again.
+    pub(crate) fn on_signaling_resumed(&self, now: f64) {
+        self.state.borrow_mut().recovery.on_signaling_resumed(now);
     }
 
     /// Time passed: drives recovery, and publishes held media if no offer came.

@@ -199,6 +199,13 @@ pub(crate) fn ice_candidate(v: &JsValue) -> Result<IceCandidate, Error> {
     })
 }
 
+/// A `peer-reset` number in a payload (`None` when absent or not one).
+pub(crate) fn reset_number(v: &JsValue, key: &str) -> Option<u32> {
+    count(v, key, "reset number")
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+}
+
 fn set_optional(o: &Object, key: &str, value: &Option<String>) {
     if let Some(value) = value {
         set(o, key, value.as_str());

@@ -27,14 +27,18 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Starts callroom-server (default: a free loopback port, a throwaway in-memory database);
- * resolves to { url, port, stop(), kill() }.
+ * resolves to { url, port, stop(), kill() }. `launch(program, args, options)` starts the
+ * process (default `child_process.spawn`; the network tests start it inside a namespace).
  */
-export async function startServer(extraArgs = [], { listen = "127.0.0.1:0", db = ":memory:", demoDir } = {}) {
+export async function startServer(
+  extraArgs = [],
+  { listen = "127.0.0.1:0", db = ":memory:", demoDir, launch = spawn } = {},
+) {
   const bin = process.env.CALLROOM_SERVER_BIN ?? join(ROOT, "target", "debug", "callroom-server");
   if (!existsSync(bin)) {
     throw new Error(`callroom-server not found at ${bin}; run \`cargo xtask test\``);
   }
-  const child = spawn(
+  const child = launch(
     bin,
     ["--listen", listen, "--db", db, "--demo-dir", demoDir ?? join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },

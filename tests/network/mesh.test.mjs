@@ -1,0 +1,137 @@
+// A two-person mesh call across the test network; A's link is cut at the bridge and restored.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+
+import { callPage, frameAfter, roomName, sleep, startLab, unavailable } from "./support.mjs";
+
+const skip = unavailable();
+let lab;
+let browsers;
+
+before(async () => {
+  if (skip) return;
+  lab = await startLab(["srv", "a", "b"]);
+  browsers = { a: await lab.browser("a"), b: await lab.browser("b") };
+});
+
+after(async () => {
+  await lab?.close();
+});
+
+/** A and B in a fresh mesh room, each decoding the other. */
+async function call(label) {
+  const a = await callPage(browsers.a, lab.server);
+  const b = await callPage(browsers.b, lab.server);
+  const room = roomName(label);
+  const aId = await a.join({ room, name: "A" });
+  const bId = await b.join({ room, name: "B" });
+  const start = Date.now() - 60_000;
+  await Promise.all([frameAfter(a, bId, start), frameAfter(b, aId, start)]);
+  await sleep(2_000);
+  return { a, b, aId, bId };
+}
+
+/** Cuts `host` for `seconds`; returns when it was cut and restored. */
+async function outage(host, seconds) {
+  const cutAt = Date.now();
+  lab.net.cut(host);
+  await sleep(seconds * 1000);
+  lab.net.restore(host);
+  return { cutAt, restoredAt: Date.now() };
+}
+
+function timeline(label, record, since) {
+  const rel = (t) => ((t - since) / 1000).toFixed(1);
+  console.log(
+    label,
+    JSON.stringify({
+      pcs: record.pcs.map((p) => ({
+        created: rel(p.created),
+        ufrags: p.ufrags.map(([t, u]) => `${rel(t)}:${u}`),
+        states: p.states.map(([t, s]) => `${rel(t)}:${s}`),
+        signaling: p.signaling,
+        rtp: p.rtp,
+        samples: process.env.NET_DEBUG ? p.samples.filter(([t]) => t > since).map(([t, ...v]) => `${rel(t)}:${v.join("/")}`) : undefined,
+      })),
+      room: record.roomStates.map(([t, s]) => `${rel(t)}:${s}`),
+      peers: Object.fromEntries(Object.entries(record.peerStates).map(([k, v]) => [k, v.map(([t, s]) => `${rel(t)}:${s}`)])),
+      errors: record.errors,
+      tracks: record.tracks,
+      videos: record.videos,
+      fetches: process.env.NET_DEBUG ? record.fetches.filter(([t]) => t > since - 1000).map(([t, what, end, outcome]) => `${rel(t)}-${end ? rel(end) : "…"} ${what} ${outcome ?? ""}`) : undefined,
+    }),
+  );
+}
+
+/** The first time `state` shows in `states` ([time, state] pairs) at or after `since`. */
+const when = (states, state, since) => states.find(([t, s]) => t >= since && s === state)?.[0];
+
+/**
+ * Cuts A for `seconds` in a fresh call; returns both records, the times, and when each side
+ * decoded the other again. Prints a timeline when `NET_DEBUG` is set or anything throws.
+ */
+async function cutCall(seconds) {
+  const { a, b, aId, bId } = await call(`cut${seconds}`);
+  const { cutAt, restoredAt } = await outage("a", seconds);
+  let back;
+  try {
+    const [atA, atB] = await Promise.all([frameAfter(a, bId, restoredAt, 20_000), frameAfter(b, aId, restoredAt, 20_000)]);
+    back = { a: atA - restoredAt, b: atB - restoredAt };
+  } finally {
+    const records = { a: await a.record(), b: await b.record() };
+    if (!back || process.env.NET_DEBUG) {
+      timeline("A", records.a, cutAt);
+      timeline("B", records.b, cutAt);
+    }
+    await a.close();
+    await b.close();
+    if (back) return { ...records, cutAt, restoredAt, back, aId, bId };
+  }
+}
+
+/** Peer connections made, and ICE ufrags each used, during [from, ∞). */
+const made = (record, from) => record.pcs.filter((p) => p.created >= from).length;
+const restarted = (record, from) => record.pcs.some((p) => p.ufrags.some(([t]) => t >= from));
+
+test("a 5 s cut heals by itself: media back within seconds, same connection", { skip: skip ?? false }, async () => {
+  const r = await cutCall(5);
+  console.log(`cut 5 s: frames again at A +${r.back.a} ms, at B +${r.back.b} ms after the restore`);
+  assert.equal(made(r.a, r.cutAt) + made(r.b, r.cutAt), 0, "no connection rebuilt");
+  assert.ok(r.back.a < 4_000 && r.back.b < 4_000, `media back: ${JSON.stringify(r.back)}`);
+});
+
+test("a 12 s cut recovers through an ICE restart, not a rebuild or a rejoin", { skip: skip ?? false }, async () => {
+  const r = await cutCall(12);
+  const restartAt = Math.min(...[r.a, r.b].flatMap((rec) => rec.pcs.flatMap((p) => p.ufrags.map(([t]) => t)).filter((t) => t >= r.cutAt)));
+  console.log(
+    `cut 12 s: ICE restart at +${((restartAt - r.cutAt) / 1000).toFixed(1)} s into the cut; ` +
+      `frames again at A +${r.back.a} ms, at B +${r.back.b} ms after the restore`,
+  );
+  assert.equal(made(r.a, r.cutAt) + made(r.b, r.cutAt), 0, "the same peer connections");
+  assert.ok(restarted(r.a, r.cutAt) && restarted(r.b, r.cutAt), "both sides took new ICE credentials");
+  assert.equal(r.a.pcs.length + r.b.pcs.length, 2);
+  assert.ok(r.back.a < 5_000 && r.back.b < 5_000, `media back: ${JSON.stringify(r.back)}`);
+});
+
+test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and brings media back", { skip: skip ?? false }, async () => {
+  const r = await cutCall(30);
+  const reconnectingAt = when(r.a.roomStates, "reconnecting", r.cutAt);
+  const connectedAt = when(r.a.roomStates, "connected", r.cutAt);
+  const peerDown = when(r.a.peerStates[r.bId], "disconnected", r.cutAt);
+  const rebuiltAt = Math.min(...[r.a, r.b].flatMap((rec) => rec.pcs.map((p) => p.created)).filter((t) => t >= r.cutAt));
+  const abortedPoll = r.a.fetches.find(([t, what, , outcome]) => t < r.cutAt && what.startsWith("GET /messages") && outcome === "AbortError");
+  console.log(
+    `cut 30 s: A's room reconnecting at +${((reconnectingAt - r.cutAt) / 1000).toFixed(1)} s, its link to B disconnected at ` +
+      `+${((peerDown - r.cutAt) / 1000).toFixed(1)} s; connection rebuilt at +${((rebuiltAt - r.cutAt) / 1000).toFixed(1)} s; ` +
+      `room connected again ${connectedAt - r.restoredAt} ms and frames at A +${r.back.a} ms, at B +${r.back.b} ms after the restore`,
+  );
+  // Rebuilt: a new peer connection on both sides; no rejoin (the same session).
+  assert.ok(made(r.a, r.cutAt) >= 1 && made(r.b, r.cutAt) >= 1, "a new peer connection on each side");
+  assert.deepEqual(r.a.errors, [], "no stale answer broke the new connection");
+  // The outage shows: the held poll was given up well before its 25 s wait, and the room said so.
+  assert.ok(abortedPoll, "the poll held across the cut was given up");
+  assert.ok(reconnectingAt - r.cutAt < 10_000, `reconnecting after ${reconnectingAt - r.cutAt} ms`);
+  assert.ok(peerDown - r.cutAt < 10_000, "the link's own state shows it");
+  assert.ok(connectedAt > r.restoredAt, "reconnecting until the network came back");
+  assert.ok(r.back.a < 5_000 && r.back.b < 5_000, `media back: ${JSON.stringify(r.back)}`);
+});
