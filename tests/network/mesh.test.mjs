@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
-import { callPage, frameAfter, roomName, sleep, startLab, unavailable } from "./support.mjs";
+import { callPage, frameAfter, longestGap, roomName, sleep, startLab, unavailable } from "./support.mjs";
 
 const skip = unavailable();
 let lab;
@@ -134,4 +134,42 @@ test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and b
   assert.ok(peerDown - r.cutAt < 10_000, "the link's own state shows it");
   assert.ok(connectedAt > r.restoredAt, "reconnecting until the network came back");
   assert.ok(r.back.a < 5_000 && r.back.b < 5_000, `media back: ${JSON.stringify(r.back)}`);
+});
+
+test("a server unreachable for 20 s: media keeps flowing, the room shows reconnecting, nothing is lost", { skip: skip ?? false }, async () => {
+  const { a, b, aId, bId } = await call("unreachable");
+  const blockedAt = Date.now();
+  lab.net.block("a", "srv");
+  // Someone joins while A cannot hear of it: the server keeps A's messages.
+  await sleep(8_000);
+  const c = await callPage(browsers.b, lab.server);
+  const room = await b.page.evaluate(() => window.room.snapshot().room);
+  const cId = await c.join({ room, name: "C" });
+  await sleep(20_000 - (Date.now() - blockedAt));
+  lab.net.unblock("a", "srv");
+  const unblockedAt = Date.now();
+  try {
+    const seesC = await frameAfter(a, cId, unblockedAt, 20_000);
+    const record = await a.record();
+    const reconnectingAt = when(record.roomStates, "reconnecting", blockedAt);
+    const connectedAt = when(record.roomStates, "connected", blockedAt);
+    const gap = longestGap(record.frames[bId], blockedAt, unblockedAt);
+    console.log(
+      `server unreachable 20 s: A's room reconnecting at +${((reconnectingAt - blockedAt) / 1000).toFixed(1)} s, ` +
+        `connected ${connectedAt - unblockedAt} ms after; longest gap in B's video meanwhile ${gap} ms; ` +
+        `C (joined during it) decoded at A ${seesC - unblockedAt} ms after`,
+    );
+    assert.ok(gap < 1_000, `B's video kept coming (longest gap ${gap} ms)`);
+    assert.ok(reconnectingAt - blockedAt < 10_000, "the outage shows within seconds");
+    assert.ok(connectedAt > unblockedAt, "and lasts until the server is reachable");
+    assert.equal(made(record, blockedAt) >= 1, true, "a connection to C, opened after the outage");
+    assert.equal(record.pcs.filter((p) => p.created < blockedAt).length, 1, "the link to B was never replaced");
+    assert.equal(made(record, blockedAt), 1);
+    assert.equal(
+      await a.page.evaluate(() => window.room.snapshot().participants.map((p) => p.name).sort().join()),
+      "B,C",
+    );
+  } finally {
+    await Promise.all([a.close(), b.close(), c.close()]);
+  }
 });

@@ -20,6 +20,7 @@ pub fn run() -> Result<()> {
     wasm_bindgen_cli().context("setup step `wasm-bindgen-cli`")?;
     chromium().context("setup step `chromium`")?;
     node().context("setup step `node`")?;
+    network_tools().context("setup step `iproute2 + nftables`")?;
     for folder in NPM_FOLDERS {
         npm_ci(folder).with_context(|| format!("setup step `npm ci` in {folder}"))?;
     }
@@ -120,6 +121,22 @@ fn chromium() -> Result<()> {
         return Ok(());
     }
     apt_install(&["chromium", "chromium-driver"])
+}
+
+/// What the network stage builds its namespaces with; only as root, where that stage runs.
+fn network_tools() -> Result<()> {
+    step("iproute2 + nftables (network stage)");
+    if !is_root() {
+        println!("not root: the network stage will be skipped");
+        return Ok(());
+    }
+    let ip = output(Command::new("ip").arg("-V"));
+    let nft = output(Command::new("nft").arg("--version"));
+    if let (Some(ip), Some(nft)) = (&ip, &nft) {
+        println!("present: {ip}; {nft}");
+        return Ok(());
+    }
+    apt_install(&["iproute2", "nftables"])
 }
 
 fn node() -> Result<()> {

@@ -110,7 +110,7 @@ pub fn run(args: &[String]) -> ExitCode {
         tsc.args(["-p", "tests/types/tsconfig.json"]);
         stages.push(run_stage("types (tsc --noEmit)", tsc, &mut counts));
     }
-    match server {
+    match &server {
         Some(server) => {
             let mut e2e = cmd("node");
             e2e.args(["--test", "--test-concurrency=1"])
@@ -125,7 +125,45 @@ pub fn run(args: &[String]) -> ExitCode {
             details: Vec::new(),
         }),
     }
+    stages.push(network_stage(server.as_deref(), &mut counts));
     summarize(&stages, &counts)
+}
+
+/// Calls across network namespaces with links cut and degraded (`tests/network`): only as
+/// root with `ip netns` and nftables working.
+fn network_stage(server: Option<&Path>, counts: &mut Counts) -> Stage {
+    let skipped = |why| Stage {
+        name: "network tests",
+        outcome: Outcome::Skipped(why),
+        seconds: 0.0,
+        details: Vec::new(),
+    };
+    let Some(server) = server else {
+        return skipped("build failed");
+    };
+    let probe = "callroom-xtask-probe";
+    let works = crate::run::is_root()
+        && Command::new("ip")
+            .args(["netns", "add", probe])
+            .status()
+            .is_ok_and(|s| s.success())
+        && {
+            let nft = Command::new("ip")
+                .args(["netns", "exec", probe, "nft", "list", "tables"])
+                .status()
+                .is_ok_and(|s| s.success());
+            let _ = Command::new("ip").args(["netns", "del", probe]).status();
+            nft
+        };
+    if !works {
+        println!("network tests skipped: needs root and ip netns");
+        return skipped("needs root and ip netns");
+    }
+    let mut node = cmd("node");
+    node.args(["--test", "--test-concurrency=1"])
+        .arg(root().join("tests").join("network"))
+        .env("CALLROOM_SERVER_BIN", server);
+    run_stage("network tests", node, counts)
 }
 
 fn cargo(args: &[&str]) -> Command {
