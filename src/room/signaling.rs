@@ -479,7 +479,7 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
                 .then(|| inner.outbox.first_mut())
                 .flatten()
                 .filter(|_| token.is_some());
-            // A relay held on a dead connection would wait out TCP's retransmissions.
+            // Its own deadline, so a reset can call it back.
             let deadline = Deadline::after(RELAY_DEADLINE_MS).ok();
             let sent = front.map(|r| {
                 let signal = deadline.as_ref().map(Deadline::signal);

@@ -11,6 +11,9 @@ use crate::js_error::{browser_error, exception_parts};
 use crate::web::js;
 use crate::Error;
 
+/// How long a request without a deadline of its own may take.
+const REQUEST_DEADLINE_MS: u32 = 10_000;
+
 /// The signaling server's base URL.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
@@ -89,7 +92,14 @@ impl Http {
         if let Some(body) = body {
             init.set_body(&JsValue::from_str(&body));
         }
-        if let Some(signal) = signal {
+        // Without a signal of the caller's, a request still ends: one sent on a connection
+        // that died upstream would otherwise wait out TCP's retransmissions.
+        let deadline = match signal {
+            Some(_) => None,
+            None => Some(Deadline::after(REQUEST_DEADLINE_MS)?),
+        };
+        let own = deadline.as_ref().map(Deadline::signal);
+        if let Some(signal) = signal.or(own.as_ref()) {
             init.set_signal(Some(signal));
         }
         let url = format!("{}{path}", self.base);
