@@ -114,13 +114,10 @@ fn wasm_bindgen_cli() -> Result<()> {
 
 fn chromium() -> Result<()> {
     step("chromium + chromedriver (Debian packages)");
-    let browser = output(Command::new("chromium").arg("--version"));
-    let driver = output(Command::new("chromedriver").arg("--version"));
-    if let (Some(browser), Some(driver)) = (&browser, &driver) {
-        println!("present: {browser}; {driver}");
-        return Ok(());
-    }
-    apt_install(&["chromium", "chromium-driver"])
+    apt_unless_present(
+        &[("chromium", "--version"), ("chromedriver", "--version")],
+        &["chromium", "chromium-driver"],
+    )
 }
 
 /// What the network stage builds its namespaces with; only as root, where that stage runs.
@@ -130,24 +127,36 @@ fn network_tools() -> Result<()> {
         println!("not root: the network stage will be skipped");
         return Ok(());
     }
-    let ip = output(Command::new("ip").arg("-V"));
-    let nft = output(Command::new("nft").arg("--version"));
-    if let (Some(ip), Some(nft)) = (&ip, &nft) {
-        println!("present: {ip}; {nft}");
-        return Ok(());
-    }
-    apt_install(&["iproute2", "nftables"])
+    apt_unless_present(
+        &[("ip", "-V"), ("nft", "--version")],
+        &["iproute2", "nftables"],
+    )
 }
 
 fn node() -> Result<()> {
     step("node + npm");
-    let node = output(Command::new("node").arg("--version"));
-    let npm = output(Command::new("npm").arg("--version"));
-    if let (Some(node), Some(npm)) = (&node, &npm) {
-        println!("present: node {node}, npm {npm}");
-        return Ok(());
+    apt_unless_present(
+        &[("node", "--version"), ("npm", "--version")],
+        &["nodejs", "npm"],
+    )
+}
+
+/// Says which versions are there when every `(program, version flag)` of `probes` answers;
+/// otherwise installs `packages` with apt-get.
+fn apt_unless_present(probes: &[(&str, &str)], packages: &[&str]) -> Result<()> {
+    let versions: Option<Vec<String>> = probes
+        .iter()
+        .map(|(program, flag)| {
+            output(Command::new(program).arg(flag)).map(|v| format!("{program}: {v}"))
+        })
+        .collect();
+    match versions {
+        Some(versions) => {
+            println!("present: {}", versions.join("; "));
+            Ok(())
+        }
+        None => apt_install(packages),
     }
-    apt_install(&["nodejs", "npm"])
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
