@@ -121,9 +121,13 @@ export function tileCount(page) {
   return page.locator(".tile").count();
 }
 
-/** A page of `browser` at `server` with callroom loaded and initialised, exposed as `window.callroom`. */
-export async function pageWithCallroom(browser, server) {
+/**
+ * A page of `browser` at `server` with callroom loaded and initialised, exposed as
+ * `window.callroom`; `initScript` runs in it before any page script.
+ */
+export async function pageWithCallroom(browser, server, { initScript } = {}) {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));

@@ -1,27 +1,16 @@
 // A two-person mesh call across the test network; A's link is cut at the bridge and restored.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { callPage, frameAfter, longestGap, roomName, sleep, startLab, unavailable } from "./support.mjs";
+import { callPage, frameAfter, longestGap, roomName, sleep, threeHostLab } from "./support.mjs";
 
-const skip = unavailable();
-let lab;
-let browsers;
-
-before(async () => {
-  if (skip) return;
-  lab = await startLab(["srv", "a", "b"]);
-  browsers = { a: await lab.browser("a"), b: await lab.browser("b") };
-});
-
-after(async () => {
-  await lab?.close();
-});
+const fixture = threeHostLab();
+const { skip } = fixture;
 
 /** A and B in a fresh mesh room, each decoding the other. */
 async function call(label) {
-  const a = await callPage(browsers.a, lab.server);
-  const b = await callPage(browsers.b, lab.server);
+  const a = await callPage(fixture.browsers.a, fixture.lab.server);
+  const b = await callPage(fixture.browsers.b, fixture.lab.server);
   const room = roomName(label);
   const aId = await a.join({ room, name: "A" });
   const bId = await b.join({ room, name: "B" });
@@ -34,9 +23,9 @@ async function call(label) {
 /** Cuts `host` for `seconds`; returns when it was cut and restored. */
 async function outage(host, seconds) {
   const cutAt = Date.now();
-  lab.net.cut(host);
+  fixture.lab.net.cut(host);
   await sleep(seconds * 1000);
-  lab.net.restore(host);
+  fixture.lab.net.restore(host);
   return { cutAt, restoredAt: Date.now() };
 }
 
@@ -93,14 +82,14 @@ async function cutCall(seconds) {
 const made = (record, from) => record.pcs.filter((p) => p.created >= from).length;
 const restarted = (record, from) => record.pcs.some((p) => p.ufrags.some(([t]) => t >= from));
 
-test("a 5 s cut heals by itself: media back within seconds, same connection", { skip: skip ?? false }, async () => {
+test("a 5 s cut heals by itself: media back within seconds, same connection", { skip }, async () => {
   const r = await cutCall(5);
   console.log(`cut 5 s: frames again at A +${r.back.a} ms, at B +${r.back.b} ms after the restore`);
   assert.equal(made(r.a, r.cutAt) + made(r.b, r.cutAt), 0, "no connection rebuilt");
   assert.ok(r.back.a < 4_000 && r.back.b < 4_000, `media back: ${JSON.stringify(r.back)}`);
 });
 
-test("a 12 s cut recovers through an ICE restart, not a rebuild or a rejoin", { skip: skip ?? false }, async () => {
+test("a 12 s cut recovers through an ICE restart, not a rebuild or a rejoin", { skip }, async () => {
   const r = await cutCall(12);
   const restartAt = Math.min(...[r.a, r.b].flatMap((rec) => rec.pcs.flatMap((p) => p.ufrags.map(([t]) => t)).filter((t) => t >= r.cutAt)));
   console.log(
@@ -113,7 +102,7 @@ test("a 12 s cut recovers through an ICE restart, not a rebuild or a rejoin", { 
   assert.ok(r.back.a < 5_000 && r.back.b < 5_000, `media back: ${JSON.stringify(r.back)}`);
 });
 
-test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and brings media back", { skip: skip ?? false }, async () => {
+test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and brings media back", { skip }, async () => {
   const r = await cutCall(30);
   const reconnectingAt = when(r.a.roomStates, "reconnecting", r.cutAt);
   const connectedAt = when(r.a.roomStates, "connected", r.cutAt);
@@ -136,17 +125,17 @@ test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and b
   assert.ok(r.back.a < 5_000 && r.back.b < 5_000, `media back: ${JSON.stringify(r.back)}`);
 });
 
-test("a server unreachable for 20 s: media keeps flowing, the room shows reconnecting, nothing is lost", { skip: skip ?? false }, async () => {
+test("a server unreachable for 20 s: media keeps flowing, the room shows reconnecting, nothing is lost", { skip }, async () => {
   const { a, b, aId, bId } = await call("unreachable");
   const blockedAt = Date.now();
-  lab.net.block("a", "srv");
+  fixture.lab.net.block("a", "srv");
   // Someone joins while A cannot hear of it: the server keeps A's messages.
   await sleep(8_000);
-  const c = await callPage(browsers.b, lab.server);
+  const c = await callPage(fixture.browsers.b, fixture.lab.server);
   const room = await b.page.evaluate(() => window.room.snapshot().room);
   const cId = await c.join({ room, name: "C" });
   await sleep(20_000 - (Date.now() - blockedAt));
-  lab.net.unblock("a", "srv");
+  fixture.lab.net.unblock("a", "srv");
   const unblockedAt = Date.now();
   try {
     const seesC = await frameAfter(a, cId, unblockedAt, 20_000);

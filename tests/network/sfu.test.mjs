@@ -1,28 +1,17 @@
 // A two-person SFU room (callroom-server's embedded SFU) across the test network; A's link to
 // the server, which carries both signaling and the SFU's media, is cut and restored.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { callPage, frameAfter, roomName, sleep, startLab, unavailable } from "./support.mjs";
+import { callPage, frameAfter, roomName, sleep, threeHostLab } from "./support.mjs";
 
-const skip = unavailable();
-let lab;
-let browsers;
-
-before(async () => {
-  if (skip) return;
-  lab = await startLab(["srv", "a", "b"]);
-  browsers = { a: await lab.browser("a"), b: await lab.browser("b") };
-});
-
-after(async () => {
-  await lab?.close();
-});
+const fixture = threeHostLab();
+const { skip } = fixture;
 
 for (const seconds of [5, 30]) {
-  test(`an sfu call comes back after a ${seconds} s cut`, { skip: skip ?? false }, async () => {
-    const a = await callPage(browsers.a, lab.server);
-    const b = await callPage(browsers.b, lab.server);
+  test(`an sfu call comes back after a ${seconds} s cut`, { skip }, async () => {
+    const a = await callPage(fixture.browsers.a, fixture.lab.server);
+    const b = await callPage(fixture.browsers.b, fixture.lab.server);
     try {
       const room = roomName(`sfu-cut${seconds}`);
       const aId = await a.join({ room, name: "A", topology: "sfu" });
@@ -31,9 +20,9 @@ for (const seconds of [5, 30]) {
       await Promise.all([frameAfter(a, bId, start), frameAfter(b, aId, start)]);
       await sleep(2_000);
       const cutAt = Date.now();
-      lab.net.cut("a");
+      fixture.lab.net.cut("a");
       await sleep(seconds * 1000);
-      lab.net.restore("a");
+      fixture.lab.net.restore("a");
       const restoredAt = Date.now();
       const [atA, atB] = await Promise.all([frameAfter(a, bId, restoredAt, 20_000), frameAfter(b, aId, restoredAt, 20_000)]);
       const [ra, rb] = [await a.record(), await b.record()];

@@ -3,12 +3,12 @@
 // each RTCPeerConnection made (a rebuild makes a new one), each ICE ufrag it used (an ICE
 // restart changes it), its state changes, the room's states, and every decoded video frame of
 // every remote participant (requestVideoFrameCallback).
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
-import { CHROMIUM_ARGS, startServer } from "../e2e/support.mjs";
-import { createNetwork } from "./net.mjs";
+import { CHROMIUM_ARGS, pageWithCallroom, startServer } from "../e2e/support.mjs";
 
-export { unavailable } from "./net.mjs";
+import { createNetwork, unavailable } from "./net.mjs";
 
 /**
  * The network (`hosts`: the server's host first), callroom-server on the first host, and a
@@ -42,6 +42,24 @@ export async function startLab(hosts, serverArgs = []) {
       net.destroy();
     },
   };
+}
+
+/**
+ * For a test file: the lab on hosts `srv`, `a` and `b` with a browser in `a` and one in `b`,
+ * started before the file's tests and closed after them. `skip` says why this machine cannot
+ * run them (false when it can); `lab` and `browsers` are set by the time the tests run.
+ */
+export function threeHostLab() {
+  const fixture = { skip: unavailable() ?? false, lab: null, browsers: null };
+  before(async () => {
+    if (fixture.skip) return;
+    fixture.lab = await startLab(["srv", "a", "b"]);
+    fixture.browsers = { a: await fixture.lab.browser("a"), b: await fixture.lab.browser("b") };
+  });
+  after(async () => {
+    await fixture.lab?.close();
+  });
+  return fixture;
 }
 
 /** Installed before any page script: wraps RTCPeerConnection to note what happens to it. */
@@ -140,17 +158,7 @@ function watchRoom() {
  * `join(options)` to join a room (then watched).
  */
 export async function callPage(browser, server) {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  await context.addInitScript(recorder);
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/callroom.js");
-    await mod.default();
-    window.callroom = mod;
-  });
+  const { page, errors } = await pageWithCallroom(browser, server, { initScript: recorder });
   return {
     page,
     errors,
@@ -190,7 +198,7 @@ export async function callPage(browser, server) {
         const pcs = window.__net.pcs.filter((p) => p.pc.connectionState === "connected");
         return pcs.length ? pcs.at(-1).selectedCandidateTypes() : null;
       }),
-    close: () => context.close(),
+    close: () => page.context().close(),
   };
 }
 
