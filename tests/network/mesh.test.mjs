@@ -162,3 +162,70 @@ test("a server unreachable for 20 s: media keeps flowing, the room shows reconne
     await Promise.all([a.close(), b.close(), c.close()]);
   }
 });
+
+/** A's video sender toward its one peer: its parameters and what it sends (outbound-rtp). */
+function videoSender(call) {
+  return call.page.evaluate(async () => {
+    const pc = window.__net.pcs.filter((p) => p.pc.connectionState === "connected").at(-1).pc;
+    const sender = pc.getSenders().find((s) => s.track?.kind === "video");
+    const [encoding] = sender.getParameters().encodings;
+    let sent = {};
+    for (const s of (await sender.getStats()).values()) {
+      if (s.type === "outbound-rtp") sent = { frameHeight: s.frameHeight, targetBitrate: s.targetBitrate, limitation: s.qualityLimitationReason };
+    }
+    return { maxBitrate: encoding.maxBitrate ?? null, scale: encoding.scaleResolutionDownBy ?? 1, ...sent };
+  });
+}
+
+test("a degraded link (10 % loss, 300 kbit/s, a 100 ms queue each way) reads poor, lowers what A sends, and both recover", { skip }, async () => {
+  const { a, b, bId } = await call("degraded");
+  try {
+    const before = await videoSender(a);
+    const quality = () => a.page.evaluate((peer) => window.room.snapshot().remoteStreams.find((r) => r.peerId === peer)?.quality, bId);
+    const degradedAt = Date.now();
+    fixture.lab.net.degrade("a", { lossPercent: 10, rateKbit: 300, queueMs: 100 });
+    await a.page.waitForFunction((peer) => window.room.snapshot().remoteStreams.find((r) => r.peerId === peer)?.quality === "poor", bId, { timeout: 20_000, polling: 200 });
+    const poorAfter = Date.now() - degradedAt;
+    await a.page.waitForFunction(
+      () => {
+        const pc = window.__net.pcs.filter((p) => p.pc.connectionState === "connected").at(-1).pc;
+        const [encoding] = pc.getSenders().find((s) => s.track?.kind === "video").getParameters().encodings;
+        return encoding.maxBitrate === 150_000 && encoding.scaleResolutionDownBy === 4;
+      },
+      null,
+      { timeout: 20_000, polling: 200 },
+    );
+    await sleep(3_000);
+    const adapted = await videoSender(a);
+    const healedAt = Date.now();
+    fixture.lab.net.heal("a");
+    await a.page.waitForFunction(
+      () => {
+        const pc = window.__net.pcs.filter((p) => p.pc.connectionState === "connected").at(-1).pc;
+        const [encoding] = pc.getSenders().find((s) => s.track?.kind === "video").getParameters().encodings;
+        return encoding.maxBitrate === undefined && (encoding.scaleResolutionDownBy ?? 1) === 1;
+      },
+      null,
+      { timeout: 30_000, polling: 200 },
+    );
+    const restoredAfter = Date.now() - healedAt;
+    const goodAgain = await quality();
+    await sleep(3_000);
+    const after = await videoSender(a);
+    console.log(
+      `degraded link: A's view of B poor after ${poorAfter} ms; A's video sender ${JSON.stringify(before)} → ${JSON.stringify(adapted)}; ` +
+        `limits lifted ${restoredAfter} ms after the link healed → ${JSON.stringify(after)}`,
+    );
+    assert.equal(b.errors.length + a.errors.length, 0);
+    // Adapted: the limits set through setParameters are what the encoder sends.
+    assert.equal(before.maxBitrate, null);
+    assert.ok(adapted.frameHeight <= before.frameHeight / 4, `resolution lowered: ${before.frameHeight} → ${adapted.frameHeight}`);
+    assert.ok(adapted.targetBitrate <= 150_000, `bitrate lowered: ${adapted.targetBitrate}`);
+    // Recovered: the limits lifted only after good reports, and the picture is back.
+    assert.equal(goodAgain, "good");
+    assert.equal(after.frameHeight, before.frameHeight, "full resolution again");
+  } finally {
+    fixture.lab.net.heal("a");
+    await Promise.all([a.close(), b.close()]);
+  }
+});
