@@ -418,6 +418,13 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppEr
     ))
 }
 
+/// `GET /livez`: answers without touching storage. Clients probe it under a held long-poll to
+/// learn whether their connection to the server still carries anything; a busy database must
+/// not make every client give up its poll at once.
+pub async fn livez() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
 /// JSON 405 for a known API path called with the wrong method.
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed

@@ -30,13 +30,14 @@ pub use config::Config;
 pub use error::AppError;
 pub use state::{AppState, StartError};
 
-/// Builds the router: the API, `/healthz`, the package at `/pkg/`, the demo at `/`.
+/// Builds the router: the API, `/healthz` and `/livez`, the package at `/pkg/`, the demo at `/`.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/signaling", post(api::signaling))
         .route("/messages", get(api::messages))
         .route("/turn-credentials", post(api::turn_credentials))
         .route("/healthz", get(api::healthz))
+        .route("/livez", get(api::livez))
         .route("/sfu/sessions/new", post(sfu::proxy::new_session))
         .route("/sfu/sessions/{sid}", get(sfu::proxy::session_state))
         .route(

@@ -71,6 +71,20 @@ async fn healthz_reports_ok_and_version() {
 }
 
 #[tokio::test]
+async fn livez_answers_ok_as_an_api_path() {
+    let (_dir, app) = fixture();
+    let reply = app.call(Method::GET, "/livez", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json["status"], "ok");
+    let reply = app.call(Method::POST, "/livez", None, None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        "an API path: JSON errors, not the static file service"
+    );
+}
+
+#[tokio::test]
 async fn paths_cannot_escape_the_served_folders() {
     let (_dir, app) = fixture();
     let (status, _, _) = get_text(&app, "/pkg/../demo/index.html").await;

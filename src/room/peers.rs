@@ -6,7 +6,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use callroom_protocol::{MessageKind, Role};
-use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use super::plane::{PlaneEvent, PlaneSetup, Signal};
@@ -17,6 +16,7 @@ use crate::core::roster::{Change, Roster};
 use crate::js_error::browser_error;
 use crate::web::js;
 use crate::web::peer::{Link, LinkEvent, LinkSetup, Opening, Sink};
+use crate::web::wire;
 use crate::Error;
 
 /// The state the links' event handlers reach through a `Weak`: when the plane is dropped
@@ -104,6 +104,13 @@ impl Peers {
         linked: bool,
         signal: Signal,
     ) -> Result<(), Error> {
+        if let Signal::Description(_, stamp) | Signal::Candidate(_, stamp) = &signal {
+            let resets = self.state.resets.borrow();
+            if resets.iter().any(|(p, r)| p == from && r.is_stale(*stamp)) {
+                // For a connection we replaced: it would break the new one.
+                return Ok(());
+            }
+        }
         // The link to `from`, opened on demand if our topology links us.
         let link = match self.link(from) {
             Some(link) => Some(link),
@@ -115,12 +122,6 @@ impl Peers {
         };
         let Some(link) = link else { return Ok(()) };
         match signal {
-            Signal::Description(_, stamp) | Signal::Candidate(_, stamp)
-                if with_resets(&self.state, from, |r| r.is_stale(stamp)) =>
-            {
-                // For the connection we replaced: it would break the new one.
-                Ok(())
-            }
             Signal::Description(desc, _) => link.on_description(desc).await,
             Signal::Candidate(candidate, _) => link.on_candidate(candidate).await,
             Signal::Reset(n) => {
@@ -309,9 +310,7 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
     match event {
         LinkEvent::Send(kind, payload) => {
             // Tells them which of their connections this answers (see `ResetThrottle`).
-            if let Some(o) = payload.dyn_ref::<js_sys::Object>() {
-                js::set(o, "reset", with_resets(&state, peer, |r| r.stamp()));
-            }
+            wire::stamp(&payload, with_resets(&state, peer, |r| r.stamp()));
             sink(PlaneEvent::Send {
                 to: peer.to_owned(),
                 kind,
@@ -325,12 +324,10 @@ fn on_link_event(weak: &Weak<State>, peer: &str, generation: u32, event: LinkEve
         LinkEvent::StateChanged => sink(PlaneEvent::Changed),
         LinkEvent::Rebuild => {
             // The reset goes out first (the outbox keeps order), then the new link's offer.
-            let payload = js_sys::Object::new();
-            js::set(&payload, "n", with_resets(&state, peer, |r| r.on_sent()));
             sink(PlaneEvent::Send {
                 to: peer.to_owned(),
                 kind: MessageKind::PeerReset,
-                payload: payload.into(),
+                payload: wire::peer_reset(with_resets(&state, peer, |r| r.on_sent())),
             });
             if let Err(error) = open(&state, peer, Opening::Offer) {
                 sink(PlaneEvent::Error(error));

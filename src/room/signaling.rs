@@ -28,8 +28,6 @@ pub(crate) struct Relay {
     to: String,
     kind: MessageKind,
     payload: JsValue,
-    /// Set while the relay is on the wire.
-    in_flight: Option<Deadline>,
 }
 
 // ------------------------------------------------------------------ join and rejoin
@@ -320,38 +318,29 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
     }
 }
 
-/// Called every second: while a poll is held, checks every few seconds that the server still
-/// answers a fresh request, and gives the poll up when it does not, so an outage shows (and
-/// its retries start) within seconds instead of after TCP gives up on the held connection.
-pub(crate) fn probe(weak: &Weak<Shared>) {
-    let Some((http, epoch)) = with(weak, |inner| {
-        let due = inner.signaling.as_mut()?.poll.probe_due(js::now_ms());
-        due.then(|| (inner.http.clone(), inner.epoch))
-    })
-    .flatten() else {
-        return;
+/// The probe `PollPolicy::probe_due` asked for (the ticker checks every second): a fresh
+/// request to the server under a held poll. When it gets no answer, the poll is given up, so
+/// an outage shows (and its retries start) within seconds instead of after TCP gives up on
+/// the held connection.
+pub(crate) async fn probe(weak: Weak<Shared>, http: Http, epoch: u32) {
+    let alive = match Deadline::after(DEAD_AFTER_MS) {
+        Ok(deadline) => !matches!(
+            http.get("/livez", None, Some(&deadline.signal())).await,
+            Err(Error::Network(_))
+        ),
+        Err(_) => true,
     };
-    let weak = weak.clone();
-    spawn_local(async move {
-        let alive = match Deadline::after(DEAD_AFTER_MS) {
-            Ok(deadline) => !matches!(
-                http.get("/healthz", None, Some(&deadline.signal())).await,
-                Err(Error::Network(_))
-            ),
-            Err(_) => true,
-        };
-        with(&weak, |inner| {
-            if inner.epoch != epoch {
-                return;
-            }
-            let dead = inner
-                .signaling
-                .as_mut()
-                .is_some_and(|s| s.poll.on_probe(alive));
-            if let Some(poll) = inner.poll_abort.as_ref().filter(|_| dead) {
-                poll.abort();
-            }
-        });
+    with(&weak, |inner| {
+        if inner.epoch != epoch {
+            return;
+        }
+        let dead = inner
+            .signaling
+            .as_mut()
+            .is_some_and(|s| s.poll.on_probe(alive));
+        if let Some(poll) = inner.poll_abort.as_ref().filter(|_| dead) {
+            poll.abort();
+        }
     });
 }
 
@@ -437,27 +426,18 @@ fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -
 
 /// Queues a relay; the outbox sends one at a time, in order, retrying outages. A
 /// `peer-reset` supersedes whatever is still queued for that peer: it belongs to the
-/// connection being replaced, and the peer would answer it after the reset, into the new one.
+/// connection being replaced. (The head may be on the wire already and stays; the peer's
+/// answer to it is recognised as stale by its reset number.)
 pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: JsValue) {
     let start = update(shared, |inner| {
         if kind == MessageKind::PeerReset {
-            // One on the wire is called back: after an outage it would arrive first.
-            inner.outbox.retain(|r| {
-                if r.to != to {
-                    return true;
-                }
-                if let Some(request) = &r.in_flight {
-                    request.abort();
-                }
-                false
-            });
+            // The head stays when a drainer has it (it may be on the wire).
+            let mut keep_head = inner.sending == Some(inner.epoch);
+            inner
+                .outbox
+                .retain(|r| std::mem::take(&mut keep_head) || r.to != to);
         }
-        inner.outbox.push(Relay {
-            to,
-            kind,
-            payload,
-            in_flight: None,
-        });
+        inner.outbox.push(Relay { to, kind, payload });
         let epoch = inner.epoch;
         (inner.sending.replace(epoch) != Some(epoch)).then_some(epoch)
     })
@@ -467,29 +447,22 @@ pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: 
     }
 }
 
-/// How long one relay may take before it is sent again.
-const RELAY_DEADLINE_MS: u32 = 10_000;
-
 async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
-    let mut failures = Backoff::new(250.0, 2_000.0);
+    let Some(mut failures) = with(&weak, |inner| {
+        let o = &inner.options;
+        Backoff::new(f64::from(o.retry_base_ms), f64::from(o.retry_max_ms))
+    }) else {
+        return;
+    };
     loop {
         let Some(next) = with(&weak, |inner| {
-            let token = inner.signaling.as_ref().map(|s| s.token.clone());
             let front = (inner.epoch == epoch)
-                .then(|| inner.outbox.first_mut())
+                .then(|| inner.outbox.first())
                 .flatten()
-                .filter(|_| token.is_some());
-            // Its own deadline, so a reset can call it back.
-            let deadline = Deadline::after(RELAY_DEADLINE_MS).ok();
-            let sent = front.map(|r| {
-                let signal = deadline.as_ref().map(Deadline::signal);
-                r.in_flight = deadline;
-                (wire::relay(r.kind.as_str(), &r.to, &r.payload), signal)
-            });
-            match (sent, token) {
-                (Some((body, signal)), Some(token)) => {
-                    Some((inner.http.clone(), token, body, signal))
-                }
+                .map(|r| wire::relay(r.kind.as_str(), &r.to, &r.payload));
+            let token = inner.signaling.as_ref().map(|s| s.token.clone());
+            match (front, token) {
+                (Some(body), Some(token)) => Some((inner.http.clone(), token, body)),
                 _ => {
                     if inner.sending == Some(epoch) {
                         inner.sending = None;
@@ -501,20 +474,9 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
         .flatten() else {
             return;
         };
-        let (http, token, body, signal) = next;
-        let result = http
-            .post("/signaling", Some(&token), &body, signal.as_ref())
-            .await;
-        // Still at the head and marked, unless a reset called it back meanwhile.
-        let still_queued = with(&weak, |inner| {
-            let front = inner.outbox.first_mut().filter(|_| inner.epoch == epoch)?;
-            front.in_flight.take().map(|_| ())
-        })
-        .flatten()
-        .is_some();
-        if !still_queued {
-            continue;
-        }
+        let (http, token, body) = next;
+        // Under `Http`'s own deadline: a relay held on a dead connection is sent again.
+        let result = http.post("/signaling", Some(&token), &body, None).await;
         let action = result.as_ref().err().map(on_relay_error);
         if action == Some(RelayAction::Retry) {
             let delay = failures.next_delay_ms(js::random());
@@ -523,7 +485,7 @@ async fn drain_outbox(weak: Weak<Shared>, epoch: u32) {
         }
         failures.reset();
         with(&weak, |inner| {
-            if inner.epoch != epoch {
+            if inner.epoch != epoch || inner.outbox.is_empty() {
                 return;
             }
             // A handful of relays at most: a `Vec` costs less code than a `VecDeque`.

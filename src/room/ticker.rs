@@ -10,16 +10,24 @@ use super::RoomEvent;
 use crate::web::js;
 
 pub(crate) fn tick(weak: &Weak<Shared>) {
-    let Some((plane, measure)) = with(weak, |inner| {
+    let now = js::now_ms();
+    let Some((plane, measure, probe)) = with(weak, |inner| {
         inner.ticks = inner.ticks.wrapping_add(1);
         let every = (inner.options.stats_interval_ms / 1000).max(1);
-        (inner.plane(), inner.ticks % every == 0)
+        let probe = inner
+            .signaling
+            .as_mut()
+            .is_some_and(|s| s.poll.probe_due(now))
+            .then(|| (inner.http.clone(), inner.epoch));
+        (inner.plane(), inner.ticks % every == 0, probe)
     }) else {
         return;
     };
-    super::signaling::probe(weak);
+    if let Some((http, epoch)) = probe {
+        spawn_local(super::signaling::probe(weak.clone(), http, epoch));
+    }
     let Some(plane) = plane else { return };
-    plane.tick(js::now_ms());
+    plane.tick(now);
     if measure {
         let weak = weak.clone();
         spawn_local(async move {

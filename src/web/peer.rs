@@ -324,20 +324,22 @@ impl Link {
     }
 
     fn act(&self, action: RecoveryAction) {
+        // Only the impolite side restarts ICE or rebuilds (telling the other with a reset);
+        // the polite side answers. Both sides see ICE fail at once, so restarts from both
+        // would collide every time, and the polite side's rollback can leave Chromium decoding
+        // frames that never reach the remote video track (seen after a 12 s outage: a frozen
+        // picture).
+        if self.polite() {
+            return;
+        }
         match action {
             RecoveryAction::Wait => {}
-            // Only the impolite side restarts ICE; the polite side answers its offer. Both
-            // sides see ICE fail at once, so restarts from both would collide every time, and
-            // the polite side's rollback can leave Chromium decoding frames that never reach
-            // the remote video track (seen after a 12 s outage: a frozen picture).
-            RecoveryAction::RestartIce if !self.polite() => {
+            RecoveryAction::RestartIce => {
                 if let Err(e) = js::restart_ice(&self.pc) {
                     self.emit(LinkEvent::Error(browser_error("ICE restart", &e)));
                 }
             }
-            // The impolite side rebuilds and tells the other, so only one side starts it.
-            RecoveryAction::Rebuild if !self.polite() => self.emit(LinkEvent::Rebuild),
-            RecoveryAction::RestartIce | RecoveryAction::Rebuild => {}
+            RecoveryAction::Rebuild => self.emit(LinkEvent::Rebuild),
         }
     }
 

@@ -199,6 +199,21 @@ pub(crate) fn ice_candidate(v: &JsValue) -> Result<IceCandidate, Error> {
     })
 }
 
+/// A `peer-reset` payload carrying its number (`{"n": n}`).
+pub(crate) fn peer_reset(n: u32) -> JsValue {
+    let o = Object::new();
+    set(&o, "n", n);
+    o.into()
+}
+
+/// Stamps a description or candidate payload with the newest reset number its sender saw
+/// from the recipient (`"reset"`).
+pub(crate) fn stamp(payload: &JsValue, reset: u32) {
+    if let Some(o) = payload.dyn_ref::<Object>() {
+        set(o, "reset", reset);
+    }
+}
+
 /// A `peer-reset` number in a payload (`None` when absent or not one).
 pub(crate) fn reset_number(v: &JsValue, key: &str) -> Option<u32> {
     count(v, key, "reset number")

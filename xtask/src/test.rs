@@ -15,6 +15,17 @@ struct Stage {
     details: Vec<String>,
 }
 
+impl Stage {
+    fn skipped(name: &'static str, why: &'static str) -> Self {
+        Self {
+            name,
+            outcome: Outcome::Skipped(why),
+            seconds: 0.0,
+            details: Vec::new(),
+        }
+    }
+}
+
 #[derive(PartialEq)]
 enum Outcome {
     Passed,
@@ -118,12 +129,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 .env("CALLROOM_SERVER_BIN", server);
             stages.push(run_stage("end-to-end tests", e2e, &mut counts));
         }
-        None => stages.push(Stage {
-            name: "end-to-end tests",
-            outcome: Outcome::Skipped("build failed"),
-            seconds: 0.0,
-            details: Vec::new(),
-        }),
+        None => stages.push(Stage::skipped("end-to-end tests", "build failed")),
     }
     stages.push(network_stage(server.as_deref(), &mut counts));
     summarize(&stages, &counts)
@@ -132,32 +138,29 @@ pub fn run(args: &[String]) -> ExitCode {
 /// Calls across network namespaces with links cut and degraded (`tests/network`): only as
 /// root with `ip netns` and nftables working.
 fn network_stage(server: Option<&Path>, counts: &mut Counts) -> Stage {
-    let skipped = |why| Stage {
-        name: "network tests",
-        outcome: Outcome::Skipped(why),
-        seconds: 0.0,
-        details: Vec::new(),
-    };
     let Some(server) = server else {
-        return skipped("build failed");
+        return Stage::skipped("network tests", "build failed");
     };
     let probe = "callroom-xtask-probe";
-    let works = crate::run::is_root()
-        && Command::new("ip")
-            .args(["netns", "add", probe])
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-        && {
-            let nft = Command::new("ip")
-                .args(["netns", "exec", probe, "nft", "list", "tables"])
-                .status()
-                .is_ok_and(|s| s.success());
-            let _ = Command::new("ip").args(["netns", "del", probe]).status();
-            nft
-        };
+    };
+    let works = crate::run::is_root() && {
+        // One left by a run killed here would make `add` fail for good.
+        ip(&["netns", "del", probe]);
+        let nft =
+            ip(&["netns", "add", probe]) && ip(&["netns", "exec", probe, "nft", "list", "tables"]);
+        ip(&["netns", "del", probe]);
+        nft
+    };
     if !works {
         println!("network tests skipped: needs root and ip netns");
-        return skipped("needs root and ip netns");
+        return Stage::skipped("network tests", "needs root and ip netns");
     }
     let mut node = cmd("node");
     node.args(["--test", "--test-concurrency=1"])
