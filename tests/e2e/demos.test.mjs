@@ -11,10 +11,9 @@ import {
   launchKillableBrowser,
   startServer,
   tileCount,
+  unique,
   waitForRemoteFrames,
 } from "./support.mjs";
-
-const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 async function open(browser, url, { permissions = ["camera", "microphone"] } = {}) {
   const context = await browser.newContext({ permissions, viewport: { width: 1280, height: 720 } });

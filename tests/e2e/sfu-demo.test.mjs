@@ -3,7 +3,7 @@
 // `<Video>` in an SFU room.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, startServer, tileCount, waitForRemoteFrames } from "./support.mjs";
+import { launchBrowser, startServer, tileCount, unique, waitForRemoteFrames } from "./support.mjs";
 
 let server;
 let browser;
@@ -17,8 +17,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 /** A page at `path` that counts its peer connections and its Calls requests by path tail. */
 async function open(path, viewport = { width: 1280, height: 720 }) {

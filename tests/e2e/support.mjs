@@ -78,12 +78,15 @@ export async function startServer(
 /**
  * Launches headless Chromium with fake media devices. With `promptsAccepted: false`, camera
  * prompts are not auto-accepted, so a context without the permission is really denied.
+ * `wrap(chromiumPath)` gives the program to run instead (the network tests' namespace
+ * wrapper); `extraArgs` are added to the command line.
  */
-export async function launchBrowser({ promptsAccepted = true } = {}) {
+export async function launchBrowser({ promptsAccepted = true, wrap = (bin) => bin, extraArgs = [] } = {}) {
+  const args = promptsAccepted ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== "--use-fake-ui-for-media-stream");
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    executablePath: wrap(process.env.CHROMIUM_BIN ?? "/usr/bin/chromium"),
     headless: true,
-    args: promptsAccepted ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== "--use-fake-ui-for-media-stream"),
+    args: [...args, ...extraArgs],
   });
 }
 
@@ -115,6 +118,9 @@ export async function waitForRemoteFrames(page, count, timeout = 30_000) {
     { timeout, polling: 250 },
   );
 }
+
+/** A room (or other) name no other test uses. */
+export const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 /** The number of tiles (local included) in `page`. */
 export function tileCount(page) {

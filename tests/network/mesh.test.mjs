@@ -2,55 +2,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { callPage, frameAfter, longestGap, roomName, sleep, threeHostLab } from "./support.mjs";
+import { callPage, frameAfter, longestGap, sleep, threeHostLab, timeline } from "./support.mjs";
 
 const fixture = threeHostLab();
 const { skip } = fixture;
-
-/** A and B in a fresh mesh room, each decoding the other. */
-async function call(label) {
-  const a = await callPage(fixture.browsers.a, fixture.lab.server);
-  const b = await callPage(fixture.browsers.b, fixture.lab.server);
-  const room = roomName(label);
-  const aId = await a.join({ room, name: "A" });
-  const bId = await b.join({ room, name: "B" });
-  const start = Date.now() - 60_000;
-  await Promise.all([frameAfter(a, bId, start), frameAfter(b, aId, start)]);
-  await sleep(2_000);
-  return { a, b, aId, bId };
-}
-
-/** Cuts `host` for `seconds`; returns when it was cut and restored. */
-async function outage(host, seconds) {
-  const cutAt = Date.now();
-  fixture.lab.net.cut(host);
-  await sleep(seconds * 1000);
-  fixture.lab.net.restore(host);
-  return { cutAt, restoredAt: Date.now() };
-}
-
-function timeline(label, record, since) {
-  const rel = (t) => ((t - since) / 1000).toFixed(1);
-  console.log(
-    label,
-    JSON.stringify({
-      pcs: record.pcs.map((p) => ({
-        created: rel(p.created),
-        ufrags: p.ufrags.map(([t, u]) => `${rel(t)}:${u}`),
-        states: p.states.map(([t, s]) => `${rel(t)}:${s}`),
-        signaling: p.signaling,
-        rtp: p.rtp,
-        samples: process.env.NET_DEBUG ? p.samples.filter(([t]) => t > since).map(([t, ...v]) => `${rel(t)}:${v.join("/")}`) : undefined,
-      })),
-      room: record.roomStates.map(([t, s]) => `${rel(t)}:${s}`),
-      peers: Object.fromEntries(Object.entries(record.peerStates).map(([k, v]) => [k, v.map(([t, s]) => `${rel(t)}:${s}`)])),
-      errors: record.errors,
-      tracks: record.tracks,
-      videos: record.videos,
-      fetches: process.env.NET_DEBUG ? record.fetches.filter(([t]) => t > since - 1000).map(([t, what, end, outcome]) => `${rel(t)}-${end ? rel(end) : "…"} ${what} ${outcome ?? ""}`) : undefined,
-    }),
-  );
-}
 
 /** The first time `state` shows in `states` ([time, state] pairs) at or after `since`. */
 const when = (states, state, since) => states.find(([t, s]) => t >= since && s === state)?.[0];
@@ -60,8 +15,8 @@ const when = (states, state, since) => states.find(([t, s]) => t >= since && s =
  * decoded the other again. Prints a timeline when `NET_DEBUG` is set or anything throws.
  */
 async function cutCall(seconds) {
-  const { a, b, aId, bId } = await call(`cut${seconds}`);
-  const { cutAt, restoredAt } = await outage("a", seconds);
+  const { a, b, aId, bId } = await fixture.call(`cut${seconds}`);
+  const { cutAt, restoredAt } = await fixture.outage("a", seconds);
   let back;
   try {
     const [atA, atB] = await Promise.all([frameAfter(a, bId, restoredAt, 20_000), frameAfter(b, aId, restoredAt, 20_000)]);
@@ -126,7 +81,7 @@ test("a 30 s cut rebuilds the connection, shows the outage while it lasts, and b
 });
 
 test("a server unreachable for 20 s: media keeps flowing, the room shows reconnecting, nothing is lost", { skip }, async () => {
-  const { a, b, aId, bId } = await call("unreachable");
+  const { a, b, aId, bId } = await fixture.call("unreachable");
   const blockedAt = Date.now();
   fixture.lab.net.block("a", "srv");
   // Someone joins while A cannot hear of it: the server keeps A's messages.
@@ -178,7 +133,7 @@ function videoSender(call) {
 }
 
 test("a degraded link (10 % loss, 300 kbit/s, a 100 ms queue each way) reads poor, lowers what A sends, and both recover", { skip }, async () => {
-  const { a, b, bId } = await call("degraded");
+  const { a, b, bId } = await fixture.call("degraded");
   try {
     const before = await videoSender(a);
     const quality = () => a.page.evaluate((peer) => window.room.snapshot().remoteStreams.find((r) => r.peerId === peer)?.quality, bId);
@@ -198,7 +153,7 @@ test("a degraded link (10 % loss, 300 kbit/s, a 100 ms queue each way) reads poo
     await sleep(3_000);
     const adapted = await videoSender(a);
     const healedAt = Date.now();
-    fixture.lab.net.heal("a");
+    fixture.lab.net.heal();
     await a.page.waitForFunction(
       () => {
         const pc = window.__net.pcs.filter((p) => p.pc.connectionState === "connected").at(-1).pc;
@@ -225,7 +180,7 @@ test("a degraded link (10 % loss, 300 kbit/s, a 100 ms queue each way) reads poo
     assert.equal(goodAgain, "good");
     assert.equal(after.frameHeight, before.frameHeight, "full resolution again");
   } finally {
-    fixture.lab.net.heal("a");
+    fixture.lab.net.heal();
     await Promise.all([a.close(), b.close()]);
   }
 });

@@ -121,6 +121,7 @@ export function createNetwork(hosts) {
     inNs(ns, "ip", ["link", "set", "lo", "up"]);
   });
   const nft = (...args) => inNs(bridge, "nft", args);
+  const degraded = new Set();
   const portOf = (host) => {
     if (!(host in addresses)) throw new Error(`no host ${host}`);
     return `"v-${host}"`;
@@ -166,6 +167,7 @@ export function createNetwork(hosts) {
      * its rate also gets that much delay each way).
      */
     degrade(host, { lossPercent = 0, rateKbit, queueMs = 100 }) {
+      degraded.add(host);
       if (lossPercent > 0) {
         for (const dir of ["iifname", "oifname"]) {
           nft("add", "rule", "bridge", "net", "impair", dir, portOf(host), "numgen", "random", "mod", "100", "<", String(lossPercent), "drop");
@@ -177,14 +179,17 @@ export function createNetwork(hosts) {
         inNs(`${PREFIX}${host}`, "tc", ["qdisc", "replace", "dev", "eth0", ...tbf]);
       }
     },
-    /** Undoes `degrade` (every host's). */
-    heal(host) {
+    /** Undoes every `degrade`. */
+    heal() {
       nft("flush", "chain", "bridge", "net", "impair");
-      for (const [ns, dev] of [[bridge, `v-${host}`], [`${PREFIX}${host}`, "eth0"]]) {
-        try {
-          inNs(ns, "tc", ["qdisc", "del", "dev", dev, "root"]);
-        } catch {}
+      for (const host of degraded) {
+        for (const [ns, dev] of [[bridge, `v-${host}`], [`${PREFIX}${host}`, "eth0"]]) {
+          try {
+            inNs(ns, "tc", ["qdisc", "del", "dev", dev, "root"]);
+          } catch {}
+        }
       }
+      degraded.clear();
     },
     /** Deletes everything this network made (also done on exit). */
     destroy: cleanup,

@@ -3,27 +3,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { callPage, frameAfter, roomName, sleep, threeHostLab } from "./support.mjs";
+import { frameAfter, threeHostLab, timeline } from "./support.mjs";
 
 const fixture = threeHostLab();
 const { skip } = fixture;
 
 for (const seconds of [5, 30]) {
   test(`an sfu call comes back after a ${seconds} s cut`, { skip }, async () => {
-    const a = await callPage(fixture.browsers.a, fixture.lab.server);
-    const b = await callPage(fixture.browsers.b, fixture.lab.server);
+    const { a, b, aId, bId } = await fixture.call(`sfu-cut${seconds}`, { topology: "sfu" });
     try {
-      const room = roomName(`sfu-cut${seconds}`);
-      const aId = await a.join({ room, name: "A", topology: "sfu" });
-      const bId = await b.join({ room, name: "B", topology: "sfu" });
-      const start = Date.now() - 60_000;
-      await Promise.all([frameAfter(a, bId, start), frameAfter(b, aId, start)]);
-      await sleep(2_000);
-      const cutAt = Date.now();
-      fixture.lab.net.cut("a");
-      await sleep(seconds * 1000);
-      fixture.lab.net.restore("a");
-      const restoredAt = Date.now();
+      const { cutAt, restoredAt } = await fixture.outage("a", seconds);
       const [atA, atB] = await Promise.all([frameAfter(a, bId, restoredAt, 20_000), frameAfter(b, aId, restoredAt, 20_000)]);
       const [ra, rb] = [await a.record(), await b.record()];
       const after = (record, what) => record.fetches.filter(([t, w, , outcome]) => t >= cutAt && w.startsWith(what) && outcome >= 200 && outcome < 300).length;
@@ -36,10 +25,8 @@ for (const seconds of [5, 30]) {
         reconnecting: ra.roomStates.some(([t, s]) => t >= cutAt && s === "reconnecting"),
       };
       if (process.env.NET_DEBUG) {
-        const rel = (t) => ((t - cutAt) / 1000).toFixed(1);
-        for (const [who, r] of [["A", ra], ["B", rb]]) {
-          console.log(who, JSON.stringify({ pcs: r.pcs.map((p) => [rel(p.created), p.states.map(([t, s]) => `${rel(t)}:${s}`)]), room: r.roomStates.map(([t, s]) => `${rel(t)}:${s}`), fetches: r.fetches.filter(([t, w]) => t > cutAt && !w.includes("healthz")).map(([t, w, e, o]) => `${rel(t)}-${e ? rel(e) : "…"} ${w} ${o ?? ""}`) }));
-        }
+        timeline("A", ra, cutAt);
+        timeline("B", rb, cutAt);
       }
       console.log(`sfu cut ${seconds} s: frames again at A +${atA - restoredAt} ms, at B +${atB - restoredAt} ms after the restore; ${JSON.stringify(mechanism)}`);
       // A 5 s cut heals in place; after a 30 s one the new session's first requests wait for

@@ -4,10 +4,8 @@
 // restart changes it), its state changes, the room's states, and every decoded video frame of
 // every remote participant (requestVideoFrameCallback).
 import { after, before } from "node:test";
-import { chromium } from "playwright-core";
 
-import { CHROMIUM_ARGS, pageWithCallroom, startServer } from "../e2e/support.mjs";
-
+import { launchBrowser, pageWithCallroom, startServer, unique } from "../e2e/support.mjs";
 import { createNetwork, unavailable } from "./net.mjs";
 
 /**
@@ -27,11 +25,10 @@ export async function startLab(hosts, serverArgs = []) {
     server,
     /** Headless Chromium running inside `host`'s namespace. */
     async browser(host) {
-      const browser = await chromium.launch({
-        executablePath: net.wrapper(host, process.env.CHROMIUM_BIN ?? "/usr/bin/chromium"),
-        headless: true,
+      const browser = await launchBrowser({
+        wrap: (bin) => net.wrapper(host, bin),
         // Pages come over plain http from a 198.18 address; treat it as secure for getUserMedia.
-        args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${server.url}`],
+        extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${server.url}`],
       });
       browsers.push(browser);
       return browser;
@@ -50,7 +47,31 @@ export async function startLab(hosts, serverArgs = []) {
  * run them (false when it can); `lab` and `browsers` are set by the time the tests run.
  */
 export function threeHostLab() {
-  const fixture = { skip: unavailable() ?? false, lab: null, browsers: null };
+  const fixture = {
+    skip: unavailable() ?? false,
+    lab: null,
+    browsers: null,
+    /** A and B in a fresh room (`options` for both joins), each decoding the other. */
+    async call(label, options = {}) {
+      const a = await callPage(fixture.browsers.a, fixture.lab.server);
+      const b = await callPage(fixture.browsers.b, fixture.lab.server);
+      const room = unique(label);
+      const aId = await a.join({ room, name: "A", ...options });
+      const bId = await b.join({ room, name: "B", ...options });
+      const start = Date.now() - 60_000;
+      await Promise.all([frameAfter(a, bId, start), frameAfter(b, aId, start)]);
+      await sleep(2_000);
+      return { a, b, aId, bId };
+    },
+    /** Cuts `host` for `seconds`; returns when it was cut and restored. */
+    async outage(host, seconds) {
+      const cutAt = Date.now();
+      fixture.lab.net.cut(host);
+      await sleep(seconds * 1000);
+      fixture.lab.net.restore(host);
+      return { cutAt, restoredAt: Date.now() };
+    },
+  };
   before(async () => {
     if (fixture.skip) return;
     fixture.lab = await startLab(["srv", "a", "b"]);
@@ -204,17 +225,12 @@ export async function callPage(browser, server) {
 
 /** Resolves once `page` has decoded a video frame of `peerId` after `since` (ms epoch). */
 export async function frameAfter(call, peerId, since, timeout = 30_000) {
-  await call.page.waitForFunction(
-    ({ peerId, since }) => (window.__net.frames[peerId] ?? []).some((t) => t > since),
+  const first = await call.page.waitForFunction(
+    ({ peerId, since }) => (window.__net.frames[peerId] ?? []).find((t) => t > since),
     { peerId, since },
     { timeout, polling: 100 },
   );
-  return firstAfter((await call.record()).frames[peerId], since);
-}
-
-/** The first time in `times` after `since`. */
-export function firstAfter(times, since) {
-  return times.find((t) => t > since);
+  return first.jsonValue();
 }
 
 /** The longest gap between consecutive frame times within [from, to]. */
@@ -225,7 +241,28 @@ export function longestGap(times, from, to) {
   return gap;
 }
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Prints what `record` noted from `since` on (ufrags, states, requests…), for a failure. */
+export function timeline(label, record, since) {
+  const rel = (t) => ((t - since) / 1000).toFixed(1);
+  console.log(
+    label,
+    JSON.stringify({
+      pcs: record.pcs.map((p) => ({
+        created: rel(p.created),
+        ufrags: p.ufrags.map(([t, u]) => `${rel(t)}:${u}`),
+        states: p.states.map(([t, s]) => `${rel(t)}:${s}`),
+        signaling: p.signaling,
+        rtp: p.rtp,
+        samples: process.env.NET_DEBUG ? p.samples.filter(([t]) => t > since).map(([t, ...v]) => `${rel(t)}:${v.join("/")}`) : undefined,
+      })),
+      room: record.roomStates.map(([t, s]) => `${rel(t)}:${s}`),
+      peers: Object.fromEntries(Object.entries(record.peerStates).map(([k, v]) => [k, v.map(([t, s]) => `${rel(t)}:${s}`)])),
+      errors: record.errors,
+      tracks: record.tracks,
+      videos: record.videos,
+      fetches: process.env.NET_DEBUG ? record.fetches.filter(([t]) => t > since - 1000).map(([t, what, end, outcome]) => `${rel(t)}-${end ? rel(end) : "…"} ${what} ${outcome ?? ""}`) : undefined,
+    }),
+  );
+}
 
-/** A room name no other test uses. */
-export const roomName = (label) => `${label}-${Date.now().toString(36)}`;
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
