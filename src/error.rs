@@ -43,6 +43,18 @@ pub enum Error {
     /// An argument or option is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A TURN server refused the credentials it was given (a wrong or expired secret on the
+    /// signaling server), so no relayed path exists: peers connect only where a direct path
+    /// does.
+    #[error("the TURN server {url} refused its credentials ({status} {reason})")]
+    TurnRefused {
+        /// The TURN URL, as configured.
+        url: String,
+        /// The TURN error code (401 or 403).
+        status: u16,
+        /// The TURN server's reason phrase.
+        reason: String,
+    },
     /// The room was left; the operation cannot run any more.
     #[error("the room has been left")]
     Closed,
@@ -70,6 +82,7 @@ impl Error {
             Error::Network(_) => "network_error",
             Error::DeviceLost(_) => "device_lost",
             Error::InvalidArgument(_) => "invalid_argument",
+            Error::TurnRefused { .. } => "turn_refused",
             Error::Closed => "closed",
             Error::Browser { .. } => "browser_error",
         }
@@ -84,6 +97,17 @@ impl Error {
             Error::InvalidArgument(_) => true,
             _ => false,
         }
+    }
+
+    /// Classifies an `icecandidateerror`: a TURN server refusing credentials is worth telling
+    /// the app; anything else (an unreachable STUN server, 701) is routine and `None`.
+    pub fn from_ice_candidate_error(url: &str, status: u16, reason: &str) -> Option<Self> {
+        let turn = url.starts_with("turn:") || url.starts_with("turns:");
+        (turn && matches!(status, 401 | 403)).then(|| Error::TurnRefused {
+            url: url.to_owned(),
+            status,
+            reason: reason.to_owned(),
+        })
     }
 
     /// Classifies a failed `getUserMedia` / `getDisplayMedia` by the exception's `name`.
@@ -109,6 +133,22 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_turn_server_refusing_credentials_is_an_error_worth_reporting() {
+        let refused = Error::from_ice_candidate_error("turn:198.18.0.13:3478", 401, "Unauthorized");
+        assert_eq!(refused.as_ref().map(Error::code), Some("turn_refused"));
+        assert_eq!(
+            refused.unwrap().to_string(),
+            "the TURN server turn:198.18.0.13:3478 refused its credentials (401 Unauthorized)"
+        );
+        assert!(Error::from_ice_candidate_error("turns:t.example:443", 403, "Forbidden").is_some());
+        assert!(Error::from_ice_candidate_error("stun:t.example:3478", 401, "x").is_none());
+        assert!(
+            Error::from_ice_candidate_error("turn:t.example:3478", 701, "unreachable").is_none(),
+            "an unreachable server is routine (and retried by the browser)"
+        );
+    }
 
     #[test]
     fn media_exceptions_map_to_stable_codes() {

@@ -112,7 +112,8 @@ export interface Device {
 
 export interface CallroomErrorInfo {
   /** Stable code: `permission_denied`, `device_not_found`, `device_in_use`, `overconstrained`,
-   *  `insecure_context`, `protocol_error`, `network_error`, `device_lost`, or the server's. */
+   *  `insecure_context`, `protocol_error`, `network_error`, `device_lost`, `turn_refused`, or
+   *  the server's. */
   readonly code: string;
   readonly message: string;
 }

@@ -82,6 +82,8 @@ struct LinkState {
     pending: PendingCandidates<IceCandidate>,
     /// The peer overflowed `pending` (said once, then the excess is dropped quietly).
     overflowed: bool,
+    /// A TURN server refused our credentials (said once per connection).
+    turn_refused: bool,
     recovery: Recovery,
     meter: QualityMeter,
     adapter: Adapter,
@@ -160,6 +162,7 @@ impl Link {
                 negotiator: Negotiator::new(my_id, peer_id),
                 pending: PendingCandidates::default(),
                 overflowed: false,
+                turn_refused: false,
                 recovery: Recovery::new(recovery, js::now_ms()),
                 meter: QualityMeter::default(),
                 adapter: Adapter::default(),
@@ -279,6 +282,20 @@ impl Link {
                     link.watch_source(&source);
                 }
                 link.emit(LinkEvent::Track(link.remote_stream()));
+            }),
+        ));
+        listeners.push(on(
+            "icecandidateerror",
+            Box::new(|link, e| {
+                let status = js::get(e, "errorCode").as_f64().unwrap_or(0.0) as u16;
+                let url = js::get_str(e, "url").unwrap_or_default();
+                let reason = js::get_str(e, "errorText").unwrap_or_default();
+                let Some(error) = Error::from_ice_candidate_error(&url, status, &reason) else {
+                    return;
+                };
+                if !std::mem::replace(&mut link.state.borrow_mut().turn_refused, true) {
+                    link.emit(LinkEvent::Error(error));
+                }
             }),
         ));
         listeners.push(on(

@@ -129,6 +129,8 @@ export function createNetwork(hosts) {
   return {
     /** Host name → its address. */
     addresses,
+    /** A folder of this run's for files (removed with the network). */
+    dir,
     /** The namespace of `host`. */
     ns: (host) => `${PREFIX}${host}`,
     /** Runs `program args…` inside `host`'s namespace; resolves to its ChildProcess. */

@@ -10,35 +10,43 @@ import { createNetwork, unavailable } from "./net.mjs";
 
 /**
  * The network (`hosts`: the server's host first), callroom-server on the first host, and a
- * `browser(host)` factory. Returns { net, server, browser(host), close() }.
+ * `browser(host)` factory. `serverArgs` is a list, or a function of the hosts' addresses
+ * giving one. Returns { net, server, restartServer(serverArgs), browser(host), close() }.
  */
 export async function startLab(hosts, serverArgs = []) {
   const net = createNetwork(hosts);
   const [serverHost] = hosts;
-  const server = await startServer(serverArgs, {
-    listen: `${net.addresses[serverHost]}:0`,
-    launch: (bin, args, options) => net.spawn(serverHost, bin, args, options),
-  });
+  // A fixed port (the namespace has no other tenant), so a restarted server is the same
+  // origin to pages and browsers.
+  const start = (args) =>
+    startServer(typeof args === "function" ? args(net.addresses) : args, {
+      listen: `${net.addresses[serverHost]}:8080`,
+      launch: (bin, args, options) => net.spawn(serverHost, bin, args, options),
+    });
+  const lab = { net, server: await start(serverArgs) };
   const browsers = [];
-  return {
-    net,
-    server,
+  return Object.assign(lab, {
+    /** Stops callroom-server and starts it again at the same address with `serverArgs`. */
+    async restartServer(serverArgs) {
+      await lab.server.stop();
+      lab.server = await start(serverArgs);
+    },
     /** Headless Chromium running inside `host`'s namespace. */
     async browser(host) {
       const browser = await launchBrowser({
         wrap: (bin) => net.wrapper(host, bin),
         // Pages come over plain http from a 198.18 address; treat it as secure for getUserMedia.
-        extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${server.url}`],
+        extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${lab.server.url}`],
       });
       browsers.push(browser);
       return browser;
     },
     async close() {
       await Promise.all(browsers.map((b) => b.close().catch(() => {})));
-      await server.stop().catch(() => {});
+      await lab.server.stop().catch(() => {});
       net.destroy();
     },
-  };
+  });
 }
 
 /**

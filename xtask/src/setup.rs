@@ -20,7 +20,7 @@ pub fn run() -> Result<()> {
     wasm_bindgen_cli().context("setup step `wasm-bindgen-cli`")?;
     chromium().context("setup step `chromium`")?;
     node().context("setup step `node`")?;
-    network_tools().context("setup step `iproute2 + nftables`")?;
+    network_tools().context("setup step `iproute2 + nftables + coturn`")?;
     for folder in NPM_FOLDERS {
         npm_ci(folder).with_context(|| format!("setup step `npm ci` in {folder}"))?;
     }
@@ -120,16 +120,21 @@ fn chromium() -> Result<()> {
     )
 }
 
-/// What the network stage builds its namespaces with; only as root, where that stage runs.
+/// What the network stage builds its namespaces with, and its TURN server; only as root,
+/// where that stage runs.
 fn network_tools() -> Result<()> {
-    step("iproute2 + nftables (network stage)");
+    step("iproute2 + nftables + coturn (network stage)");
     if !is_root() {
         println!("not root: the network stage will be skipped");
         return Ok(());
     }
     apt_unless_present(
-        &[("ip", "-V"), ("nft", "--version")],
-        &["iproute2", "nftables"],
+        &[
+            ("ip", "-V"),
+            ("nft", "--version"),
+            ("turnserver", "--version"),
+        ],
+        &["iproute2", "nftables", "coturn"],
     )
 }
 
