@@ -39,6 +39,26 @@ export function version() {
 
 export const Room = bindings.Room;
 
+/** The recorder module, once a recording has loaded it. */
+let recorder = null;
+
+/**
+ * Starts recording the call into one file, in this browser; see index.d.ts. The recorder is
+ * a module of its own, loaded here on first use.
+ */
+Room.prototype.startRecording = async function (options) {
+  recorder ??= await import("./recording.js");
+  return recorder.startRecording(this, options);
+};
+
+// Leaving stops a recording first, so its file is complete and nothing it holds outlives
+// the room.
+const leave = Room.prototype.leave;
+Room.prototype.leave = async function () {
+  await recorder?.stopRecording(this);
+  return leave.call(this);
+};
+
 /** Per room, per participant: the tiles watched, each `{ width, height, visible }`. */
 const tiles = new WeakMap();
 

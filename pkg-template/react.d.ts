@@ -6,6 +6,9 @@ import type {
   CallroomErrorInfo,
   Participant,
   Quality,
+  Recording,
+  RecordingOptions,
+  RecordingStatus,
   RemoteStream,
   Room,
 } from "./index.js";
@@ -46,6 +49,21 @@ export interface UseWebRTC {
 
 /** A video call in a React component. Unmounting leaves and frees the room. */
 export function useWebRTC(roomId: string, options?: UseWebRTCOptions): UseWebRTC;
+
+export interface UseRecording {
+  /** The snapshot's `recording` (`{ durationMs, bytes }`) while one runs, else null. */
+  recording: RecordingStatus | null;
+  /** Starts recording the room (`room.startRecording`). */
+  start(options?: RecordingOptions): Promise<Recording>;
+  /** Stops the recording started here; resolves to the file, or null when none runs. */
+  stop(): Promise<Blob | null>;
+}
+
+/**
+ * Recording in a React component. A recording started here stops when the component
+ * unmounts or `room` changes.
+ */
+export function useRecording(room: Room | null): UseRecording;
 
 /** A ref callback that keeps a `<video>` showing `stream`. */
 export function useVideoRef(stream: MediaStream | null | undefined): (video: HTMLVideoElement | null) => void;

@@ -19,10 +19,15 @@ const IDLE = Object.freeze({
   screenSharing: false,
   devices: Object.freeze([]),
   error: null,
+  localAudioLevel: 0,
+  localSpeaking: false,
+  activeSpeaker: null,
+  recording: null,
 });
 
 const noop = () => {};
 const getIdle = () => IDLE;
+const getNull = () => null;
 
 function errorInfo(e) {
   return { code: (e && e.code) || "unknown", message: (e && e.message) || String(e) };
@@ -170,4 +175,39 @@ export function Video({ stream, muted = false, room = null, peerId = null, ...pr
   );
   useEffect(() => (room && peerId && element ? watchTile(room, peerId, element) : undefined), [room, peerId, element]);
   return createElement("video", { ref, autoPlay: true, playsInline: true, muted, ...props });
+}
+
+/**
+ * Recording in a React component: `{ recording, start, stop }`. `recording` is the snapshot's
+ * `{ durationMs, bytes }` while a recording runs, else null; `start(options)` begins one
+ * (`room.startRecording`); `stop()` resolves to the file (null when none runs). A recording
+ * started here stops when the component unmounts or the room changes.
+ */
+export function useRecording(room) {
+  const subscribe = useCallback((listener) => (room ? room.subscribe(listener) : noop), [room]);
+  const getRecording = useCallback(() => (room ? room.snapshot().recording : null), [room]);
+  const recording = useSyncExternalStore(subscribe, getRecording, getNull);
+  const runningRef = useRef(null);
+  const start = useCallback(
+    async (options) => {
+      if (!room) throw Object.assign(new Error("no room to record yet"), { name: "CallroomError", code: "closed" });
+      const started = await room.startRecording(options);
+      runningRef.current = started;
+      return started;
+    },
+    [room],
+  );
+  const stop = useCallback(async () => {
+    const running = runningRef.current;
+    runningRef.current = null;
+    return running ? running.stop() : null;
+  }, []);
+  useEffect(
+    () => () => {
+      runningRef.current?.stop();
+      runningRef.current = null;
+    },
+    [room],
+  );
+  return { recording, start, stop };
 }

@@ -10,3 +10,4 @@ pub mod quality;
 pub mod recovery;
 pub mod roster;
 pub mod session;
+pub mod speaking;

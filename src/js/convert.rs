@@ -193,6 +193,8 @@ fn remote(r: &RemoteStream) -> JsValue {
     set(&o, "stats", r.quality.as_ref().map_or(JsValue::NULL, stats));
     set(&o, "framesDecoded", r.frames_decoded);
     set(&o, "videoLayer", or_null(r.video_layer.map(|h| h.as_str())));
+    set(&o, "audioLevel", r.audio_level);
+    set(&o, "speaking", r.speaking);
     frozen(o)
 }
 
@@ -225,6 +227,16 @@ pub(super) fn snapshot_to_js(s: &Snapshot) -> JsValue {
         "error",
         s.error.as_ref().map_or(JsValue::NULL, error_info),
     );
+    set(&o, "localAudioLevel", s.local_audio_level);
+    set(&o, "localSpeaking", s.local_speaking);
+    set(&o, "activeSpeaker", or_null(s.active_speaker.clone()));
+    let recording = s.recording.map_or(JsValue::NULL, |r| {
+        let o = Object::new();
+        set(&o, "durationMs", r.duration_ms);
+        set(&o, "bytes", r.bytes);
+        frozen(o)
+    });
+    set(&o, "recording", recording);
     frozen(o)
 }
 
@@ -264,5 +276,10 @@ pub(super) fn event_to_js(event: &RoomEvent) -> (&'static str, JsValue) {
             ("quality", frozen(o))
         }
         RoomEvent::State(state) => ("state", JsValue::from_str(state.as_str())),
+        RoomEvent::ActiveSpeaker(peer_id) => {
+            let o = Object::new();
+            set(&o, "peerId", or_null(peer_id.clone()));
+            ("active-speaker", frozen(o))
+        }
     }
 }

@@ -248,6 +248,16 @@ impl JsRoom {
         Ok(())
     }
 
+    /// For the package's recorder: what the snapshot's `recording` shows (nothing: `null`).
+    #[wasm_bindgen(js_name = _setRecording, skip_typescript)]
+    pub fn set_recording(&self, duration_ms: Option<f64>, bytes: Option<f64>) {
+        self.room
+            .set_recording(duration_ms.map(|duration_ms| crate::room::RecordingStatus {
+                duration_ms,
+                bytes: bytes.unwrap_or(0.0),
+            }));
+    }
+
     /// Lists cameras, microphones and speakers.
     #[wasm_bindgen(js_name = listDevices, unchecked_return_type = "Promise<Device[]>")]
     pub fn list_devices(&self) -> Promise {

@@ -102,6 +102,16 @@ export interface RemoteStream {
    * send no camera, or for a moment after a layer change failed (until it is asked again).
    */
   readonly videoLayer: "high" | "medium" | "low" | "off" | null;
+  /** How loud they are: RMS of the last ~0.2 s, 0–1, linear (like getStats' `audioLevel`). */
+  readonly audioLevel: number;
+  /** Speaking now: on from about −34 dBFS, off after 0.8 s below −40 dBFS. */
+  readonly speaking: boolean;
+}
+
+/** A recording in progress (`room.startRecording()`). */
+export interface RecordingStatus {
+  readonly durationMs: number;
+  readonly bytes: number;
 }
 
 export interface Device {
@@ -141,6 +151,17 @@ export interface Snapshot {
   readonly screenSharing: boolean;
   readonly devices: readonly Device[];
   readonly error: CallroomErrorInfo | null;
+  /** How loud we are (0 while muted). */
+  readonly localAudioLevel: number;
+  /** We are speaking (never while muted). */
+  readonly localSpeaking: boolean;
+  /**
+   * Who speaks, or spoke last: a `peerId` (our `sessionId` when it is us); the loudest of
+   * several, changing to someone louder only after 1.5 s; `null` until anyone has spoken.
+   */
+  readonly activeSpeaker: string | null;
+  /** The recording in progress, or `null`. */
+  readonly recording: RecordingStatus | null;
 }
 
 export interface RoomEvents {
@@ -150,6 +171,7 @@ export interface RoomEvents {
   "error": CallroomErrorInfo;
   "quality": { readonly peerId: string; readonly quality: Quality; readonly stats: LinkStats };
   "state": ConnectionState;
+  "active-speaker": { readonly peerId: string | null };
 }
 export type RoomEventName = keyof RoomEvents;
 "#;

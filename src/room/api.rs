@@ -187,6 +187,16 @@ impl Room {
         }
     }
 
+    /// Shows a recording in progress in the snapshot's `recording` (`None`: none). The npm
+    /// package's `room.startRecording()` reports through this; a recorder of your own can.
+    pub fn set_recording(&self, status: Option<super::RecordingStatus>) {
+        update(&self.shared, |inner| {
+            if inner.view.recording != status {
+                inner.view.recording = status;
+            }
+        });
+    }
+
     /// Lists cameras, microphones and speakers, and updates the snapshot's `devices`.
     pub async fn list_devices(&self) -> Result<Vec<Device>, Error> {
         local::list_devices(&self.shared).await

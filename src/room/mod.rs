@@ -10,7 +10,7 @@
 //! | `peers.rs` | the mesh and hub plane: one connection per linked pair |
 //! | `sfu.rs` | the SFU plane: one connection to the room's SFU through the Calls proxy |
 //! | `local.rs` | local media: publish, mute, camera, fallback, screen share, devices |
-//! | `ticker.rs` | the once-a-second tick: recovery and quality |
+//! | `ticker.rs` | the once-a-second tick (recovery and quality) and the audio levels |
 //! | `notify.rs` | change callbacks and event streams |
 //! | `types.rs` | what apps read: `Snapshot`, `RemoteStream`, `RoomEvent` |
 //! | `options.rs` | `JoinOptions` and their validation |
@@ -46,4 +46,4 @@ pub use notify::{Events, Subscription};
 #[cfg(target_arch = "wasm32")]
 pub(crate) use state::Shared;
 #[cfg(target_arch = "wasm32")]
-pub use types::{RemoteStream, RoomEvent, Snapshot};
+pub use types::{RecordingStatus, RemoteStream, RoomEvent, Snapshot};

@@ -214,6 +214,8 @@ impl Peers {
                     quality: link.quality(),
                     frames_decoded: link.frames_decoded(),
                     video_layer: None,
+                    audio_level: 0.0,
+                    speaking: false,
                 }
             })
             .collect()

@@ -615,6 +615,8 @@ impl Sfu {
                         (false, Some(UNKNOWN_LAYER)) => None,
                         (false, rid) => Some(layers::Hint::of_rid(rid.unwrap_or("f"))),
                     }),
+                    audio_level: 0.0,
+                    speaking: false,
                 })
             })
             .collect()

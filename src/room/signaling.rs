@@ -120,6 +120,12 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
             let weak = weak.clone();
             inner.ticker = Some(Interval::new(1_000, move || ticker::tick(&weak)));
         }
+        if inner.levels_timer.is_none() {
+            let weak = weak.clone();
+            inner.levels_timer = Some(Interval::new(ticker::LEVELS_EVERY_MS, move || {
+                ticker::listen(&weak)
+            }));
+        }
         inner.media_reconnecting = false;
         inner.set_state(ConnectionState::Connected);
         Ok(inner.epoch)
@@ -523,12 +529,16 @@ pub(crate) async fn leave(shared: &Rc<Shared>) {
     let session = update(shared, |inner| {
         inner.stop_activity();
         inner.ticker = None;
+        inner.levels_timer = None;
+        inner.meter = None;
+        inner.speakers = Default::default();
         inner.device_listener = None;
         inner.view.session = None;
         inner.view.screen = None;
         inner.view.local = None;
         inner.view.mic_enabled = false;
         inner.view.camera_enabled = false;
+        inner.view.recording = None;
         inner.set_state(ConnectionState::Disconnected);
         inner
             .signaling

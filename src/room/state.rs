@@ -19,11 +19,13 @@ use super::local::{Local, Screen};
 use super::notify::Notifier;
 use super::plane::Plane;
 use super::signaling::Relay;
-use super::{JoinOptions, RoomEvent, Snapshot};
+use super::{JoinOptions, RecordingStatus, RoomEvent, Snapshot};
 use crate::core::backoff::Backoff;
 use crate::core::roster::{ConnectionState, Roster};
 use crate::core::session::PollPolicy;
+use crate::core::speaking::Speakers;
 use crate::media::Device;
+use crate::web::audio::Meter;
 use crate::web::http::{Deadline, Http};
 use crate::Error;
 
@@ -82,6 +84,7 @@ pub(crate) struct View {
     pub(crate) screen: Option<Screen>,
     pub(crate) devices: Vec<Device>,
     pub(crate) error: Option<Error>,
+    pub(crate) recording: Option<RecordingStatus>,
 }
 
 /// The signaling side of a session, which snapshots do not show.
@@ -117,6 +120,14 @@ pub(crate) struct Inner {
     pub(crate) media_reconnecting: bool,
     /// How the app shows each participant (SFU layers follow it).
     pub(crate) views: crate::core::layers::Views,
+    /// Everyone's audio levels and who speaks. Outside `view` because most rounds change
+    /// nothing shown; a round that does touches the view.
+    pub(crate) speakers: Speakers,
+    /// Measures the levels (made at the first round with audio to measure); `Err` once
+    /// Web Audio failed, so it is not tried again every round.
+    pub(crate) meter: Option<Result<Meter, ()>>,
+    /// Takes a round of levels every [`super::ticker::LEVELS_EVERY_MS`].
+    pub(crate) levels_timer: Option<Interval>,
 }
 
 impl Inner {
@@ -137,6 +148,7 @@ impl Inner {
                 screen: None,
                 devices: Vec::new(),
                 error: None,
+                recording: None,
             }),
             signaling: None,
             epoch: 0,
@@ -152,6 +164,9 @@ impl Inner {
             signal_state: ConnectionState::Connecting,
             media_reconnecting: false,
             views: crate::core::layers::Views::default(),
+            speakers: Speakers::default(),
+            meter: None,
+            levels_timer: None,
         }
     }
 
@@ -208,6 +223,14 @@ impl Inner {
     pub(crate) fn snapshot(&self, version: u64) -> Snapshot {
         let view = &*self.view;
         let session = view.session.as_ref();
+        let mut remote_streams = session
+            .map(|s| s.plane.remote_streams(&s.roster))
+            .unwrap_or_default();
+        for r in &mut remote_streams {
+            (r.audio_level, r.speaking) = self.speakers.voice(&r.peer_id);
+        }
+        let (local_audio_level, local_speaking) =
+            session.map_or((0.0, false), |s| self.speakers.voice(&s.peer_id));
         Snapshot {
             version,
             connection_state: view.state,
@@ -216,9 +239,7 @@ impl Inner {
             role: self.options.role,
             topology: session.map(|s| s.roster.topology()),
             local_stream: self.local_stream(),
-            remote_streams: session
-                .map(|s| s.plane.remote_streams(&s.roster))
-                .unwrap_or_default(),
+            remote_streams,
             participants: session
                 .map(|s| s.roster.members().to_vec())
                 .unwrap_or_default(),
@@ -227,6 +248,10 @@ impl Inner {
             screen_sharing: view.screen.is_some(),
             devices: view.devices.clone(),
             error: view.error.clone(),
+            local_audio_level,
+            local_speaking,
+            active_speaker: self.speakers.active().map(str::to_owned),
+            recording: view.recording,
         }
     }
 }

@@ -7,6 +7,8 @@ use wasm_bindgen_futures::spawn_local;
 
 use super::state::{with, Shared};
 use super::RoomEvent;
+use crate::core::speaking::Level;
+use crate::web::audio::{Meter, Source};
 use crate::web::js;
 
 pub(crate) fn tick(weak: &Weak<Shared>) {
@@ -43,4 +45,80 @@ pub(crate) fn tick(weak: &Weak<Shared>) {
             });
         });
     }
+}
+
+/// How often audio levels are read: each reading covers about the last 0.2 s.
+pub(crate) const LEVELS_EVERY_MS: u32 = 200;
+
+/// One round of audio levels: ours (0 while muted) and every remote participant's, into
+/// `speaking` flags and the active speaker.
+pub(crate) fn listen(weak: &Weak<Shared>) {
+    let now = js::now_ms();
+    with(weak, |inner| {
+        let Some(session) = inner.view.session.as_ref() else {
+            return;
+        };
+        let me = session.peer_id.clone();
+        let remotes = session.plane.remote_streams(&session.roster);
+        let muted = !inner.view.mic_enabled;
+        let local = inner.local_stream().filter(|_| !muted);
+        let mut sources: Vec<Source<'_>> = remotes
+            .iter()
+            .map(|r| Source {
+                key: &r.peer_id,
+                stream: &r.stream,
+                remote: true,
+            })
+            .collect();
+        if let Some(stream) = &local {
+            sources.push(Source {
+                key: &me,
+                stream,
+                remote: false,
+            });
+        }
+        let measured = match &mut inner.meter {
+            Some(Ok(meter)) => meter.measure(&sources),
+            Some(Err(())) => Vec::new(),
+            None if sources.is_empty() => Vec::new(),
+            None => match Meter::new() {
+                Ok(mut meter) => {
+                    let levels = meter.measure(&sources);
+                    inner.meter = Some(Ok(meter));
+                    levels
+                }
+                Err(_) => {
+                    inner.meter = Some(Err(()));
+                    Vec::new()
+                }
+            },
+        };
+        let level_of = |id: &str| {
+            measured
+                .iter()
+                .find(|(key, _)| key == id)
+                .map_or(0.0, |(_, level)| *level)
+        };
+        let mut levels: Vec<Level<'_>> = remotes
+            .iter()
+            .map(|r| Level {
+                id: &r.peer_id,
+                level: level_of(&r.peer_id),
+                muted: false,
+            })
+            .collect();
+        levels.push(Level {
+            id: &me,
+            level: level_of(&me),
+            muted,
+        });
+        let changes = inner.speakers.update(&levels, now);
+        if changes.changed {
+            inner.view.touch();
+        }
+        if let Some(active) = changes.active {
+            inner.view.touch();
+            inner.events.push(RoomEvent::ActiveSpeaker(active));
+        }
+    });
 }

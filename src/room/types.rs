@@ -38,6 +38,9 @@ pub enum RoomEvent {
     },
     /// The room's connection state changed.
     State(ConnectionState),
+    /// The active speaker changed: a peer id (ours when it is us), or `None` when they left
+    /// and nobody else speaks.
+    ActiveSpeaker(Option<String>),
 }
 
 /// One remote participant whose media we receive (or expect), and that media.
@@ -65,6 +68,20 @@ pub struct RemoteStream {
     /// `Off` while it is paused; `None` in a mesh or hub, when they send no camera, or for a
     /// moment after a layer change failed (until it is asked again).
     pub video_layer: Option<crate::core::layers::Hint>,
+    /// How loud they are now: RMS of the last ~0.2 s, 0–1 (linear, like
+    /// `RTCAudioSourceStats.audioLevel`).
+    pub audio_level: f32,
+    /// Speaking now ([`crate::core::speaking`] has the rules).
+    pub speaking: bool,
+}
+
+/// A recording in progress, as the snapshot shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordingStatus {
+    /// Recorded so far, ms.
+    pub duration_ms: f64,
+    /// Bytes recorded so far.
+    pub bytes: f64,
 }
 
 /// The whole room state at one moment. `version` changes whenever anything changes.
@@ -99,4 +116,12 @@ pub struct Snapshot {
     pub devices: Vec<Device>,
     /// The last error, if any.
     pub error: Option<Error>,
+    /// How loud we are (0 while muted).
+    pub local_audio_level: f32,
+    /// We are speaking (never while muted).
+    pub local_speaking: bool,
+    /// Who speaks, or spoke last: a peer id (our `session_id` when it is us).
+    pub active_speaker: Option<String>,
+    /// The recording in progress (the npm package's `room.startRecording()`), if any.
+    pub recording: Option<RecordingStatus>,
 }

@@ -5,6 +5,7 @@
 //! calls the JavaScript method (a new stream or track). To copy a handle, write
 //! `Clone::clone(&x)`.
 
+pub(crate) mod audio;
 pub(crate) mod http;
 pub(crate) mod js;
 pub(crate) mod peer;

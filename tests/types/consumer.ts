@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit` by `cargo xtask test`: the published types must describe the
 // API as apps use it, with no `any` leaking into their code.
-import { Room, init, version, watchTile, type Snapshot, type JoinOptions, type CallroomError } from "callroom";
-import { useWebRTC, Video, useVideoRef, type UseWebRTC } from "callroom/react";
+import { Room, init, version, watchTile, type Snapshot, type JoinOptions, type CallroomError, type Recording } from "callroom";
+import { useWebRTC, useRecording, Video, useVideoRef, type UseWebRTC } from "callroom/react";
 
 async function plain(): Promise<void> {
   await init();
@@ -39,6 +39,18 @@ async function plain(): Promise<void> {
   });
   // @ts-expect-error: a state event carries a string, not a participant
   room.on("state", (s) => s.name);
+  const speaking: boolean = snapshot.localSpeaking || snapshot.remoteStreams.some((r) => r.speaking && r.audioLevel > 0);
+  const activeSpeaker: string | null = snapshot.activeSpeaker;
+  room.on("active-speaker", ({ peerId }) => {
+    const who: string | null = peerId;
+    void who;
+  });
+  const recording: Recording = await room.startRecording({ layout: "speaker", onData: (chunk: Blob) => void chunk });
+  const seconds: number = (snapshot.recording?.durationMs ?? 0) / 1000;
+  const file: Blob = await recording.stop();
+  // @ts-expect-error: layouts are a closed set
+  await room.startRecording({ layout: "mosaic" });
+  void [speaking, activeSpeaker, seconds, file];
   room.setMicEnabled(false);
   await room.setCameraEnabled(true);
   await room.switchCamera();
@@ -67,6 +79,9 @@ function Component(): ReturnType<typeof Video> {
   const { connectionState, remoteStreams, error, sessionId, initialize, publishStream, unpublishStream, reconnect } = call;
   const ref = useVideoRef(call.localStream);
   void [connectionState, remoteStreams, error, sessionId, initialize, publishStream, unpublishStream, reconnect, ref];
+  const { recording, start, stop } = useRecording(call.room);
+  const bytes: number | undefined = recording?.bytes;
+  void [bytes, () => start({ layout: "grid" }), async (): Promise<Blob | null> => stop()];
   // @ts-expect-error: the stream prop is required
   Video({});
   Video({ stream: call.remoteStreams[0]?.stream, room: call.room, peerId: call.remoteStreams[0]?.peerId });
