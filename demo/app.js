@@ -80,6 +80,7 @@ export function renderTiles(grid, tiles, room = null) {
     // `toggle` with a non-boolean second argument flips the class: always pass a boolean.
     const hasVideo = Boolean(t.stream && t.stream.getVideoTracks().length > 0);
     tile.classList.toggle("no-video", !hasVideo || Boolean(t.cameraOff));
+    tile.classList.toggle("speaking", Boolean(t.speaking));
     tile.querySelector(".name").textContent = t.local ? `${t.name || "You"} (you)` : t.name || "Guest";
     const quality = t.quality ? `<span class="quality ${t.quality}" data-quality="${t.quality}">${t.quality}</span>` : "";
     const lines = video.videoHeight && t.layer !== "off" ? ` · ${video.videoHeight}p` : "";
@@ -106,15 +107,50 @@ export function renderTiles(grid, tiles, room = null) {
 export function tilesOf(s, name, { includeLocal = true } = {}) {
   const tiles = [];
   if (includeLocal && s.localStream) {
-    tiles.push({ id: "local", local: true, name, stream: s.localStream, mic: s.micEnabled, cameraOff: !s.cameraEnabled });
+    tiles.push({ id: "local", local: true, name, stream: s.localStream, mic: s.micEnabled, cameraOff: !s.cameraEnabled, speaking: s.localSpeaking });
   }
   for (const r of s.remoteStreams) {
-    tiles.push({ id: r.peerId, local: false, name: r.name, stream: r.stream, quality: r.quality, layer: r.videoLayer });
+    tiles.push({ id: r.peerId, local: false, name: r.name, stream: r.stream, quality: r.quality, layer: r.videoLayer, speaking: r.speaking });
     if (r.screenStream) {
       tiles.push({ id: `${r.peerId}:screen`, local: false, screen: true, name: `${r.name || "Guest"}'s screen`, stream: r.screenStream });
     }
   }
   return tiles;
+}
+
+const clock = (ms) => {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+};
+
+/**
+ * A Record button for `room`: records the call (the speaker layout), shows a running timer
+ * while it does, and a download link for the file when it stops.
+ */
+export function recordButton(button, link, room, name, errorElement) {
+  let recording = null;
+  const label = () => {
+    const status = room.snapshot().recording;
+    button.textContent = status ? `Stop recording · ${clock(status.durationMs)}` : "Record";
+    button.setAttribute("aria-pressed", String(Boolean(status)));
+  };
+  room.subscribe(label);
+  label();
+  button.onclick = () => toggle().catch((e) => showError(errorElement, e));
+  const toggle = async () => {
+    if (recording) {
+      const running = recording;
+      recording = null;
+      const file = await running.stop();
+      if (link.href) URL.revokeObjectURL(link.href);
+      link.href = URL.createObjectURL(file);
+      link.download = `${room.snapshot().room}-${new Date().toISOString().slice(0, 19).replaceAll(":", "-")}.${file.type.includes("mp4") ? "mp4" : "webm"}`;
+      link.textContent = `Download the recording (${clock(running.durationMs)}, ${(file.size / 1e6).toFixed(1)} MB)`;
+      link.hidden = false;
+    } else {
+      recording = await room.startRecording({ layout: "speaker", localName: name || "You" });
+    }
+  };
 }
 
 /** Joins and keeps `render(snapshot)` called on every change; the room is `window.room`. */

@@ -37,6 +37,12 @@ export interface UseWebRTC {
   micEnabled: boolean;
   cameraEnabled: boolean;
   screenSharing: boolean;
+  /** How loud we are, 0–1 (0 while muted). */
+  localAudioLevel: number;
+  /** We are speaking. */
+  localSpeaking: boolean;
+  /** Who speaks, or spoke last (a peerId; our sessionId when it is us). */
+  activeSpeaker: string | null;
   setMicEnabled(enabled: boolean): Promise<void>;
   setCameraEnabled(enabled: boolean): Promise<void>;
   switchCamera(deviceId?: string): Promise<void>;

@@ -86,6 +86,38 @@ test("mesh: three participants on room.html each decode the other two", async ()
   }
 });
 
+test("room.html: speaking tiles are highlighted; Record shows a running timer, then a download link to a playable file", async () => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const room = unique("record");
+    const pages = [];
+    for (const name of ["Ann", "Bob"]) pages.push(await meshPage(browser, server, room, name));
+    for (const page of pages) await waitForRemoteFrames(page, 1);
+    const [ann] = pages;
+    // The fake microphones beep: both tiles light up.
+    await ann.waitForFunction(() => document.querySelectorAll(".tile.speaking").length === 2, null, { timeout: 15_000 });
+    await ann.click("#record");
+    await ann.waitForFunction(() => /Stop recording · 0:0[2-9]/.test(document.querySelector("#record").textContent), null, { timeout: 15_000 });
+    await ann.click("#record");
+    const link = ann.locator("#download");
+    await link.waitFor({ state: "visible", timeout: 15_000 });
+    assert.match(await link.getAttribute("href"), /^blob:/);
+    assert.match(await link.getAttribute("download"), /\.webm$/);
+    assert.equal(await ann.locator("#record").textContent(), "Record");
+    const duration = await ann.evaluate(async (href) => {
+      const video = Object.assign(document.createElement("video"), { muted: true, src: href });
+      await new Promise((r) => (video.onloadedmetadata = r));
+      return video.duration;
+    }, await link.getAttribute("href"));
+    assert.ok(Number.isFinite(duration) && duration >= 2, `duration ${duration}`);
+    assert.deepEqual(pages.flatMap((p) => p.errors), []);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
 test("react: two pages of the built demo/react app connect under StrictMode, each joining once", async () => {
   const server = await startServer();
   const browser = await launchBrowser();

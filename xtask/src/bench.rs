@@ -1,6 +1,7 @@
 //! `cargo xtask bench [part ...]`: benchmarks that print numbers. They report; they never
 //! assert timings (this machine is shared, so figures measured side by side are what count).
-//! Parts: size, join, scale, server, memory, sfu. JSON goes to `target/bench/`.
+//! Parts: size, join, scale, restart, server, memory, sfu, recording. JSON goes to
+//! `target/bench/`.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,14 @@ use anyhow::{bail, Context, Result};
 use crate::run::{cmd, output, root, status, step, tee};
 
 const PARTS: &[&str] = &[
-    "size", "join", "scale", "restart", "server", "memory", "sfu",
+    "size",
+    "join",
+    "scale",
+    "restart",
+    "server",
+    "memory",
+    "sfu",
+    "recording",
 ];
 
 pub fn run(args: &[String]) -> Result<()> {

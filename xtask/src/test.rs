@@ -125,6 +125,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(server) => {
             let mut e2e = cmd("node");
             e2e.args(["--test", "--test-concurrency=1"])
+                .arg(root().join("tests").join("js"))
                 .arg(root().join("tests").join("e2e"))
                 .env("CALLROOM_SERVER_BIN", server);
             stages.push(run_stage("end-to-end tests", e2e, &mut counts));

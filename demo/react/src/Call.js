@@ -1,9 +1,31 @@
 // A call with the useWebRTC hook (no JSX, so no build plugin is needed). `?topology=sfu`
 // makes it a meeting through the server's SFU, where each remote tile reports its size.
-import { createElement as h } from "react";
-import { useWebRTC, Video } from "callroom/react";
+import { createElement as h, useState } from "react";
+import { useRecording, useWebRTC, Video } from "callroom/react";
 
 const LAYER_TEXT = { high: "high", medium: "medium", low: "low", off: "paused" };
+
+const clock = (ms) => `${Math.floor(ms / 60_000)}:${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}`;
+
+/** Record, with a running timer while recording and a download link afterwards. */
+function RecordButton({ room, name }) {
+  const { recording, start, stop } = useRecording(room);
+  const [file, setFile] = useState(null);
+  const toggle = async () => {
+    if (recording) {
+      const blob = await stop();
+      if (blob) setFile((old) => (old && URL.revokeObjectURL(old.url), { url: URL.createObjectURL(blob), size: blob.size }));
+    } else {
+      await start({ layout: "speaker", localName: name || "You" });
+    }
+  };
+  return h(
+    "span",
+    null,
+    h("button", { id: "record", disabled: !room, onClick: () => toggle().catch(console.error) }, recording ? `Stop recording · ${clock(recording.durationMs)}` : "Record"),
+    file && h("a", { id: "download", href: file.url, download: "call.webm" }, `Download (${(file.size / 1e6).toFixed(1)} MB)`),
+  );
+}
 
 function Tile({ id, name, children, className = "tile" }) {
   return h("figure", { className, "data-peer": id }, ...children, h("figcaption", null, h("span", { className: "name" }, name)));
@@ -39,9 +61,12 @@ export function Call({ roomId, name, topology }) {
           h(Video, { key: "v", stream: r.screenStream }),
         ]),
       ),
-      localStream && h(Tile, { id: "local", name: `${name || "You"} (you)` }, [h(Video, { key: "v", stream: localStream, muted: true })]),
+      localStream &&
+        h(Tile, { id: "local", name: `${name || "You"} (you)`, className: call.localSpeaking ? "tile speaking" : "tile" }, [
+          h(Video, { key: "v", stream: localStream, muted: true }),
+        ]),
       remoteStreams.map((r) =>
-        h("figure", { className: "tile", key: r.peerId, "data-peer": r.peerId },
+        h("figure", { className: r.speaking ? "tile speaking" : "tile", key: r.peerId, "data-peer": r.peerId },
           h(Video, { stream: r.stream, room, peerId: r.peerId }),
           h("figcaption", null, h("span", { className: "name" }, r.name || "Guest"),
             h("span", { className: "badges" },
@@ -54,6 +79,7 @@ export function Call({ roomId, name, topology }) {
       { className: "controls" },
       h("button", { onClick: () => call.setMicEnabled(!micEnabled) }, micEnabled ? "Mute" : "Unmute"),
       h("button", { onClick: () => call.setCameraEnabled(!cameraEnabled) }, cameraEnabled ? "Camera off" : "Camera on"),
+      h(RecordButton, { room, name }),
       h("button", { className: "danger", onClick: call.leave }, "Leave"),
     ),
   );
