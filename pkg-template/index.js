@@ -55,7 +55,11 @@ Room.prototype.startRecording = async function (options) {
 // the room.
 const leave = Room.prototype.leave;
 Room.prototype.leave = async function () {
-  await recorder?.stopRecording(this);
+  try {
+    await recorder?.stopRecording(this);
+  } catch {
+    // Leaving must happen whatever the recorder does.
+  }
   return leave.call(this);
 };
 

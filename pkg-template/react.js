@@ -188,14 +188,31 @@ export function Video({ stream, muted = false, room = null, peerId = null, ...pr
  */
 export function useRecording(room) {
   const subscribe = useCallback((listener) => (room ? room.subscribe(listener) : noop), [room]);
-  const getRecording = useCallback(() => (room ? room.snapshot().recording : null), [room]);
+  // The same object while nothing in it changes: the snapshot is new whenever anything in the
+  // room changes (a level, five times a second while someone speaks).
+  const lastRef = useRef(null);
+  const getRecording = useCallback(() => {
+    const now = room ? room.snapshot().recording : null;
+    const last = lastRef.current;
+    if (now && last && now.durationMs === last.durationMs && now.bytes === last.bytes) return last;
+    lastRef.current = now;
+    return now;
+  }, [room]);
   const recording = useSyncExternalStore(subscribe, getRecording, getNull);
   const runningRef = useRef(null);
+  // Bumped when the component unmounts or the room changes: a start still pending then is
+  // stopped as soon as it resolves, so no recording outlives its component.
+  const generationRef = useRef(0);
   const start = useCallback(
     async (options) => {
       if (!room) throw Object.assign(new Error("no room to record yet"), { name: "CallroomError", code: "closed" });
+      const generation = generationRef.current;
       const started = await room.startRecording(options);
-      runningRef.current = started;
+      if (generation !== generationRef.current) {
+        started.stop().catch(noop);
+      } else {
+        runningRef.current = started;
+      }
       return started;
     },
     [room],
@@ -207,7 +224,8 @@ export function useRecording(room) {
   }, []);
   useEffect(
     () => () => {
-      runningRef.current?.stop();
+      generationRef.current += 1;
+      runningRef.current?.stop().catch(noop);
       runningRef.current = null;
     },
     [room],

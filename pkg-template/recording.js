@@ -101,7 +101,9 @@ export class Recording {
   #startedAt = null;
   #stoppedAt = null;
   #done = null;
+  #resolve = null;
   #ended = false;
+  #cancelled = false;
   #release = [];
   /** Per tile key: `{ video, stream }`, the element its frames are drawn from. */
   #videos = new Map();
@@ -135,8 +137,23 @@ export class Recording {
   }
 
   async start() {
+    try {
+      return await this.#start();
+    } catch (e) {
+      // Whatever was made before the failure goes too.
+      this.#finish();
+      throw e;
+    }
+  }
+
+  async #start() {
     const o = this.#options;
+    // Follows the room: who to show and hear, and a leave() however it came (also one that
+    // raced this start) ends the recording.
+    this.#release.push(this.#room.subscribe(() => this.#onRoomChange()));
     const stream = o.stream ?? (await this.#compose());
+    if (this.#left()) this.#cancelled = true;
+    if (this.#cancelled) throw callroomError("closed", "the room was left while the recording started");
     const mimeType = o.mimeType ?? bestMimeType();
     try {
       this.#recorder = new MediaRecorder(stream, {
@@ -145,14 +162,14 @@ export class Recording {
         audioBitsPerSecond: o.audioBitsPerSecond,
       });
     } catch (e) {
-      this.#free();
       throw callroomError("unsupported", `MediaRecorder refused ${mimeType || "the default type"}: ${e.message}`);
     }
+    const recorder = this.#recorder;
     const started = new Promise((resolve, reject) => {
-      this.#recorder.onstart = resolve;
-      this.#recorder.onerror = (e) => reject(e.error ?? e);
+      recorder.onstart = resolve;
+      recorder.onerror = (e) => reject(e.error ?? e);
     });
-    this.#recorder.ondataavailable = (event) => {
+    recorder.ondataavailable = (event) => {
       if (!event.data.size) return;
       this.#chunks.push(event.data);
       this.#bytes += event.data.size;
@@ -164,13 +181,16 @@ export class Recording {
         console.error("callroom: recording onData threw", e);
       }
     };
-    this.#recorder.start(1_000);
+    // However it ends (stop(), an encoder error, the tracks of options.stream changing), the
+    // last chunk comes first, then this.
+    recorder.onstop = () => this.#finish();
+    recorder.start(1_000);
     try {
       await started;
     } catch (e) {
-      this.#free();
       throw callroomError("recording_failed", `MediaRecorder did not start: ${e.message ?? e}`);
     }
+    recorder.onerror = (e) => console.error("callroom: recording failed", e.error ?? e);
     this.#startedAt = performance.now();
     this.#report();
     return this;
@@ -178,25 +198,41 @@ export class Recording {
 
   /** Stops recording; resolves to the file (the same Blob however often it is called). */
   stop() {
-    this.#done ??= new Promise((resolve) => {
-      const finish = () => {
-        this.#stoppedAt ??= performance.now();
-        this.#free();
-        const type = this.#recorder.mimeType || "video/webm";
-        const blob = new Blob(this.#chunks, { type });
-        if (!type.startsWith("video/webm") && !type.startsWith("audio/webm")) return resolve(blob);
-        blob.arrayBuffer().then(
-          (buffer) => resolve(new Blob([setWebmDuration(new Uint8Array(buffer), this.durationMs)], { type })),
-          () => resolve(blob),
-        );
-      };
-      if (this.#recorder.state === "inactive") return finish();
-      this.#recorder.onstop = finish;
-      this.#recorder.onerror = finish;
-      this.#stoppedAt = performance.now();
+    this.#done ??= new Promise((resolve) => (this.#resolve = resolve));
+    if (!this.#recorder) {
+      // Still starting: start() sees this and gives up.
+      this.#cancelled = true;
+    } else if (this.#recorder.state !== "inactive") {
+      this.#stoppedAt ??= performance.now();
       this.#recorder.stop();
-    });
+    } else {
+      this.#finish();
+    }
     return this.#done;
+  }
+
+  /** Once: releases everything and settles `stop()`'s promise with the file. */
+  #finish() {
+    if (this.#ended) return;
+    this.#stoppedAt ??= performance.now();
+    this.#free();
+    this.#done ??= new Promise((resolve) => (this.#resolve = resolve));
+    const resolve = this.#resolve;
+    const type = this.#recorder?.mimeType || "video/webm";
+    const blob = new Blob(this.#chunks, { type });
+    this.#chunks = [];
+    if (!/^(video|audio)\/webm/.test(type)) return resolve(blob);
+    // The duration goes in the header, near the start: only that part is read and rewritten.
+    const HEAD = 64 * 1024;
+    blob
+      .slice(0, HEAD)
+      .arrayBuffer()
+      .then((buffer) => {
+        const head = new Uint8Array(buffer);
+        const fixed = setWebmDuration(head, this.durationMs);
+        resolve(fixed === head ? blob : new Blob([fixed, blob.slice(HEAD)], { type }));
+      })
+      .catch(() => resolve(blob));
   }
 
   #report() {
@@ -210,6 +246,7 @@ export class Recording {
 
   /** Everything the recording holds goes: canvas track, elements, audio graph, timer. */
   #free() {
+    if (this.#ended) return;
     clearInterval(this.#timer);
     this.#timer = null;
     for (const release of this.#release.splice(0)) release();
@@ -253,10 +290,20 @@ export class Recording {
     const [audio] = this.#mix.stream.getAudioTracks();
     this.#release.push(() => audio.stop());
     this.#sync();
-    this.#release.push(this.#room.subscribe(() => this.#sync()));
     this.#draw(context);
     this.#timer = setInterval(() => this.#draw(context), 1_000 / o.frameRate);
     return new MediaStream([video, audio]);
+  }
+
+  /** The room was left (only leave() makes it "disconnected") or freed. */
+  #left() {
+    const snapshot = this.#snapshot();
+    return !snapshot || snapshot.connectionState === "disconnected";
+  }
+
+  #onRoomChange() {
+    if (this.#left()) this.stop();
+    else this.#sync();
   }
 
   /** Follows who is here: an element per tile, a mix input per live audio track. */
@@ -300,7 +347,7 @@ export class Recording {
     const snapshot = this.#snapshot();
     if (!snapshot) {
       // The room was freed without leave().
-      if (this.#recorder) this.stop();
+      this.stop();
       return;
     }
     const { width, height, layout } = this.#options;

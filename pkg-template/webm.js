@@ -79,54 +79,70 @@ function concat(parts) {
   return out;
 }
 
-/** Finds the Segment's Info: `{ segment, info }` elements, or null. */
-function findInfo(bytes) {
+const CLUSTER = 0x1f43b675;
+
+/**
+ * Finds the Segment's Info and reads it: `{ segment, info, scale, duration }` (`duration` the
+ * Duration element, if any), or null. Null as well when a SeekHead comes before the first
+ * Cluster: it holds byte positions that growing Info would move.
+ */
+function readInfo(bytes) {
   const header = readElement(bytes, 0);
   if (!header || header.id !== EBML || header.size < 0) return null;
   const segment = readElement(bytes, header.dataStart + header.size);
   if (!segment || segment.id !== SEGMENT) return null;
   const end = segment.size < 0 ? bytes.length : Math.min(bytes.length, segment.dataStart + segment.size);
+  let info = null;
   for (let pos = segment.dataStart; pos < end; ) {
     const child = readElement(bytes, pos);
-    // A SeekHead holds byte positions that an insertion would move: leave such files be.
-    if (!child || child.size < 0 || child.id === SEEK_HEAD) return null;
-    if (child.id === INFO) return child.dataStart + child.size <= bytes.length ? { segment, info: child } : null;
+    if (!child || child.id === SEEK_HEAD) return null;
+    if (child.id === CLUSTER) break;
+    if (child.size < 0) return null;
+    if (child.id === INFO) {
+      if (info || child.dataStart + child.size > bytes.length) return null;
+      info = child;
+    }
     pos = child.dataStart + child.size;
   }
-  return null;
-}
-
-/**
- * `bytes` (a whole WebM file) with its duration set to `durationMs`, as a new array; `bytes`
- * itself when the file is not a WebM this can fix.
- */
-export function setWebmDuration(bytes, durationMs) {
-  if (!(durationMs >= 0) || !Number.isFinite(durationMs)) return bytes;
-  const found = findInfo(bytes);
-  if (!found) return bytes;
-  const { segment, info } = found;
+  if (!info) return null;
   let scale = 1_000_000;
+  let duration = null;
   const infoEnd = info.dataStart + info.size;
   for (let pos = info.dataStart; pos < infoEnd; ) {
     const child = readElement(bytes, pos);
-    if (!child || child.size < 0 || child.dataStart + child.size > infoEnd) return bytes;
+    if (!child || child.size < 0 || child.dataStart + child.size > infoEnd) return null;
     if (child.id === TIMECODE_SCALE && child.size > 0 && child.size <= 6) {
       scale = 0;
       for (let i = 0; i < child.size; i++) scale = scale * 256 + bytes[child.dataStart + i];
+      scale ||= 1_000_000;
     }
-    if (child.id === DURATION && (child.size === 8 || child.size === 4)) {
-      const out = bytes.slice();
-      const view = new DataView(out.buffer, child.dataStart, child.size);
-      const value = (durationMs * 1e6) / (scale || 1_000_000);
-      if (child.size === 8) view.setFloat64(0, value);
-      else view.setFloat32(0, value);
-      return out;
-    }
+    if (child.id === DURATION && (child.size === 8 || child.size === 4)) duration = child;
     pos = child.dataStart + child.size;
   }
-  const duration = concat([Uint8Array.from(idBytes(DURATION)), Uint8Array.of(0x88), float64((durationMs * 1e6) / (scale || 1_000_000))]);
-  const infoHeader = concat([Uint8Array.from(idBytes(INFO)), size8(info.size + duration.length)]);
-  const grown = infoHeader.length + info.size + duration.length - (info.dataStart + info.size - info.start);
+  return { segment, info, scale, duration };
+}
+
+/**
+ * `bytes` (a WebM file, or its start up to past the Segment's Info) with its duration set to
+ * `durationMs`, as a new array; `bytes` itself when it is not a WebM this can fix.
+ */
+export function setWebmDuration(bytes, durationMs) {
+  if (!(durationMs >= 0) || !Number.isFinite(durationMs)) return bytes;
+  const found = readInfo(bytes);
+  if (!found) return bytes;
+  const { segment, info, scale, duration } = found;
+  const ticks = (durationMs * 1e6) / scale;
+  if (duration) {
+    const out = bytes.slice();
+    const view = new DataView(out.buffer, duration.dataStart, duration.size);
+    if (duration.size === 8) view.setFloat64(0, ticks);
+    else view.setFloat32(0, ticks);
+    return out;
+  }
+  const infoEnd = info.dataStart + info.size;
+  const element = concat([Uint8Array.from(idBytes(DURATION)), Uint8Array.of(0x88), float64(ticks)]);
+  const infoHeader = concat([Uint8Array.from(idBytes(INFO)), size8(info.size + element.length)]);
+  const grown = infoHeader.length + info.size + element.length - (infoEnd - info.start);
   const segmentHeader =
     segment.size < 0
       ? bytes.subarray(segment.start, segment.dataStart)
@@ -137,28 +153,16 @@ export function setWebmDuration(bytes, durationMs) {
     bytes.subarray(segment.dataStart, info.start),
     infoHeader,
     bytes.subarray(info.dataStart, infoEnd),
-    duration,
+    element,
     bytes.subarray(infoEnd),
   ]);
 }
 
 /** The Duration a WebM file states, in ms, or null (for tests and tools). */
 export function webmDuration(bytes) {
-  const found = findInfo(bytes);
-  if (!found) return null;
-  const { info } = found;
-  let scale = 1_000_000;
-  let duration = null;
-  for (let pos = info.dataStart; pos < info.dataStart + info.size; ) {
-    const child = readElement(bytes, pos);
-    if (!child || child.size < 0) return null;
-    const view = new DataView(bytes.buffer, bytes.byteOffset + child.dataStart, child.size);
-    if (child.id === TIMECODE_SCALE) {
-      scale = 0;
-      for (let i = 0; i < child.size; i++) scale = scale * 256 + bytes[child.dataStart + i];
-    }
-    if (child.id === DURATION) duration = child.size === 8 ? view.getFloat64(0) : view.getFloat32(0);
-    pos = child.dataStart + child.size;
-  }
-  return duration === null ? null : (duration * scale) / 1e6;
+  const found = readInfo(bytes);
+  if (!found?.duration) return null;
+  const { dataStart, size } = found.duration;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart, size);
+  return ((size === 8 ? view.getFloat64(0) : view.getFloat32(0)) * found.scale) / 1e6;
 }

@@ -163,10 +163,16 @@ impl Voice {
         } else {
             level >= START_LEVEL
         };
-        let shown = (level * 100.0).round() / 100.0;
+        // Below the pause level it shows as silence: background noise must not move the
+        // snapshot every round.
+        let shown = if level < STOP_LEVEL {
+            0.0
+        } else {
+            (level * 100.0).round() / 100.0
+        };
         let mut changed = speaking != self.speaking;
         self.speaking = speaking;
-        if (shown - self.shown).abs() >= LEVEL_STEP || (shown == 0.0) != (self.shown == 0.0) {
+        if (shown - self.shown).abs() >= LEVEL_STEP {
             self.shown = shown;
             changed = true;
         }
@@ -270,6 +276,14 @@ mod tests {
         assert!(!s.update(&at(&[("a", 0.31)]), 200.0).changed);
         assert!(s.update(&at(&[("a", 0.33)]), 400.0).changed);
         assert_eq!(s.voice("a").0, 0.33);
+        assert!(s.update(&at(&[("a", 0.0)]), 500.0).changed, "silence shows");
+        // Background noise either side of the pause level shows as silence, and moves nothing.
+        let mut quiet = Speakers::default();
+        for (i, noise) in [0.004, 0.012, 0.006, 0.011, 0.009].into_iter().enumerate() {
+            let changes = quiet.update(&at(&[("a", noise)]), 200.0 * i as f64);
+            assert!(!changes.changed, "{noise}");
+        }
+        assert_eq!(quiet.voice("a"), (0.0, false));
         // Garbage in (a NaN from a broken analyser) reads as silence, not as a panic.
         s.update(&at(&[("a", f32::NAN)]), 600.0);
         assert_eq!(s.voice("a").0, 0.0);

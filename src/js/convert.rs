@@ -177,6 +177,11 @@ fn stats(report: &QualityReport) -> JsValue {
     frozen(o)
 }
 
+/// A level in hundredths, as a JavaScript number (an `f32` would read 0.33000001311…).
+fn level(value: f32) -> f64 {
+    (f64::from(value) * 100.0).round() / 100.0
+}
+
 fn remote(r: &RemoteStream) -> JsValue {
     let o = Object::new();
     set(&o, "peerId", r.peer_id.as_str());
@@ -193,7 +198,7 @@ fn remote(r: &RemoteStream) -> JsValue {
     set(&o, "stats", r.quality.as_ref().map_or(JsValue::NULL, stats));
     set(&o, "framesDecoded", r.frames_decoded);
     set(&o, "videoLayer", or_null(r.video_layer.map(|h| h.as_str())));
-    set(&o, "audioLevel", r.audio_level);
+    set(&o, "audioLevel", level(r.audio_level));
     set(&o, "speaking", r.speaking);
     frozen(o)
 }
@@ -227,7 +232,7 @@ pub(super) fn snapshot_to_js(s: &Snapshot) -> JsValue {
         "error",
         s.error.as_ref().map_or(JsValue::NULL, error_info),
     );
-    set(&o, "localAudioLevel", s.local_audio_level);
+    set(&o, "localAudioLevel", level(s.local_audio_level));
     set(&o, "localSpeaking", s.local_speaking);
     set(&o, "activeSpeaker", or_null(s.active_speaker.clone()));
     let recording = s.recording.map_or(JsValue::NULL, |r| {

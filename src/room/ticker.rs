@@ -56,6 +56,15 @@ pub(crate) fn listen(weak: &Weak<Shared>) {
     let now = js::now_ms();
     with(weak, |inner| {
         let Some(session) = inner.view.session.as_ref() else {
+            // Between sessions (rejoining, or failed): nobody to hear, nothing to hold.
+            inner.meter = None;
+            let changes = inner.speakers.update(&[], now);
+            if changes.changed || changes.active.is_some() {
+                inner.view.touch();
+            }
+            if let Some(active) = changes.active {
+                inner.events.push(RoomEvent::ActiveSpeaker(active));
+            }
             return;
         };
         let me = session.peer_id.clone();

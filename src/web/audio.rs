@@ -5,6 +5,9 @@
 //! so each remote track also gets a muted `<audio>` element of its own (measured: silence
 //! without one, the real level with one). Local tracks need none.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -47,6 +50,8 @@ pub(crate) struct Meter {
     context: AudioContext,
     taps: Vec<Tap>,
     samples: Vec<f32>,
+    /// A `resume()` is pending: without a user gesture it may stay so, and one is enough.
+    resuming: Rc<Cell<bool>>,
 }
 
 impl Meter {
@@ -55,17 +60,21 @@ impl Meter {
             context: AudioContext::new()?,
             taps: Vec::new(),
             samples: vec![0.0; WINDOW as usize],
+            resuming: Rc::default(),
         })
     }
 
     /// The RMS level of each source's first live audio track (sources without one are left
     /// out). Taps of sources or tracks no longer given are removed.
     pub(crate) fn measure(&mut self, sources: &[Source<'_>]) -> Vec<(String, f32)> {
-        if self.context.state() == AudioContextState::Suspended {
-            // Started before any user gesture: try again each round (harmless when refused).
+        if self.context.state() == AudioContextState::Suspended && !self.resuming.get() {
+            // Made before any user gesture: it runs once the page has had one.
             if let Ok(resume) = self.context.resume() {
+                self.resuming.set(true);
+                let resuming = self.resuming.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let _ = JsFuture::from(resume).await;
+                    resuming.set(false);
                 });
             }
         }

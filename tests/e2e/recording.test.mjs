@@ -268,9 +268,23 @@ test("a recording of a call: finite duration, seekable, frames and sound decode,
   }
 });
 
+/** In a page watched by `leakWatch`: what is still held, once AudioContext.close() settled. */
+async function stillHeld() {
+  for (let i = 0; i < 20 && window.__held.contexts.some((c) => c.state !== "closed"); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    liveTracks: window.__held.tracks.filter((t) => t.readyState === "live").map((t) => `${t.kind}:${t.label}`),
+    contexts: window.__held.contexts.map((c) => c.state).filter((s) => s !== "closed"),
+    elements: [...window.__held.elements].filter((e) => e.srcObject).map((e) => e.tagName),
+    intervals: window.__held.intervals.size,
+  };
+}
+
 test("leaving during a recording stops it and releases every track, audio context, element and timer", async () => {
   const room = unique("rec-leave");
-  const [a, b] = [await pageWithPackage({ initScript: leakWatch }), await pageWithPackage()];
+  const [a, b] = [await pageWithPackage({ initScript: leakWatch }), await pageWithPackage({ initScript: leakWatch })];
+  for (const p of [a, b]) await p.page.evaluate(`window.stillHeld = ${stillHeld}`);
   const aId = await join(a, room, "Ann");
   const bId = await join(b, room, "Bob");
   await Promise.all([decodes(a, bId), decodes(b, aId)]);
@@ -284,22 +298,10 @@ test("leaving during a recording stops it and releases every track, audio contex
       intervals: window.__held.intervals.size,
     };
     await window.room.leave();
+    // Read before stop(): leave() alone must have ended the recording.
+    const after = await window.stillHeld();
     const blob = await recording.stop();
-    // AudioContext.close() settles a moment later.
-    for (let i = 0; i < 20 && window.__held.contexts.some((c) => c.state !== "closed"); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return {
-      during,
-      after: {
-        liveTracks: window.__held.tracks.filter((t) => t.readyState === "live").map((t) => `${t.kind}:${t.label}`),
-        contexts: window.__held.contexts.map((c) => c.state).filter((s) => s !== "closed"),
-        elements: [...window.__held.elements].filter((e) => e.srcObject).map((e) => e.tagName),
-        intervals: window.__held.intervals.size,
-      },
-      bytes: blob.size,
-      recording: window.room.snapshot().recording,
-    };
+    return { during, after, bytes: blob.size, recording: window.room.snapshot().recording };
   });
   // During: camera and mic, the canvas and the mix; the room's meter and the recorder's mix;
   // the recorder's elements and the meter's; the room's two timers and the recorder's.
@@ -307,6 +309,25 @@ test("leaving during a recording stops it and releases every track, audio contex
   assert.deepEqual(held.after, { liveTracks: [], contexts: [], elements: [], intervals: 0 });
   assert.ok(held.bytes > 0, "what was recorded before leave() is kept");
   assert.equal(held.recording, null);
+  // leave() racing a recording still starting: the leave happens, and the recording ends.
+  const raced = await b.page.evaluate(async () => {
+    const starting = window.room.startRecording();
+    const [started, left] = await Promise.allSettled([starting, window.room.leave()]);
+    const file = started.status === "fulfilled" ? await started.value.stop() : null;
+    return {
+      started: started.status === "fulfilled" ? "started" : started.reason.code,
+      left: left.status,
+      state: window.room.snapshot().connectionState,
+      recording: window.room.snapshot().recording,
+      file: file?.size ?? null,
+      after: await window.stillHeld(),
+    };
+  });
+  assert.equal(raced.left, "fulfilled");
+  assert.equal(raced.state, "disconnected");
+  assert.ok(["closed", "started"].includes(raced.started), JSON.stringify(raced));
+  assert.equal(raced.recording, null);
+  assert.deepEqual(raced.after, { liveTracks: [], contexts: [], elements: [], intervals: 0 }, JSON.stringify(raced));
   for (const p of [a, b]) {
     assert.deepEqual(p.errors, []);
     await p.close();

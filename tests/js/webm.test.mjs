@@ -57,11 +57,25 @@ test("a Segment of known size grows with its Info", () => {
   assert.equal(Number(size), fixed.length - segmentAt - 12);
 });
 
+test("the start of a file is enough: the rest can follow unread", () => {
+  const file = chromeLike(scale(1_000_000), app);
+  const head = file.subarray(0, file.length - 4); // cut inside the first cluster
+  const fixed = setWebmDuration(head, 1_234);
+  const whole = new Uint8Array([...fixed, ...file.subarray(file.length - 4)]);
+  assert.equal(webmDuration(whole), 1_234);
+  assert.deepEqual(whole, setWebmDuration(file, 1_234));
+});
+
 test("files it cannot fix safely come back untouched", () => {
   const seekHead = el([0x11, 0x4d, 0x9b, 0x74], el([0x4d, 0xbb], el([0x53, 0xab], [0x15, 0x49, 0xa9, 0x66])));
   const withSeekHead = bytes(header, [0x18, 0x53, 0x80, 0x67], UNKNOWN, seekHead, info(scale(1_000_000)), tracks);
+  const seekHeadAfterInfo = bytes(header, [0x18, 0x53, 0x80, 0x67], UNKNOWN, info(scale(1_000_000)), seekHead, tracks, cluster);
+  const whole = chromeLike(scale(1_000_000), app);
+  const infoAt = header.length + 4 + UNKNOWN.length;
   for (const file of [
     withSeekHead,
+    seekHeadAfterInfo,
+    whole.subarray(0, infoAt + 5 + 3), // cut inside Info's data
     bytes([0x00, 0x01, 0x02]),
     new Uint8Array(0),
     bytes(header), // no Segment
