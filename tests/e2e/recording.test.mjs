@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
-import { startServer, launchBrowser, unique } from "./support.mjs";
+import { startServer, launchBrowser, pageWithCallroom, unique } from "./support.mjs";
 
 let server;
 let browser;
@@ -73,19 +73,7 @@ function leakWatch() {
   };
 }
 
-async function pageWithPackage({ initScript } = {}) {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
-  if (initScript) await context.addInitScript(initScript);
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    window.callroom = await import("/pkg/index.js");
-    await window.callroom.init();
-  });
-  return { page, errors, close: () => context.close() };
-}
+const pageWithPackage = ({ initScript } = {}) => pageWithCallroom(browser, server, { initScript, entry: "/pkg/index.js" });
 
 async function join(p, room, name) {
   return p.page.evaluate(
@@ -361,7 +349,10 @@ test("options.stream records one stream as it is; bad options are refused with a
     "CallroomError:invalid_argument",
   ]);
   const [frame] = result.file.shown;
-  assert.deepEqual(frame.size, [640, 480], "B's camera as sent, not a composed 1280×720 frame");
+  // B's camera as it arrives (640×480, or smaller when a busy machine makes the sender scale
+  // down), not a composed 1280×720 frame.
+  const [width, height] = frame.size;
+  assert.ok(width <= 640 && Math.abs(width / height - 4 / 3) < 0.01, `B's 4:3 camera as it is: ${frame.size}`);
   assert.ok(Number.isFinite(result.file.duration) && result.file.duration > 1.5, JSON.stringify(result.file));
   for (const p of [a, b]) {
     assert.deepEqual(p.errors, []);

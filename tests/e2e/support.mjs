@@ -129,19 +129,21 @@ export function tileCount(page) {
 
 /**
  * A page of `browser` at `server` with callroom loaded and initialised, exposed as
- * `window.callroom`; `initScript` runs in it before any page script.
+ * `window.callroom`; `initScript` runs in it before any page script. `entry` is the module
+ * loaded: the wasm-bindgen bindings, or the package's `/pkg/index.js` (which adds the
+ * recorder and `watchTile`).
  */
-export async function pageWithCallroom(browser, server, { initScript } = {}) {
+export async function pageWithCallroom(browser, server, { initScript, entry = "/pkg/callroom.js" } = {}) {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
   if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${server.url}/`);
-  await page.evaluate(async () => {
-    const mod = await import("/pkg/callroom.js");
+  await page.evaluate(async (entry) => {
+    const mod = await import(entry);
     await mod.default();
     window.callroom = mod;
-  });
-  return { page, errors };
+  }, entry);
+  return { page, errors, close: () => context.close() };
 }
