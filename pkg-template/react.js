@@ -17,6 +17,7 @@ const IDLE = Object.freeze({
   micEnabled: false,
   cameraEnabled: false,
   screenSharing: false,
+  localScreenStream: null,
   devices: Object.freeze([]),
   error: null,
   localAudioLevel: 0,

@@ -59,6 +59,9 @@ function tilesOf(snapshot, localName) {
   if (snapshot.localStream) {
     tiles.push({ key: "local", peerId: snapshot.sessionId, name: localName, stream: snapshot.localStream, speaking: snapshot.localSpeaking });
   }
+  if (snapshot.localScreenStream) {
+    tiles.push({ key: "local:screen", peerId: snapshot.sessionId, name: `${localName} (screen)`, stream: snapshot.localScreenStream, screen: true });
+  }
   for (const r of snapshot.remoteStreams) {
     tiles.push({ key: r.peerId, peerId: r.peerId, name: r.name || "Guest", stream: r.stream, speaking: r.speaking });
     if (r.screenStream) {

@@ -226,6 +226,7 @@ pub(super) fn snapshot_to_js(s: &Snapshot) -> JsValue {
     set(&o, "micEnabled", s.mic_enabled);
     set(&o, "cameraEnabled", s.camera_enabled);
     set(&o, "screenSharing", s.screen_sharing);
+    set(&o, "localScreenStream", or_null(s.local_screen.clone()));
     set(&o, "devices", devices_to_js(&s.devices));
     set(
         &o,

@@ -149,6 +149,8 @@ export interface Snapshot {
   readonly micEnabled: boolean;
   readonly cameraEnabled: boolean;
   readonly screenSharing: boolean;
+  /** The screen we share, as a stream of its own (to show it, or record it); `null` when not sharing. */
+  readonly localScreenStream: MediaStream | null;
   readonly devices: readonly Device[];
   readonly error: CallroomErrorInfo | null;
   /** How loud we are (0 while muted). */

@@ -67,7 +67,16 @@ impl Local {
 /// "Stop sharing" button.
 pub(crate) struct Screen {
     track: MediaStreamTrack,
+    /// The track as a stream of its own, for the snapshot (one object while it lasts).
+    stream: Option<MediaStream>,
     _ended: EventListener,
+}
+
+impl Screen {
+    /// The shared screen as a stream.
+    pub(crate) fn stream(&self) -> Option<MediaStream> {
+        self.stream.clone()
+    }
 }
 
 impl Drop for Screen {
@@ -289,6 +298,7 @@ pub(crate) async fn start_screen(shared: &Rc<Shared>, track: MediaStreamTrack) {
         });
         inner.view.screen = Some(Screen {
             track: Clone::clone(&track),
+            stream: MediaStream::new_with_tracks(&js_sys::Array::of1(&track)).ok(),
             _ended: ended,
         });
         let stream = inner.local_stream().or_else(|| MediaStream::new().ok())?;

@@ -246,6 +246,7 @@ impl Inner {
             mic_enabled: view.mic_enabled,
             camera_enabled: view.camera_enabled,
             screen_sharing: view.screen.is_some(),
+            local_screen: view.screen.as_ref().and_then(|s| s.stream()),
             devices: view.devices.clone(),
             error: view.error.clone(),
             local_audio_level,

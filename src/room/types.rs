@@ -112,6 +112,8 @@ pub struct Snapshot {
     pub camera_enabled: bool,
     /// Sharing a screen.
     pub screen_sharing: bool,
+    /// The screen we share, as a stream of its own.
+    pub local_screen: Option<MediaStream>,
     /// Known devices.
     pub devices: Vec<Device>,
     /// The last error, if any.

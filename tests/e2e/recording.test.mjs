@@ -269,6 +269,36 @@ async function stillHeld() {
   };
 }
 
+test("sharing our screen during a recording adds its tile as it happens", async () => {
+  const room = unique("rec-screen");
+  const [a, b] = [await pageWithPackage({ initScript: installInspector }), await pageWithPackage()];
+  const aId = await join(a, room, "Ann");
+  const bId = await join(b, room, "Bob");
+  await Promise.all([decodes(a, bId), decodes(b, aId)]);
+  const result = await a.page.evaluate(async () => {
+    const recording = await window.room.startRecording();
+    await new Promise((r) => setTimeout(r, 1_500));
+    await window.room.startScreenShare();
+    const screen = window.room.snapshot().localScreenStream;
+    const shared = { tracks: screen?.getVideoTracks().map((t) => t.readyState), same: screen === window.room.snapshot().localScreenStream };
+    await new Promise((r) => setTimeout(r, 2_000));
+    const file = await window.__inspect(await recording.stop(), [0.5, -0.3]);
+    await window.room.stopScreenShare();
+    return { shared, file, after: window.room.snapshot().localScreenStream };
+  });
+  assert.deepEqual(result.shared, { tracks: ["live"], same: true });
+  assert.equal(result.after, null);
+  const [early, last] = result.file.shown;
+  const VIDEO = 30;
+  // Before: our camera and Bob's side by side. After: ours, our screen, then Bob bottom-left.
+  assert.ok(early.bottomLeft < VIDEO, JSON.stringify(early));
+  assert.ok(last.topLeft > VIDEO && last.bottomLeft > VIDEO && last.bottomRight < VIDEO, JSON.stringify(last));
+  for (const p of [a, b]) {
+    assert.deepEqual(p.errors, []);
+    await p.close();
+  }
+});
+
 test("leaving during a recording stops it and releases every track, audio context, element and timer", async () => {
   const room = unique("rec-leave");
   const [a, b] = [await pageWithPackage({ initScript: leakWatch }), await pageWithPackage({ initScript: leakWatch })];
