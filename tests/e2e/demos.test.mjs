@@ -118,7 +118,7 @@ test("room.html: speaking tiles are highlighted; Record shows a running timer, t
   }
 });
 
-test("react: two pages of the built demo/react app connect under StrictMode, each joining once", async () => {
+test("react: two pages of the built demo/react app connect under StrictMode, each joining once, light speaking tiles and record", async () => {
   const server = await startServer();
   const browser = await launchBrowser();
   try {
@@ -142,6 +142,16 @@ test("react: two pages of the built demo/react app connect under StrictMode, eac
     for (const page of pages) await waitForRemoteFrames(page, 1);
     assert.deepEqual(pages.map((p) => p.joins), [1, 1], "StrictMode's double mount joined once");
     assert.deepEqual(await pages[0].locator(".tile .name").allTextContents(), ["Rae (you)", "Rex"]);
+    // useRecording: the button shows the snapshot's running duration, then a link to the file;
+    // useWebRTC's speaking flags light the tiles.
+    const [rae] = pages;
+    await rae.waitForFunction(() => document.querySelectorAll(".tile.speaking").length === 2, null, { timeout: 15_000 });
+    await rae.click("#record");
+    await rae.waitForFunction(() => /Stop recording · 0:0[2-9]/.test(document.querySelector("#record").textContent), null, { timeout: 15_000 });
+    await rae.click("#record");
+    await rae.locator("#download").waitFor({ state: "visible", timeout: 15_000 });
+    assert.match(await rae.locator("#download").getAttribute("href"), /^blob:/);
+    assert.equal(await rae.locator("#record").textContent(), "Record");
     assert.deepEqual(pages.flatMap((p) => p.errors), []);
   } finally {
     await browser.close();
