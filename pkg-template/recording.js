@@ -168,10 +168,13 @@ export class Recording {
       throw callroomError("unsupported", `MediaRecorder refused ${mimeType || "the default type"}: ${e.message}`);
     }
     const recorder = this.#recorder;
+    let fail;
     const started = new Promise((resolve, reject) => {
       recorder.onstart = resolve;
-      recorder.onerror = (e) => reject(e.error ?? e);
+      recorder.onerror = (e) => reject(callroomError("recording_failed", `MediaRecorder did not start: ${(e.error ?? e).message}`));
+      fail = reject;
     });
+    const giveUp = setTimeout(() => fail(callroomError("recording_failed", "MediaRecorder did not start within 10 s")), 10_000);
     recorder.ondataavailable = (event) => {
       if (!event.data.size) return;
       this.#chunks.push(event.data);
@@ -186,16 +189,22 @@ export class Recording {
     };
     // However it ends (stop(), an encoder error, the tracks of options.stream changing), the
     // last chunk comes first, then this.
-    recorder.onstop = () => this.#finish();
-    recorder.start(1_000);
+    recorder.onstop = () => {
+      fail(callroomError("closed", "the recording was stopped before it started"));
+      this.#finish();
+    };
     try {
+      recorder.start(1_000);
       await started;
     } catch (e) {
-      throw callroomError("recording_failed", `MediaRecorder did not start: ${e.message ?? e}`);
+      throw e.name === "CallroomError" ? e : callroomError("recording_failed", `MediaRecorder did not start: ${e.message}`);
+    } finally {
+      clearTimeout(giveUp);
     }
     recorder.onerror = (e) => console.error("callroom: recording failed", e.error ?? e);
-    this.#startedAt = performance.now();
-    this.#report();
+    // Stopped (say, by leave()) before it had started: it lasted no time.
+    this.#startedAt = this.#stoppedAt ?? performance.now();
+    if (this.#stoppedAt === null) this.#report();
     return this;
   }
 
@@ -208,9 +217,9 @@ export class Recording {
     } else if (this.#recorder.state !== "inactive") {
       this.#stoppedAt ??= performance.now();
       this.#recorder.stop();
-    } else {
-      this.#finish();
     }
+    // Otherwise it is stopping already, or over: its stop event (or start()'s failure)
+    // settles this with the whole file.
     return this.#done;
   }
 
@@ -250,6 +259,10 @@ export class Recording {
   /** Everything the recording holds goes: canvas track, elements, audio graph, timer. */
   #free() {
     if (this.#ended) return;
+    if (this.#recorder && this.#recorder.state !== "inactive") {
+      // Given up on (start() timed out): its stop event finds everything gone already.
+      this.#recorder.stop();
+    }
     clearInterval(this.#timer);
     this.#timer = null;
     for (const release of this.#release.splice(0)) release();
@@ -287,7 +300,7 @@ export class Recording {
     silence.connect(this.#mix);
     silence.start();
     // Started from a click this resumes at once; without one it may never: do not wait long.
-    await Promise.race([this.#audio.resume(), new Promise((r) => setTimeout(r, 500))]);
+    await Promise.race([this.#audio.resume().catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
     const [video] = canvas.captureStream(o.frameRate).getVideoTracks();
     this.#release.push(() => video.stop());
     const [audio] = this.#mix.stream.getAudioTracks();
@@ -423,7 +436,7 @@ export async function startRecording(room, options = {}) {
   try {
     return await recording.start();
   } catch (e) {
-    active.delete(room);
+    if (active.get(room) === recording) active.delete(room);
     throw e;
   }
 }

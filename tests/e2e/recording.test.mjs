@@ -226,10 +226,13 @@ test("a recording of a call: finite duration, seekable, frames and sound decode,
     const wait = Math.max(4_000 - (performance.now() - window.recordingStarted), 1_500);
     await new Promise((r) => setTimeout(r, wait));
     const during = window.room.snapshot().recording;
-    const blob = await window.recording.stop();
+    // A second stop() while the first is finishing (a Stop click, then Leave) gets the same,
+    // whole file.
+    const [blob, again] = await Promise.all([window.recording.stop(), window.recording.stop()]);
     window.blob = blob;
-    return { during, after: window.room.snapshot().recording, measured: window.recording.durationMs, chunks: window.chunks };
+    return { during, after: window.room.snapshot().recording, measured: window.recording.durationMs, chunks: window.chunks, same: blob === again };
   });
+  assert.equal(status.same, true);
   assert.ok(status.during.durationMs > 2_000 && status.during.bytes > 0, JSON.stringify(status.during));
   assert.equal(status.after, null);
   assert.ok(status.chunks.length >= 3, `onData got ${status.chunks.length} chunks`);
