@@ -100,15 +100,24 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}; {chromium}")
 }
 
-/// A browser benchmark: `node bench/<part>.mjs` against the release server.
+/// A browser benchmark: `node bench/<part>.mjs` against the release server. `join` also
+/// runs its cold mode (`bench/join-cold.mjs`: fresh contexts, against PeerJS).
 fn node(part: &str) -> Result<()> {
-    step(&format!("bench {part}"));
-    status(
-        &format!("bench {part}"),
-        cmd("node")
-            .arg(root().join("bench").join(format!("{part}.mjs")))
-            .env("CALLROOM_SERVER_BIN", release_server()),
-    )
+    let scripts: &[&str] = if part == "join" {
+        &["join", "join-cold"]
+    } else {
+        &[part]
+    };
+    for script in scripts {
+        step(&format!("bench {script}"));
+        status(
+            &format!("bench {script}"),
+            cmd("node")
+                .arg(root().join("bench").join(format!("{script}.mjs")))
+                .env("CALLROOM_SERVER_BIN", release_server()),
+        )?;
+    }
+    Ok(())
 }
 
 /// The signaling server under 2000 long-polling clients, with one runtime worker (the load

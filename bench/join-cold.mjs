@@ -1,0 +1,163 @@
+// Cold join -> first remote frame, the way a user lives it: every run uses fresh browser
+// contexts, each page has loaded (and, for callroom, called `init()`); t0 is the click (the
+// join call, camera capture included), and the clock stops at the other page's first decoded
+// frame of the newcomer (requestVideoFrameCallback). Three contenders, interleaved:
+//   - the in-page limit: two RTCPeerConnections in one page, t0 before getUserMedia;
+//   - PeerJS 1.5.5 with a local PeerServer: t0 before its getUserMedia, `new Peer`, open, call;
+//   - callroom: `Room.join` into a room where the other page already is.
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { PeerServer } from "peer";
+
+import { ROOT, RUNS, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
+
+const server = await startServer();
+const browser = await launch();
+const peerPort = await new Promise((resolve) => {
+  const probe = createServer().listen(0, "127.0.0.1", () => {
+    const { port } = probe.address();
+    probe.close(() => resolve(port));
+  });
+});
+const peerServer = PeerServer({ port: peerPort, host: "127.0.0.1", path: "/peerjs" });
+const PEERJS = join(ROOT, "node_modules", "peerjs", "dist", "peerjs.min.js");
+
+/** A page in a fresh context on the server's origin, with `window.now()` on the shared clock. */
+async function freshPage() {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.now = () => performance.timeOrigin + performance.now();
+    // Resolves with the time the first frame of `stream`'s video is shown.
+    window.firstFrame = (stream) =>
+      new Promise((resolve) => {
+        const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true });
+        v.srcObject = stream;
+        document.body.append(v);
+        v.requestVideoFrameCallback(() => resolve(window.now()));
+      });
+  });
+  await page.goto(`${server.url}/`);
+  return { page, close: () => context.close() };
+}
+
+async function limitRun() {
+  const { page, close } = await freshPage();
+  const took = await page.evaluate(async () => {
+    const t0 = window.now();
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const a = new RTCPeerConnection();
+    const b = new RTCPeerConnection();
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    const frame = new Promise((resolve) => {
+      b.ontrack = (e) => e.track.kind === "video" && resolve(window.firstFrame(e.streams[0]));
+    });
+    for (const track of stream.getTracks()) a.addTrack(track, stream);
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    return (await frame) - t0;
+  });
+  await close();
+  return took;
+}
+
+async function peerjsRun() {
+  const [a, b] = [await freshPage(), await freshPage()];
+  for (const p of [a, b]) await p.page.addScriptTag({ path: PEERJS });
+  const options = { host: "127.0.0.1", port: peerPort, path: "/peerjs", secure: false, config: { iceServers: [] } };
+  const id = unique("pj").replace(/[^a-z0-9]/gi, "");
+  await a.page.evaluate(
+    async ({ id, options }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      const peer = new window.peerjs.Peer(id, options);
+      await new Promise((resolve, reject) => {
+        peer.on("open", resolve);
+        peer.on("error", reject);
+      });
+      window.frame = new Promise((resolve) => {
+        peer.on("call", (call) => {
+          call.answer(stream);
+          call.on("stream", (remote) => resolve(window.firstFrame(remote)));
+        });
+      });
+    },
+    { id, options },
+  );
+  const t0 = await b.page.evaluate(
+    async ({ id, options }) => {
+      const t0 = window.now();
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+      const peer = new window.peerjs.Peer(`${id}b`, options);
+      await new Promise((resolve, reject) => {
+        peer.on("open", resolve);
+        peer.on("error", reject);
+      });
+      peer.call(id, stream);
+      return t0;
+    },
+    { id, options },
+  );
+  const frame = await a.page.evaluate(() => window.frame);
+  await Promise.all([a.close(), b.close()]);
+  return frame - t0;
+}
+
+async function callroomRun() {
+  const [a, b] = [await freshPage(), await freshPage()];
+  for (const p of [a, b]) {
+    await p.page.evaluate(async () => {
+      window.callroom = await import("/pkg/index.js");
+      await window.callroom.init();
+    });
+  }
+  const room = unique("cold");
+  await a.page.evaluate(async (room) => {
+    const joined = await window.callroom.Room.join({ room });
+    window.frame = new Promise((resolve) => {
+      const check = () => {
+        const r = joined.snapshot().remoteStreams[0];
+        if (r && r.stream.getVideoTracks().length > 0) {
+          off();
+          resolve(window.firstFrame(r.stream));
+        }
+      };
+      const off = joined.subscribe(check);
+      check();
+    });
+  }, room);
+  const t0 = await b.page.evaluate(async (room) => {
+    const t0 = window.now();
+    window.room = await window.callroom.Room.join({ room });
+    return t0;
+  }, room);
+  const frame = await a.page.evaluate(() => window.frame);
+  await Promise.all([a.close(), b.close()]);
+  return frame - t0;
+}
+
+// One warm-up of each, not counted (the browser's first camera and first wasm compile).
+await limitRun();
+await peerjsRun();
+await callroomRun();
+const runs = { limit: [], peerjs: [], callroom: [] };
+for (let i = 0; i < RUNS; i++) {
+  runs.limit.push(await limitRun());
+  runs.peerjs.push(await peerjsRun());
+  runs.callroom.push(await callroomRun());
+}
+await browser.close();
+await server.stop();
+peerServer.close?.();
+
+const stats = (xs) => ({ median: median(xs), p90: percentile(xs, 90), runs: xs });
+const result = { runs: RUNS, limit: stats(runs.limit), peerjs: stats(runs.peerjs), callroom: stats(runs.callroom) };
+const ratio = (x) => `${(x.median / result.limit.median).toFixed(2)} x limit`;
+console.log(`cold join -> first remote frame (${RUNS} runs each, interleaved, fresh contexts, t0 = the join click)`);
+console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
+console.log(`  PeerJS 1.5.5 + local PeerServer    median ${ms(result.peerjs.median)}  p90 ${ms(result.peerjs.p90)}  ${ratio(result.peerjs)}`);
+console.log(`  callroom (mesh, long-poll)         median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ${ratio(result.callroom)}`);
+save("join-cold", result);
+process.exit(0);
