@@ -116,3 +116,40 @@ export function processCpuSeconds(pid) {
 }
 
 export const unique = (prefix) => `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+/**
+ * The physical limit of a join, in `page`: two RTCPeerConnections exchanging the fake camera
+ * with no server; ms from before `getUserMedia` to the first frame shown.
+ */
+export async function inPageLimit(page) {
+  return page.evaluate(async () => {
+    const t0 = performance.now();
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    const a = new RTCPeerConnection();
+    const b = new RTCPeerConnection();
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    const frame = new Promise((resolve) => {
+      b.ontrack = (e) => {
+        if (e.track.kind !== "video") return;
+        const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true });
+        v.srcObject = e.streams[0];
+        document.body.append(v);
+        v.requestVideoFrameCallback(() => {
+          v.remove();
+          resolve(performance.now());
+        });
+      };
+    });
+    for (const track of stream.getTracks()) a.addTrack(track, stream);
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    const t1 = await frame;
+    stream.getTracks().forEach((t) => t.stop());
+    a.close();
+    b.close();
+    return t1 - t0;
+  });
+}

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { PeerServer } from "peer";
 
-import { ROOT, RUNS, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
+import { ROOT, RUNS, inPageLimit, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
 
 const server = await startServer();
 const browser = await launch();
@@ -43,23 +43,7 @@ async function freshPage() {
 
 async function limitRun() {
   const { page, close } = await freshPage();
-  const took = await page.evaluate(async () => {
-    const t0 = window.now();
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    const a = new RTCPeerConnection();
-    const b = new RTCPeerConnection();
-    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
-    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
-    const frame = new Promise((resolve) => {
-      b.ontrack = (e) => e.track.kind === "video" && resolve(window.firstFrame(e.streams[0]));
-    });
-    for (const track of stream.getTracks()) a.addTrack(track, stream);
-    await a.setLocalDescription();
-    await b.setRemoteDescription(a.localDescription);
-    await b.setLocalDescription();
-    await a.setRemoteDescription(b.localDescription);
-    return (await frame) - t0;
-  });
+  const took = await inPageLimit(page);
   await close();
   return took;
 }

@@ -1,43 +1,10 @@
 // Join -> first remote frame, against the physical limit measured in the same run: two
 // RTCPeerConnections in one page exchanging the fake camera with no server at all. Also the
 // same call with the client short-polling once a second, as the original system did.
-import { RUNS, callroomPage, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
+import { RUNS, callroomPage, inPageLimit, launch, median, ms, percentile, save, startServer, unique } from "./common.mjs";
 
 const server = await startServer();
 const browser = await launch();
-
-async function limitRun(page) {
-  return page.evaluate(async () => {
-    const t0 = performance.now();
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    const a = new RTCPeerConnection();
-    const b = new RTCPeerConnection();
-    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
-    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
-    const frame = new Promise((resolve) => {
-      b.ontrack = (e) => {
-        if (e.track.kind !== "video") return;
-        const v = Object.assign(document.createElement("video"), { muted: true, autoplay: true, playsInline: true });
-        v.srcObject = e.streams[0];
-        document.body.append(v);
-        v.requestVideoFrameCallback(() => {
-          v.remove();
-          resolve(performance.now());
-        });
-      };
-    });
-    for (const track of stream.getTracks()) a.addTrack(track, stream);
-    await a.setLocalDescription();
-    await b.setRemoteDescription(a.localDescription);
-    await b.setLocalDescription();
-    await a.setRemoteDescription(b.localDescription);
-    const t1 = await frame;
-    stream.getTracks().forEach((t) => t.stop());
-    a.close();
-    b.close();
-    return t1 - t0;
-  });
-}
 
 /** Page A is in the room; B joins; time from B's join call to A's first frame from B. */
 async function callroomRun(a, b, options) {
@@ -78,7 +45,7 @@ const shortPoll = { pollWaitMs: 0, pollIntervalMs: 1000 };
 const sfuRoom = { topology: "sfu" };
 
 // One warm-up of each, not counted: the first getUserMedia and first wasm calls are slower.
-await limitRun(limitPage);
+await inPageLimit(limitPage);
 await callroomRun(a, b, longPoll);
 await callroomRun(a, b, sfuRoom);
 
@@ -88,7 +55,7 @@ const short = [];
 const sfu = [];
 for (let i = 0; i < RUNS; i++) {
   // Interleaved, so machine noise lands on all three alike.
-  limit.push(await limitRun(limitPage));
+  limit.push(await inPageLimit(limitPage));
   callroom.push(await callroomRun(a, b, longPoll));
   short.push(await callroomRun(a, b, shortPoll));
   sfu.push(await callroomRun(a, b, sfuRoom));
