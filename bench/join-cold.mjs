@@ -28,6 +28,13 @@ async function freshPage() {
   const page = await context.newPage();
   await page.addInitScript(() => {
     window.now = () => performance.timeOrigin + performance.now();
+    // When the camera was captured, for the breakdown.
+    const gum = MediaDevices.prototype.getUserMedia;
+    MediaDevices.prototype.getUserMedia = async function (...args) {
+      const stream = await gum.apply(this, args);
+      window.captured ??= window.now();
+      return stream;
+    };
     // Resolves with the time the first frame of `stream`'s video is shown.
     window.firstFrame = (stream) =>
       new Promise((resolve) => {
@@ -100,27 +107,38 @@ async function callroomRun() {
   const room = unique("cold");
   await a.page.evaluate(async (room) => {
     const joined = await window.callroom.Room.join({ room });
+    window.marks = {};
+    joined.on("participant-joined", () => (window.marks.seen ??= window.now()));
     window.frame = new Promise((resolve) => {
       const check = () => {
         const r = joined.snapshot().remoteStreams[0];
-        if (r && r.stream.getVideoTracks().length > 0) {
-          off();
-          resolve(window.firstFrame(r.stream));
+        if (r?.connectionState === "connected") window.marks.connected ??= window.now();
+        if (r && r.stream.getVideoTracks().length > 0 && !window.marks.track) {
+          window.marks.track = window.now();
+          window.firstFrame(r.stream).then((t) => {
+            off();
+            resolve(t);
+          });
         }
       };
       const off = joined.subscribe(check);
       check();
     });
   }, room);
-  const t0 = await b.page.evaluate(async (room) => {
+  const { t0, captured, joined } = await b.page.evaluate(async (room) => {
     const t0 = window.now();
     window.room = await window.callroom.Room.join({ room });
-    return t0;
+    return { t0, captured: window.captured, joined: window.now() };
   }, room);
   const frame = await a.page.evaluate(() => window.frame);
+  const marks = await a.page.evaluate(() => window.marks);
   await Promise.all([a.close(), b.close()]);
+  breakdown.push({ captured: captured - t0, joined: joined - t0, seen: marks.seen - t0, track: marks.track - t0, connected: marks.connected - t0 });
   return frame - t0;
 }
+
+/** callroom's runs, step by step (ms from the join call). */
+const breakdown = [];
 
 // One warm-up of each, not counted (the browser's first camera and first wasm compile).
 await limitRun();
@@ -137,11 +155,18 @@ await server.stop();
 peerServer.close?.();
 
 const stats = (xs) => ({ median: median(xs), p90: percentile(xs, 90), runs: xs });
-const result = { runs: RUNS, limit: stats(runs.limit), peerjs: stats(runs.peerjs), callroom: stats(runs.callroom) };
+const steps = Object.fromEntries(
+  ["captured", "joined", "seen", "track", "connected"].map((k) => [k, median(breakdown.slice(1).map((b) => b[k]))]),
+);
+const result = { runs: RUNS, limit: stats(runs.limit), peerjs: stats(runs.peerjs), callroom: stats(runs.callroom), callroomSteps: steps };
 const ratio = (x) => `${(x.median / result.limit.median).toFixed(2)} x limit`;
 console.log(`cold join -> first remote frame (${RUNS} runs each, interleaved, fresh contexts, t0 = the join click)`);
 console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
 console.log(`  PeerJS 1.5.5 + local PeerServer    median ${ms(result.peerjs.median)}  p90 ${ms(result.peerjs.p90)}  ${ratio(result.peerjs)}`);
 console.log(`  callroom (mesh, long-poll)         median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ${ratio(result.callroom)}`);
+console.log(
+  `  callroom, step by step (median): camera captured ${ms(steps.captured)}, join resolved ${ms(steps.joined)}, ` +
+    `the other page sees the newcomer ${ms(steps.seen)}, gets its video track ${ms(steps.track)}, connected ${ms(steps.connected)}`,
+);
 save("join-cold", result);
 process.exit(0);
