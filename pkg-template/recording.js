@@ -34,7 +34,7 @@ function checkOptions(options) {
   if (options === null || typeof options !== "object") {
     throw callroomError("invalid_argument", "recording options must be an object");
   }
-  const { layout = "grid", width = 1280, height = 720, frameRate = 30, mimeType, onData, stream } = options;
+  const { layout = "grid", width = 1280, height = 720, frameRate = 30, mimeType, onData, stream, localName = "You" } = options;
   if (!LAYOUTS.includes(layout)) throw callroomError("invalid_argument", '`layout` must be "grid" or "speaker"');
   for (const [key, value, min, max] of [
     ["width", width, 160, 3840],
@@ -50,7 +50,7 @@ function checkOptions(options) {
   }
   if (onData !== undefined && typeof onData !== "function") throw callroomError("invalid_argument", "`onData` must be a function");
   if (stream !== undefined && !(stream instanceof MediaStream)) throw callroomError("invalid_argument", "`stream` must be a MediaStream");
-  return { ...options, layout, width, height, frameRate };
+  return { ...options, layout, width, height, frameRate, localName };
 }
 
 /** `room`'s tiles now: ours first, then each remote camera and shared screen. */
@@ -326,7 +326,7 @@ export class Recording {
   #sync() {
     const snapshot = this.#snapshot();
     if (!snapshot || !this.#audio) return;
-    const tiles = tilesOf(snapshot, this.#options.localName ?? "You");
+    const tiles = tilesOf(snapshot, this.#options.localName);
     for (const [key, entry] of this.#videos) {
       if (!tiles.some((t) => t.key === key && t.stream === entry.stream)) {
         entry.video.srcObject = null;
@@ -367,7 +367,7 @@ export class Recording {
       return;
     }
     const { width, height, layout } = this.#options;
-    const tiles = tilesOf(snapshot, this.#options.localName ?? "You");
+    const tiles = tilesOf(snapshot, this.#options.localName);
     if (layout === "speaker") {
       // The active speaker large; a shared screen beats a camera.
       const main =

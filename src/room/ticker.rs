@@ -55,79 +55,72 @@ pub(crate) const LEVELS_EVERY_MS: u32 = 200;
 pub(crate) fn listen(weak: &Weak<Shared>) {
     let now = js::now_ms();
     with(weak, |inner| {
-        let Some(session) = inner.view.session.as_ref() else {
+        let changes = match inner.view.session.as_ref() {
             // Between sessions (rejoining, or failed): nobody to hear, nothing to hold.
-            inner.meter = None;
-            let changes = inner.speakers.update(&[], now);
-            if changes.changed || changes.active.is_some() {
-                inner.view.touch();
+            None => {
+                inner.meter = None;
+                inner.speakers.update(&[], now)
             }
-            if let Some(active) = changes.active {
-                inner.events.push(RoomEvent::ActiveSpeaker(active));
+            Some(session) => {
+                let me = session.peer_id.clone();
+                let remotes = session.plane.remote_streams(&session.roster);
+                let muted = !inner.view.mic_enabled;
+                let local = inner.local_stream().filter(|_| !muted);
+                let mut sources: Vec<Source<'_>> = remotes
+                    .iter()
+                    .map(|r| Source {
+                        key: &r.peer_id,
+                        stream: &r.stream,
+                        remote: true,
+                    })
+                    .collect();
+                if let Some(stream) = &local {
+                    sources.push(Source {
+                        key: &me,
+                        stream,
+                        remote: false,
+                    });
+                }
+                let measured = measure(&mut inner.meter, &sources);
+                let level_of = |id: &str| {
+                    measured
+                        .iter()
+                        .find(|(key, _)| key == id)
+                        .map_or(0.0, |(_, level)| *level)
+                };
+                let mut levels: Vec<Level<'_>> = remotes
+                    .iter()
+                    .map(|r| Level {
+                        id: &r.peer_id,
+                        level: level_of(&r.peer_id),
+                        muted: false,
+                    })
+                    .collect();
+                levels.push(Level {
+                    id: &me,
+                    level: level_of(&me),
+                    muted,
+                });
+                inner.speakers.update(&levels, now)
             }
-            return;
         };
-        let me = session.peer_id.clone();
-        let remotes = session.plane.remote_streams(&session.roster);
-        let muted = !inner.view.mic_enabled;
-        let local = inner.local_stream().filter(|_| !muted);
-        let mut sources: Vec<Source<'_>> = remotes
-            .iter()
-            .map(|r| Source {
-                key: &r.peer_id,
-                stream: &r.stream,
-                remote: true,
-            })
-            .collect();
-        if let Some(stream) = &local {
-            sources.push(Source {
-                key: &me,
-                stream,
-                remote: false,
-            });
-        }
-        let measured = match &mut inner.meter {
-            Some(Ok(meter)) => meter.measure(&sources),
-            Some(Err(())) => Vec::new(),
-            None if sources.is_empty() => Vec::new(),
-            None => match Meter::new() {
-                Ok(mut meter) => {
-                    let levels = meter.measure(&sources);
-                    inner.meter = Some(Ok(meter));
-                    levels
-                }
-                Err(_) => {
-                    inner.meter = Some(Err(()));
-                    Vec::new()
-                }
-            },
-        };
-        let level_of = |id: &str| {
-            measured
-                .iter()
-                .find(|(key, _)| key == id)
-                .map_or(0.0, |(_, level)| *level)
-        };
-        let mut levels: Vec<Level<'_>> = remotes
-            .iter()
-            .map(|r| Level {
-                id: &r.peer_id,
-                level: level_of(&r.peer_id),
-                muted: false,
-            })
-            .collect();
-        levels.push(Level {
-            id: &me,
-            level: level_of(&me),
-            muted,
-        });
-        let changes = inner.speakers.update(&levels, now);
-        if changes.changed {
+        if changes.changed || changes.active.is_some() {
             inner.view.touch();
         }
         if let Some(active) = changes.active {
-            inner.view.touch();
             inner.events.push(RoomEvent::ActiveSpeaker(active));
         }
     });
+}
+
+/// Levels of `sources` from the room's meter, made at the first round with audio to measure
+/// (and never again once Web Audio failed).
+fn measure(meter: &mut Option<Result<Meter, ()>>, sources: &[Source<'_>]) -> Vec<(String, f32)> {
+    if meter.is_none() && !sources.is_empty() {
+        *meter = Some(Meter::new().map_err(|_| ()));
+    }
+    match meter {
+        Some(Ok(meter)) => meter.measure(sources),
+        _ => Vec::new(),
+    }
 }
