@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "calls")]
+pub mod calls;
 mod code;
 mod kind;
 pub use code::ErrorCode;

@@ -165,7 +165,7 @@ async fn join(
         ));
     }
     let name = request.name.trim();
-    if name.chars().count() > NAME_MAX_LEN || name.chars().any(is_hidden_char) {
+    if !callroom_rules::is_valid_name(name) {
         return Err(AppError::InvalidInput(format!(
             "name must be at most {NAME_MAX_LEN} characters, without control, bidi-override or zero-width characters"
         )));
@@ -462,17 +462,6 @@ fn to_json_value<T: serde::Serialize>(value: &T) -> Result<Value, AppError> {
 
 fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
-}
-
-/// Characters a display name must not hold: controls, and the invisible ones that reorder or
-/// hide text (bidi overrides and isolates, zero-width characters, the byte-order mark), with
-/// which one participant could pass for another.
-fn is_hidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
-        )
 }
 
 fn unix_secs() -> u64 {

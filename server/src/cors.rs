@@ -6,6 +6,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use callroom_rules::is_listed_origin as is_listed;
+
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -20,16 +22,6 @@ pub fn layer(allowed: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// Whether `origin` is one of `allowed` (a trailing `/` ignored), or with none configured, a
-/// loopback origin.
-fn is_listed(allowed: &[String], origin: &str) -> bool {
-    if allowed.is_empty() {
-        is_loopback_origin(origin)
-    } else {
-        allowed.iter().any(|a| a.trim_end_matches('/') == origin)
-    }
 }
 
 /// Whether a request carrying these headers may change state: a body, if any, sent as
@@ -94,28 +86,6 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
-}
-
-/// `http(s)://localhost`, `127.0.0.1` or `[::1]`, with or without a port.
-pub fn is_loopback_origin(origin: &str) -> bool {
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host = if rest.starts_with('[') {
-        rest.split_inclusive(']').next().unwrap_or(rest)
-    } else {
-        rest.split(':').next().unwrap_or(rest)
-    };
-    let port = &rest[host.len()..];
-    // A real port: digits only, 1..=65535 (`:99999` is no port, so no loopback origin).
-    let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| {
-            p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
-        });
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
 }
 
 #[cfg(test)]
@@ -203,31 +173,5 @@ mod tests {
             check(none, false, &headers(&[])).is_ok(),
             "no body, nothing to decode"
         );
-    }
-
-    #[test]
-    fn loopback_origins_on_any_port_are_recognised() {
-        for ok in [
-            "http://localhost",
-            "http://localhost:5173",
-            "https://127.0.0.1:8443",
-            "http://[::1]:3000",
-        ] {
-            assert!(is_loopback_origin(ok), "{ok}");
-        }
-        for bad in [
-            "http://localhost.evil.com",
-            "http://127.0.0.1.nip.io",
-            "http://evil.com",
-            "http://localhost:",
-            "http://localhost:80/path",
-            "http://localhost:99999",
-            "http://localhost:0",
-            "http://127.0.0.1:+80",
-            "file://localhost",
-            "null",
-        ] {
-            assert!(!is_loopback_origin(bad), "{bad}");
-        }
     }
 }

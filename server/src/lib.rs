@@ -11,7 +11,8 @@ pub mod cors;
 pub mod error;
 pub mod ids;
 pub mod live;
-pub mod rate;
+/// Token buckets, shared with the Worker.
+pub use callroom_rules::rate;
 pub mod sfu;
 pub mod state;
 pub mod store;

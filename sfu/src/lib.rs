@@ -3,7 +3,8 @@
 #![warn(missing_docs)]
 
 mod api;
-pub mod calls;
+/// The Calls API bodies, defined once in the protocol crate.
+pub use callroom_protocol::calls;
 mod error;
 mod forward;
 mod session;

@@ -34,6 +34,12 @@ export async function startServer(
   extraArgs = [],
   { listen = "127.0.0.1:0", db = ":memory:", demoDir, launch = spawn } = {},
 ) {
+  // Another server speaking the same protocol (the Worker under workerd), already running:
+  // tests that need no server flags run against it unchanged.
+  const external = process.env.CALLROOM_E2E_BASE_URL;
+  if (external && extraArgs.length === 0 && !demoDir && db === ":memory:") {
+    return { url: external, port: Number(new URL(external).port), async stop() {}, async kill() {} };
+  }
   const bin = process.env.CALLROOM_SERVER_BIN ?? join(ROOT, "target", "debug", "callroom-server");
   if (!existsSync(bin)) {
     throw new Error(`callroom-server not found at ${bin}; run \`cargo xtask test\``);

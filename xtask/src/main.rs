@@ -9,6 +9,7 @@ mod setup;
 mod soak;
 mod test;
 mod test_servers;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,10 @@ tasks:
           only the browser tests (those whose name contains FILTER)
   bench [size|join|scale|restart|server|memory|sfu]
           benchmarks that print numbers (and JSON under target/bench/)
+  worker build
+          build the Cloudflare Worker (worker/build/) and its assets
+  worker dev [--port P] [--persist-to DIR] [--var NAME:VALUE]...
+          build, then run the Worker offline under workerd on 127.0.0.1:P
   soak    the attacks the server is hardened against, on a release build, with
           what each did to it (not part of test)";
 
@@ -38,6 +43,16 @@ fn main() -> ExitCode {
         Some("test") => return test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(),
+        Some("worker") => match args.get(1).map(String::as_str) {
+            Some("dev") => worker::dev(&args[2..]),
+            Some("build") => setup::run()
+                .and_then(|()| build::run())
+                .and_then(|()| worker::build()),
+            _ => {
+                eprintln!("usage: cargo xtask worker dev|build\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -21,6 +21,7 @@ pub fn run() -> Result<()> {
     chromium().context("setup step `chromium`")?;
     node().context("setup step `node`")?;
     network_tools().context("setup step `iproute2 + nftables + coturn`")?;
+    crate::worker::setup().context("setup step `worker-build`")?;
     for folder in NPM_FOLDERS {
         npm_ci(folder).with_context(|| format!("setup step `npm ci` in {folder}"))?;
     }

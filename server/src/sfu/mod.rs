@@ -6,7 +6,7 @@ pub mod calls_api;
 mod cloudflare;
 mod local;
 pub mod proxy;
-pub mod sdp;
+pub use callroom_rules::sdp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use callroom_protocol::{MessageKind, SfuTrack, SfuTracks};
+use callroom_protocol::{MessageKind, SfuTracks};
 use callroom_sfu::calls::{
     CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse, RenegotiateRequest,
     RenegotiateResponse, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
@@ -26,163 +26,15 @@ use callroom_sfu::calls::{
 use callroom_sfu::{CallsError, SfuEvent};
 use serde::de::DeserializeOwned;
 
-use super::{sdp, SfuService};
+pub use callroom_rules::sfu::{Binding, Published, Registry};
+
+use super::SfuService;
 use crate::error::AppError;
 use crate::state::{now_ms, AppState};
 use crate::store::{Peer, Recipients};
 
 /// Smallest body limit of Calls requests, whatever `--max-body` says.
 const CALLS_MAX_BODY: usize = 512 * 1024;
-/// Most tracks one peer is known to publish.
-const MAX_PUBLISHED: usize = 64;
-/// Longest name a client gives a pushed track (the server prefixes its peer id).
-const TRACK_LABEL_MAX_LEN: usize = 32;
-
-/// A track a peer publishes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    /// Full Calls track name.
-    pub name: String,
-    /// Its mid in the publisher's session.
-    pub mid: String,
-    /// `audio` or `video`.
-    pub kind: String,
-    /// Simulcast layers.
-    pub rids: Vec<String>,
-}
-
-/// A peer's Calls session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
-    /// The peer's room.
-    pub room: String,
-    /// Its Calls session.
-    pub session_id: String,
-    /// What it publishes.
-    pub tracks: Vec<Published>,
-}
-
-/// Who holds which Calls session and publishes what. One entry per peer at most, so it is as
-/// bounded as the peers table.
-#[derive(Debug, Default)]
-pub struct Registry {
-    peers: HashMap<String, Binding>,
-    by_session: HashMap<String, String>,
-}
-
-impl Registry {
-    /// Binds `session_id` to `peer`; returns the binding it replaced.
-    pub fn bind(&mut self, peer: &str, room: &str, session_id: &str) -> Option<Binding> {
-        let old = self.unbind(peer);
-        self.by_session
-            .insert(session_id.to_owned(), peer.to_owned());
-        self.peers.insert(
-            peer.to_owned(),
-            Binding {
-                room: room.to_owned(),
-                session_id: session_id.to_owned(),
-                tracks: Vec::new(),
-            },
-        );
-        old
-    }
-
-    /// Forgets `peer`'s session.
-    pub fn unbind(&mut self, peer: &str) -> Option<Binding> {
-        let old = self.peers.remove(peer)?;
-        self.by_session.remove(&old.session_id);
-        Some(old)
-    }
-
-    /// The peer holding `session_id`.
-    pub fn peer_of(&self, session_id: &str) -> Option<&str> {
-        self.by_session.get(session_id).map(String::as_str)
-    }
-
-    /// `peer`'s binding.
-    pub fn binding(&self, peer: &str) -> Option<&Binding> {
-        self.peers.get(peer)
-    }
-
-    /// True when `track_name` of `session_id` is published by a member of `room`.
-    pub fn pullable(&self, room: &str, session_id: &str, track_name: &str) -> bool {
-        self.peer_of(session_id)
-            .and_then(|peer| self.peers.get(peer))
-            .is_some_and(|b| b.room == room && b.tracks.iter().any(|t| t.name == track_name))
-    }
-
-    /// Records tracks `peer` now publishes on `session_id`; the announcement when anything
-    /// changed. Nothing happens when the peer has moved to another session meanwhile.
-    pub fn publish(
-        &mut self,
-        peer: &str,
-        session_id: &str,
-        tracks: Vec<Published>,
-    ) -> Option<SfuTracks> {
-        let binding = self
-            .peers
-            .get_mut(peer)
-            .filter(|b| b.session_id == session_id)?;
-        let before = binding.tracks.clone();
-        for track in tracks {
-            let same = |t: &Published| t.name == track.name || t.mid == track.mid;
-            match binding.tracks.iter().position(same) {
-                Some(i) => binding.tracks[i] = track,
-                None if binding.tracks.len() < MAX_PUBLISHED => binding.tracks.push(track),
-                None => {}
-            }
-        }
-        (binding.tracks != before)
-            .then(|| self.announcement(peer))
-            .flatten()
-    }
-
-    /// Forgets tracks of `peer`'s session `session_id` that `gone` picks; the announcement
-    /// when any went.
-    pub fn unpublish(
-        &mut self,
-        peer: &str,
-        session_id: &str,
-        gone: impl Fn(&Published) -> bool,
-    ) -> Option<SfuTracks> {
-        let binding = self
-            .peers
-            .get_mut(peer)
-            .filter(|b| b.session_id == session_id)?;
-        let before = binding.tracks.len();
-        binding.tracks.retain(|t| !gone(t));
-        (binding.tracks.len() != before)
-            .then(|| self.announcement(peer))
-            .flatten()
-    }
-
-    /// What `peer` publishes, as its room hears it.
-    pub fn announcement(&self, peer: &str) -> Option<SfuTracks> {
-        let binding = self.peers.get(peer)?;
-        Some(SfuTracks {
-            peer_id: peer.to_owned(),
-            session_id: binding.session_id.clone(),
-            tracks: binding
-                .tracks
-                .iter()
-                .map(|t| SfuTrack {
-                    track_name: t.name.clone(),
-                    kind: t.kind.clone(),
-                    rids: t.rids.clone(),
-                })
-                .collect(),
-        })
-    }
-
-    /// What everyone in `room` publishes.
-    pub fn room(&self, room: &str) -> Vec<SfuTracks> {
-        self.peers
-            .iter()
-            .filter(|(_, b)| b.room == room && !b.tracks.is_empty())
-            .filter_map(|(peer, _)| self.announcement(peer))
-            .collect()
-    }
-}
 
 /// A failed proxy or Calls call, answered as Calls answers: `{errorCode, errorDescription}`.
 #[derive(Debug)]
@@ -443,20 +295,8 @@ pub async fn tracks_new(
             if track.location != Some(Location::Local) {
                 continue;
             }
-            let label = &track.track_name;
-            let valid = !label.is_empty()
-                && label.len() <= TRACK_LABEL_MAX_LEN
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !valid {
-                return Err(refused(
-                    406,
-                    "invalid_params",
-                    format!("track names given to the proxy match [A-Za-z0-9_-]{{1,{TRACK_LABEL_MAX_LEN}}}"),
-                ));
-            }
-            track.track_name = format!("{}-{label}", peer.id);
+            track.track_name = callroom_rules::sfu::pushed_name(&peer.id, &track.track_name)
+                .map_err(|description| refused(406, "invalid_params", description))?;
         }
     }
     let remote: Vec<TrackObject> = request
@@ -475,27 +315,7 @@ pub async fn tracks_new(
         .collect();
     let response = sfu.tracks_new(&sid, request).await?;
     if pushing {
-        let sections = offer.as_deref().map(sdp::sections).unwrap_or_default();
-        let published: Vec<Published> = response
-            .tracks
-            .iter()
-            .filter(|t| t.error_code.is_none())
-            .filter_map(|t| {
-                let mid = t.mid.clone().filter(|m| !m.is_empty())?;
-                let section = sections.iter().find(|s| s.mid == mid);
-                let kind = t
-                    .kind
-                    .clone()
-                    .or_else(|| section.map(|s| s.kind.clone()))
-                    .or_else(|| kinds.get(&t.track_name).cloned())?;
-                Some(Published {
-                    name: t.track_name.clone(),
-                    rids: section.map(|s| s.rids.clone()).unwrap_or_default(),
-                    mid,
-                    kind,
-                })
-            })
-            .collect();
+        let published = callroom_rules::sfu::pushed(&response, offer.as_deref(), &kinds);
         let mut registry = sfu.registry();
         let announcement = registry.publish(&peer.id, &sid, published);
         announce_to_room(&state, &peer.room, announcement);
@@ -559,76 +379,4 @@ pub async fn session_state(
 ) -> Result<Json<SessionStateResponse>, CallsFailure> {
     let (_, sfu) = owner(&state, &headers, &sid)?;
     Ok(Json(sfu.session_state(&sid).await?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn track(name: &str, mid: &str) -> Published {
-        Published {
-            name: name.into(),
-            mid: mid.into(),
-            kind: "video".into(),
-            rids: vec![],
-        }
-    }
-
-    #[test]
-    fn only_tracks_published_in_the_same_room_are_pullable() {
-        let mut r = Registry::default();
-        r.bind("pa", "room1", "sa");
-        r.bind("pb", "room2", "sb");
-        r.publish("pa", "sa", vec![track("pa-cam", "0")]);
-        assert!(r.pullable("room1", "sa", "pa-cam"));
-        assert!(!r.pullable("room2", "sa", "pa-cam"), "another room");
-        assert!(!r.pullable("room1", "sa", "pa-mic"), "not published");
-        assert!(!r.pullable("room1", "sb", "pa-cam"), "another session");
-    }
-
-    #[test]
-    fn a_new_session_replaces_the_old_and_forgets_its_tracks() {
-        let mut r = Registry::default();
-        r.bind("pa", "room1", "s1");
-        r.publish("pa", "s1", vec![track("pa-cam", "0")]);
-        let old = r.bind("pa", "room1", "s2").expect("replaced");
-        assert_eq!(old.session_id, "s1");
-        assert_eq!(r.peer_of("s1"), None);
-        assert!(!r.pullable("room1", "s2", "pa-cam"));
-        assert_eq!(r.announcement("pa").unwrap().tracks, vec![]);
-    }
-
-    #[test]
-    fn publishing_is_capped_and_announced_only_on_change() {
-        let mut r = Registry::default();
-        r.bind("pa", "room1", "s1");
-        let many: Vec<Published> = (0..200)
-            .map(|i| track(&format!("t{i}"), &i.to_string()))
-            .collect();
-        assert!(r.publish("pa", "s1", many.clone()).is_some());
-        assert_eq!(r.binding("pa").unwrap().tracks.len(), MAX_PUBLISHED);
-        assert!(
-            r.publish("pa", "s1", many[..3].to_vec()).is_none(),
-            "the same tracks again are no news"
-        );
-        assert!(r.unpublish("pa", "s1", |t| t.name == "nope").is_none());
-        let after = r
-            .unpublish("pa", "s1", |t| t.mid == "0")
-            .expect("announced");
-        assert_eq!(after.tracks.len(), MAX_PUBLISHED - 1);
-    }
-
-    #[test]
-    fn late_results_of_a_replaced_session_change_nothing() {
-        let mut r = Registry::default();
-        r.bind("pa", "room1", "s1");
-        r.bind("pa", "room1", "s2");
-        r.publish("pa", "s2", vec![track("pa-cam", "0")]);
-        assert!(r.publish("pa", "s1", vec![track("pa-old", "1")]).is_none());
-        assert!(r.unpublish("pa", "s1", |t| t.mid == "0").is_none());
-        assert!(
-            r.pullable("room1", "s2", "pa-cam"),
-            "s2's track survives s1's late close"
-        );
-    }
 }
