@@ -352,8 +352,8 @@ impl Room {
         let now = now_ms();
         let mut woken = Vec::new();
         for peer in self.room_peers("")? {
-            let chosen = only.map_or(true, |o| o == peer.peer_id)
-                && except.map_or(true, |e| e != peer.peer_id);
+            let chosen =
+                only.is_none_or(|o| o == peer.peer_id) && except.is_none_or(|e| e != peer.peer_id);
             if chosen {
                 self.enqueue(&peer.peer_id, kind.as_str(), None, payload, now)?;
                 woken.push(peer.peer_id);

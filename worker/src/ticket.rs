@@ -76,7 +76,7 @@ pub fn verify(
         return Err(ApiError::invalid_ticket("ticket must be signed with HS256"));
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| malformed())?;
-    mac.update(ticket[..ticket.len() - signature.len() - 1].as_bytes());
+    mac.update(&ticket.as_bytes()[..ticket.len() - signature.len() - 1]);
     if mac.verify_slice(&decode(signature)?).is_err() {
         return Err(ApiError::invalid_ticket("ticket signature is invalid"));
     }

@@ -1,6 +1,6 @@
 //! `cargo xtask bench [part ...]`: benchmarks that print numbers. They report; they never
 //! assert timings (this machine is shared, so figures measured side by side are what count).
-//! Parts: size, join, scale, restart, server, memory, sfu, recording. JSON goes to
+//! Parts: size, join, scale, restart, server, memory, sfu, recording, worker. JSON goes to
 //! `target/bench/`.
 
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ const PARTS: &[&str] = &[
     "memory",
     "sfu",
     "recording",
+    "worker",
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -38,6 +39,9 @@ pub fn run(args: &[String]) -> Result<()> {
     crate::setup::run()?;
     crate::build::run()?;
     build_release_server("load")?;
+    if parts.contains(&"worker") {
+        crate::worker::build()?;
+    }
     std::fs::create_dir_all(bench_dir())?;
     let machine = machine();
     println!("\nmachine: {machine}");

@@ -22,10 +22,12 @@ tasks:
   build   build the wasm package into pkg/ and pack an npm tarball into target/
   demo    setup + build, then serve the demo on http://127.0.0.1:8080/
   test    setup, then fmt, clippy (native + wasm32), native tests, browser tests,
-          build, end-to-end tests; prints a summary line per stage
+          build (pkg, Worker, server), end-to-end tests, protocol conformance against
+          callroom-server and the Worker, end-to-end tests against the Worker, network
+          tests; prints a summary line per stage
   test browser [FILTER]
           only the browser tests (those whose name contains FILTER)
-  bench [size|join|scale|restart|server|memory|sfu]
+  bench [size|join|scale|restart|server|memory|sfu|recording|worker]
           benchmarks that print numbers (and JSON under target/bench/)
   worker build
           build the Cloudflare Worker (worker/build/) and its assets

@@ -88,6 +88,8 @@ pub fn run(args: &[String]) -> ExitCode {
                 "clippy",
                 "-p",
                 "callroom",
+                "-p",
+                "callroom-worker",
                 "--all-targets",
                 "--target",
                 "wasm32-unknown-unknown",
@@ -104,10 +106,10 @@ pub fn run(args: &[String]) -> ExitCode {
     stages.push(browser_stage(&mut counts, None));
 
     let started = Instant::now();
-    let built = crate::build::run();
+    let built = crate::build::run().and_then(|()| crate::worker::build());
     let server = built.is_ok().then(build_server).and_then(Result::ok);
     stages.push(Stage {
-        name: "build (pkg + tarball + server)",
+        name: "build (pkg, tarball, Worker, server)",
         outcome: if server.is_some() {
             Outcome::Passed
         } else {
@@ -131,6 +133,44 @@ pub fn run(args: &[String]) -> ExitCode {
             stages.push(run_stage("end-to-end tests", e2e, &mut counts));
         }
         None => stages.push(Stage::skipped("end-to-end tests", "build failed")),
+    }
+    match &server {
+        Some(server) => {
+            let conformance = root().join("tests").join("conformance");
+            let mut suite = cmd("node");
+            suite
+                .args(["--test", "--test-concurrency=1"])
+                .arg(&conformance)
+                .env("CALLROOM_SERVER_BIN", server);
+            stages.push(run_stage(
+                "conformance (server + Worker)",
+                suite,
+                &mut counts,
+            ));
+            // The library's own end-to-end tests, unchanged, against the Worker.
+            let e2e = root().join("tests").join("e2e");
+            let mut against = cmd("node");
+            against
+                .arg(conformance.join("against-worker.mjs"))
+                .arg(e2e.join("js-api.test.mjs"))
+                .arg(e2e.join("sfu.test.mjs"))
+                .env("CALLROOM_SERVER_BIN", server);
+            stages.push(run_stage(
+                "end-to-end against the Worker",
+                against,
+                &mut counts,
+            ));
+        }
+        None => {
+            stages.push(Stage::skipped(
+                "conformance (server + Worker)",
+                "build failed",
+            ));
+            stages.push(Stage::skipped(
+                "end-to-end against the Worker",
+                "build failed",
+            ));
+        }
     }
     stages.push(network_stage(server.as_deref(), &mut counts));
     summarize(&stages, &counts)
