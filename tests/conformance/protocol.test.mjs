@@ -140,6 +140,17 @@ for (const name of TARGETS) {
       }
     });
 
+    test("static files: the demo at / and the package at /pkg/", async () => {
+      const page = await call(url(), "GET", "/");
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get("content-type"), /text\/html/);
+      assert.equal((await call(url(), "GET", "/room.html")).status, 200);
+      const pkg = await call(url(), "GET", "/pkg/callroom.js");
+      assert.equal(pkg.status, 200);
+      assert.match(pkg.headers.get("content-type"), /javascript/);
+      assert.equal((await call(url(), "GET", "/no-such-file.html")).status, 404);
+    });
+
     test("join: the answer's shape, and the room hears a newcomer with gapless seq", async () => {
       const r = room("join");
       const a = await join(r);

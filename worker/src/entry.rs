@@ -21,7 +21,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let api = is_api_path(&path);
     if !api {
-        return env.assets("ASSETS")?.fetch_request(req).await;
+        let assets = env.assets("ASSETS")?;
+        // A folder's page is its index.html, as callroom-server serves it.
+        if path.ends_with('/') {
+            let mut url = req.url()?;
+            url.set_path(&format!("{path}index.html"));
+            return assets.fetch(url.to_string(), None).await;
+        }
+        return assets.fetch_request(req).await;
     }
     let origin = req.headers().get("origin")?;
     let config = match settings(&env) {
