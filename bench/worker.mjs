@@ -77,6 +77,22 @@ async function throughput(url) {
   return delivered / ((performance.now() - started) / 1000);
 }
 
+/** The floor under every request: `GET /livez` (no storage, no room) with as many clients. */
+async function floor(url) {
+  const until = performance.now() + SECONDS * 1000;
+  let answered = 0;
+  const clients = Array.from({ length: SENDERS * 2 }, async () => {
+    while (performance.now() < until) {
+      const response = await fetch(`${url}/livez`);
+      await response.arrayBuffer();
+      answered++;
+    }
+  });
+  const started = performance.now();
+  await Promise.all(clients);
+  return answered / ((performance.now() - started) / 1000);
+}
+
 const lifted = { relayRate: "1000000", relayBurst: "1000000", backlog: "100000" };
 const servers = [
   [
@@ -105,16 +121,18 @@ for (const [name, start] of servers) {
   try {
     const { p50, p99 } = await latency(server.url);
     const rate = await throughput(server.url);
-    results.push({ name, p50, p99, rate });
+    const livez = await floor(server.url);
+    results.push({ name, p50, p99, rate, livez });
   } finally {
     await server.stop();
   }
 }
 
 console.log(`\nrelay through the server: POST → the recipient's held poll answers (${LATENCY_RUNS} one at a time), and delivered relays/s with ${SENDERS} senders for ${SECONDS} s`);
-console.log("| server | latency p50 | latency p99 | throughput |");
-console.log("|---|---|---|---|");
+console.log("and the floor of the same server: `GET /livez` answered per second with twice as many clients");
+console.log("| server | latency p50 | latency p99 | throughput | floor: /livez |");
+console.log("|---|---|---|---|---|");
 for (const r of results) {
-  console.log(`| ${r.name} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms | ${Math.round(r.rate)} relays/s |`);
+  console.log(`| ${r.name} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms | ${Math.round(r.rate)} relays/s | ${Math.round(r.livez)} req/s |`);
 }
 save("worker", { results, latencyRuns: LATENCY_RUNS, senders: SENDERS, seconds: SECONDS });

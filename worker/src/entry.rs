@@ -8,7 +8,7 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 use crate::config::Config;
 use crate::cors;
 use crate::error::ApiError;
-use crate::http::{error_response, json_response, read_body, settings};
+use crate::http::{cached_settings, error_response, json_response, read_body};
 use crate::ids;
 
 /// The Durable Object namespace binding of rooms.
@@ -31,7 +31,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         return assets.fetch_request(req).await;
     }
     let origin = req.headers().get("origin")?;
-    let config = match settings(&env) {
+    let config = match cached_settings(&env) {
         Ok(config) => config,
         Err(message) => {
             worker::console_error!("configuration: {message}");
@@ -177,7 +177,6 @@ async fn to_room(
     if let Some(auth) = req.headers().get("authorization").ok().flatten() {
         headers.set("authorization", &auth).map_err(internal)?;
     }
-    headers.set("x-callroom-room", room).map_err(internal)?;
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     if let Some(body) = body {

@@ -110,7 +110,8 @@ pub(crate) struct Peer {
 #[durable_object]
 pub struct Room {
     state: State,
-    env: Env,
+    /// The settings, read once per object: vars and secrets do not change while it lives.
+    config: std::result::Result<Config, String>,
     pub(crate) live: Rc<RefCell<Live>>,
     started_ms: i64,
     ready: bool,
@@ -127,7 +128,7 @@ impl worker::DurableObject for Room {
         };
         Self {
             state,
-            env,
+            config: settings(&env),
             live: Rc::default(),
             started_ms: now_ms(),
             ready,
@@ -135,7 +136,7 @@ impl worker::DurableObject for Room {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let config = match settings(&self.env) {
+        let config = match &self.config {
             Ok(config) if self.ready => config,
             Ok(_) => return error_response(&ApiError::internal()),
             Err(message) => {
@@ -145,12 +146,12 @@ impl worker::DurableObject for Room {
         };
         let path = req.path();
         if path.starts_with("/sfu/") {
-            return crate::calls::handle(self, &config, &mut req, &path).await;
+            return crate::calls::handle(self, config, &mut req, &path).await;
         }
         let result = match (path.as_str(), req.method()) {
-            ("/signaling", Method::Post) => self.signaling(&config, &mut req).await,
-            ("/messages", Method::Get) => self.messages(&config, &req).await,
-            ("/turn-credentials", Method::Post) => self.turn_credentials(&config, &req).await,
+            ("/signaling", Method::Post) => self.signaling(config, &mut req).await,
+            ("/messages", Method::Get) => self.messages(config, &req).await,
+            ("/turn-credentials", Method::Post) => self.turn_credentials(config, &req).await,
             _ => Err(ApiError::method_not_allowed()),
         };
         match result {
@@ -160,10 +161,19 @@ impl worker::DurableObject for Room {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        if let Ok(config) = settings(&self.env) {
-            if let Err(err) = self.sweep(&config).await {
-                worker::console_error!("sweep: {err:?}");
-            }
+        let config = self
+            .config
+            .as_ref()
+            .map_err(|e| worker::Error::RustError(e.clone()))?;
+        if let Err(err) = self.sweep(config).await {
+            // The next sweep still comes: a failed one must not end presence for the room.
+            worker::console_error!("sweep: {}", err.message);
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(
+                    u64::try_from(config.sweep_interval_ms()).unwrap_or(5_000),
+                ))
+                .await?;
         }
         Response::ok("swept")
     }
@@ -418,8 +428,8 @@ impl Room {
             }
             live.sfu.unbind(peer_id)
         };
-        if let (Some(binding), Ok(config)) = (binding, settings(&self.env)) {
-            if let Some(calls) = config.calls {
+        if let (Some(binding), Ok(config)) = (binding, &self.config) {
+            if let Some(calls) = config.calls.clone() {
                 self.state
                     .wait_until(crate::calls::end_session(calls, binding));
             }
@@ -878,12 +888,14 @@ impl Room {
                 return messages_response(since, batch);
             }
             let (tx, rx) = oneshot::channel();
-            self.live
-                .borrow_mut()
-                .waiters
-                .entry(peer.id.clone())
-                .or_default()
-                .push(tx);
+            {
+                let mut live = self.live.borrow_mut();
+                let waiters = live.waiters.entry(peer.id.clone()).or_default();
+                // Polls that ended at their deadline leave a closed sender behind: dropped
+                // here, so the list stays as long as the peer's open polls.
+                waiters.retain(|w| !w.is_canceled());
+                waiters.push(tx);
+            }
             let delay = Delay::from(Duration::from_millis(
                 u64::try_from(deadline - now).unwrap_or(0),
             ));
