@@ -53,6 +53,39 @@ impl TokenBucket {
     }
 }
 
+/// `peer-reset`s one peer may send one other, sustained, per second: each makes the
+/// recipient rebuild its connection, which browsers cap.
+pub const RESET_RATE: f64 = 1.0 / 3.0;
+/// `peer-reset`s one peer may send one other at once.
+pub const RESET_BURST: f64 = 3.0;
+/// Recipients whose reset budget is kept per sender (the oldest is forgotten past it).
+pub const MAX_RESET_TARGETS: usize = 64;
+
+/// Takes one `peer-reset` from a sender's budget towards `to`, its budgets per recipient in
+/// `resets`; or says in how many seconds one will be available. Past
+/// [`MAX_RESET_TARGETS`] recipients, only a budget that has refilled may be forgotten: resets
+/// to made-up ids must not free a real target's.
+pub fn try_reset(
+    resets: &mut Vec<(String, TokenBucket)>,
+    to: &str,
+    now_ms: i64,
+) -> Result<(), u64> {
+    let at = match resets.iter().position(|(p, _)| p == to) {
+        Some(at) => at,
+        None => {
+            if resets.len() >= MAX_RESET_TARGETS {
+                resets.retain(|(_, b)| !b.is_full(now_ms, RESET_RATE, RESET_BURST));
+                if resets.len() >= MAX_RESET_TARGETS {
+                    return Err(3);
+                }
+            }
+            resets.push((to.to_owned(), TokenBucket::full(RESET_BURST, now_ms)));
+            resets.len() - 1
+        }
+    };
+    resets[at].1.try_take(now_ms, RESET_RATE, RESET_BURST)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

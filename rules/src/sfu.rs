@@ -204,6 +204,49 @@ pub fn pushed(
         .collect()
 }
 
+/// What a failed Calls API call becomes for our clients: the API's status and code when the
+/// code is one Cloudflare documents (anything else is `internal_error`, the original in the
+/// text); a refusal of our own app id or secret (401, 403) is the server's fault, never the
+/// caller's: 502 `internal_error`.
+pub fn upstream_failure(status: u16, body: &[u8]) -> (u16, &'static str, String) {
+    use callroom_protocol::calls::{codes, ErrorResponse};
+    const KNOWN: [&str; 11] = [
+        codes::DECODING_ERROR,
+        codes::INVALID_PARAMS,
+        codes::SESSION_ERROR,
+        codes::NOT_FOUND_TRACK_ERROR,
+        codes::EMPTY_TRACK_ERROR,
+        codes::REPEATED_LOCAL_TRACK_ERROR,
+        codes::UPDATE_TRACK_ERROR,
+        codes::CLOSE_TRACK_ERROR,
+        codes::INVALID_SESSION_DESCRIPTION,
+        codes::RETRYABLE_TRANSIENT_ERROR,
+        codes::INTERNAL_ERROR,
+    ];
+    if matches!(status, 401 | 403) {
+        return (
+            502,
+            codes::INTERNAL_ERROR,
+            "the Calls API refused this server's credentials".into(),
+        );
+    }
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(e) => match KNOWN.iter().find(|k| **k == e.error_code) {
+            Some(code) => (status, code, e.error_description),
+            None => (
+                status,
+                codes::INTERNAL_ERROR,
+                format!("{}: {}", e.error_code, e.error_description),
+            ),
+        },
+        Err(_) => (
+            status,
+            codes::INTERNAL_ERROR,
+            format!("the Calls API answered {status}"),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +258,19 @@ mod tests {
             kind: "video".into(),
             rids: vec![],
         }
+    }
+
+    #[test]
+    fn upstream_failures_keep_known_codes_and_hide_credential_refusals() {
+        let known = br#"{"errorCode":"session_error","errorDescription":"gone"}"#;
+        assert_eq!(
+            upstream_failure(410, known),
+            (410, "session_error", "gone".into())
+        );
+        let odd = br#"{"errorCode":"odd_error","errorDescription":"?"}"#;
+        assert_eq!(upstream_failure(400, odd).1, "internal_error");
+        assert_eq!(upstream_failure(500, b"<html>").1, "internal_error");
+        assert_eq!(upstream_failure(401, known).0, 502);
     }
 
     #[test]

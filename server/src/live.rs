@@ -25,17 +25,11 @@ struct PeerLive {
     deleted: u64,
     /// True once the peer has polled in this process (so `acked` means something).
     polled: bool,
-    /// `peer-reset`s this peer sent, per recipient (at most [`MAX_RESET_TARGETS`]).
+    /// `peer-reset`s this peer sent, per recipient (at most `callroom_rules::rate::MAX_RESET_TARGETS`).
     resets: Vec<(String, TokenBucket)>,
 }
 
-/// `peer-reset`s one peer may send one other, sustained, per second: each makes the
-/// recipient rebuild its connection, which browsers cap.
-pub const RESET_RATE: f64 = 1.0 / 3.0;
-/// `peer-reset`s one peer may send one other at once.
-pub const RESET_BURST: f64 = 3.0;
-/// Recipients whose reset budget is kept per sender (the oldest is forgotten past it).
-const MAX_RESET_TARGETS: usize = 64;
+use callroom_rules::rate::try_reset;
 
 /// The network a client address stands for: IPv4 as is, IPv6 by its /64 (one subscriber
 /// holds a whole /64, so one address each would be a budget per address it picks).
@@ -277,32 +271,18 @@ impl Live {
     }
 
     /// Takes one `peer-reset` from `peer_id` to `to` out of that pair's budget
-    /// ([`RESET_RATE`], [`RESET_BURST`]), or says in how many seconds one is available.
+    /// (`RESET_RATE`, `RESET_BURST` in `callroom_rules::rate`), or says in how many seconds one is available.
     pub fn try_reset(&self, peer_id: &str, to: &str, now_ms: i64) -> Result<(), u64> {
         let mut peers = self.lock();
         let resets = &mut peers.entry(peer_id.to_owned()).or_default().resets;
-        let at = match resets.iter().position(|(p, _)| p == to) {
-            Some(at) => at,
-            None => {
-                if resets.len() >= MAX_RESET_TARGETS {
-                    // Only a budget that refilled may go (resets to made-up ids must not
-                    // free a real target's).
-                    resets.retain(|(_, b)| !b.is_full(now_ms, RESET_RATE, RESET_BURST));
-                    if resets.len() >= MAX_RESET_TARGETS {
-                        return Err(3);
-                    }
-                }
-                resets.push((to.to_owned(), TokenBucket::full(RESET_BURST, now_ms)));
-                resets.len() - 1
-            }
-        };
-        resets[at].1.try_take(now_ms, RESET_RATE, RESET_BURST)
+        try_reset(resets, to, now_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callroom_rules::rate::MAX_RESET_TARGETS;
 
     #[test]
     fn peer_resets_are_limited_per_pair() {

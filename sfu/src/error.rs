@@ -85,31 +85,8 @@ impl TrackError {
     }
 }
 
-/// Cloudflare's error codes, as they appear on the wire.
-pub mod codes {
-    /// The JSON body or its field types could not be decoded.
-    pub const DECODING_ERROR: &str = "decoding_error";
-    /// Invalid or missing parameters, or overlapping mutations.
-    pub const INVALID_PARAMS: &str = "invalid_params";
-    /// The session is unknown, closed or not ready.
-    pub const SESSION_ERROR: &str = "session_error";
-    /// The track to pull does not exist.
-    pub const NOT_FOUND_TRACK_ERROR: &str = "not_found_track_error";
-    /// A track entry lacks what it needs (name, mid, kind).
-    pub const EMPTY_TRACK_ERROR: &str = "empty_track_error";
-    /// A local track name is already used in this session.
-    pub const REPEATED_LOCAL_TRACK_ERROR: &str = "repeated_local_track_error";
-    /// A track could not be updated.
-    pub const UPDATE_TRACK_ERROR: &str = "update_track_error";
-    /// A track could not be closed (unknown or already closed).
-    pub const CLOSE_TRACK_ERROR: &str = "close_track_error";
-    /// The SDP could not be parsed or applied.
-    pub const INVALID_SESSION_DESCRIPTION: &str = "invalid_session_description";
-    /// Temporary failure; retry.
-    pub const RETRYABLE_TRANSIENT_ERROR: &str = "retryable_transient_error";
-    /// Unexpected failure inside the SFU.
-    pub const INTERNAL_ERROR: &str = "internal_error";
-}
+/// Cloudflare's error codes, defined once in the protocol crate.
+pub use callroom_protocol::calls::codes;
 
 #[cfg(test)]
 mod tests {

@@ -41,14 +41,17 @@ let sfuServer;
 const running = [];
 
 async function start(name, { tickets = false } = {}) {
-  const turnArgs = ["--cf-turn-key-id", "key1", "--cf-turn-api-token", TURN_TOKEN, "--cf-api-base", turn.base];
+  // The tickets instance also holds a wrong Calls app secret: the Calls API refuses it.
+  const turnArgs = tickets
+    ? ["--sfu", "cloudflare", "--cf-api-base", `${sfuServer.url}/v1`]
+    : ["--cf-turn-key-id", "key1", "--cf-turn-api-token", TURN_TOKEN, "--cf-api-base", turn.base];
   if (name === "server") {
     const args = [
       "--peer-timeout", LIMITS.peerTimeout, "--max-backlog", String(LIMITS.backlog),
       "--relay-burst", String(LIMITS.relayBurst), "--relay-rate", String(LIMITS.relayRate),
       // Every test joins from 127.0.0.1; the per-address budget is not what is tested here.
       "--join-burst", "100000",
-      "--calls-app-id", "callroom", "--calls-app-secret", CALLS_SECRET,
+      "--calls-app-id", "callroom", "--calls-app-secret", tickets ? "not-the-secret" : CALLS_SECRET,
       ...turnArgs,
       ...(tickets ? ["--ticket-secret", TICKET_SECRET] : []),
     ];
@@ -68,7 +71,7 @@ async function start(name, { tickets = false } = {}) {
     // same Calls API as Cloudflare.
     CALLROOM_CALLS_API_BASE: `${sfuServer.url}/v1`,
     CALLROOM_CALLS_APP_ID: "callroom",
-    CALLROOM_CALLS_APP_SECRET: CALLS_SECRET,
+    CALLROOM_CALLS_APP_SECRET: tickets ? "not-the-secret" : CALLS_SECRET,
     ...(tickets ? { CALLROOM_TICKET_SECRET: TICKET_SECRET } : {}),
   };
   const worker = await startWorker({ vars });
@@ -137,6 +140,7 @@ for (const name of TARGETS) {
         const r = await call(url(), "GET", path);
         assert.equal(r.status, 200);
         assert.equal(r.json.status, "ok");
+        assert.equal((await call(url(), "HEAD", path)).status, 200);
       }
     });
 
@@ -215,6 +219,10 @@ for (const name of TARGETS) {
       expectError(await relay(a.token, a.peerId), 400, "invalid_input");
       expectError(await poll(a.token, 99), 400, "cursor_ahead");
       expectError(await call(url(), "GET", "/messages?since=abc", { token: a.token }), 400, "invalid_input");
+      expectError(await call(url(), "GET", "/messages?since=0&since=1", { token: a.token }), 400, "invalid_input");
+      assert.equal((await call(url(), "GET", "/messages?since=%30&wait=%30", { token: a.token })).status, 200);
+      // A well-formed token of a room nobody joined.
+      expectError(await poll(`never-joined-${Date.now()}.0123456789abcdef0123456789abcdef`), 401, "unauthorized");
     });
 
     test("CORS: loopback origins are allowed by default, others are not", async () => {
@@ -391,7 +399,7 @@ for (const name of TARGETS) {
     });
   });
 
-  describe(`join tickets: ${name}`, () => {
+  describe(`join tickets, and a Calls API that refuses the app secret: ${name}`, () => {
     let target;
     const join = (body) => call(target.url, "POST", "/signaling", { body: { type: "join", name: "T", ...body } });
     const soon = () => Math.floor(Date.now() / 1000) + 60;
@@ -414,6 +422,26 @@ for (const name of TARGETS) {
       const again = await join({ room: r, role: "peer", ticket: once });
       expectError(again, 403, "invalid_ticket");
       assert.match(again.json.error.message, /used already/);
+    });
+
+    test("a single-use ticket is spent even when its join is refused for another reason", async () => {
+      const r = room("spent");
+      assert.equal((await join({ room: r, role: "host", ticket: ticket({ room: r, role: "host", exp: soon() }) })).status, 200);
+      const once = ticket({ room: r, role: "peer", exp: soon(), jti: "spent-" + r });
+      expectError(await join({ room: r, role: "peer", ticket: once }), 409, "role_mismatch");
+      const again = await join({ room: r, role: "peer", ticket: once });
+      expectError(again, 403, "invalid_ticket");
+      assert.match(again.json.error.message, /used already/);
+    });
+
+    test("the Calls API refusing the app secret is the server's 502, not the caller's 401", async () => {
+      const r = room("wrongsecret");
+      const a = await join({ room: r, role: "peer", topology: "sfu", ticket: ticket({ room: r, role: "peer", exp: soon() }) });
+      assert.equal(a.status, 200, a.text);
+      const created = await call(target.url, "POST", "/sfu/sessions/new", { token: a.json.token });
+      assert.equal(created.status, 502, created.text);
+      assert.equal(created.json.errorCode, "internal_error");
+      assert.doesNotMatch(created.text, /not-the-secret/);
     });
 
     test("a host ticket takes a held hub seat", async () => {

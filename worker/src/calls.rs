@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use callroom_protocol::calls::{
     CloseTrackObject, CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse,
-    TrackObject, TracksRequest, TracksResponse, UpdateTracksRequest,
+    RenegotiateResponse, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
+    UpdateTracksRequest,
 };
 use callroom_protocol::{IceServer, MessageKind, SfuTracks, Topology};
 use callroom_rules::sfu::Binding;
@@ -19,8 +20,13 @@ use worker::{Fetch, Headers, Method, Request, RequestInit, Response, Result};
 use crate::config::{Calls, Config};
 use crate::entry::CALLS_MAX_BODY;
 use crate::error::ApiError;
-use crate::http::{calls_error_response, raw_json, read_body};
+use crate::http::{calls_error_response, raw_json, read_body, timed};
 use crate::room::{Peer, Room};
+
+/// How long a Calls API call may take, as callroom-server's client allows.
+const CALLS_TIMEOUT_MS: u64 = 10_000;
+/// How long Cloudflare's TURN API may take.
+const TURN_TIMEOUT_MS: u64 = 5_000;
 
 /// A refusal in the Calls API's format.
 struct Refused {
@@ -93,43 +99,46 @@ async fn route(
     let target = format!("sessions/{sid}/{action}");
     let target = target.trim_end_matches('/');
     match (action, method) {
-        ("tracks/new", Method::Post) => tracks_new(room, &peer, &calls, req, sid).await,
+        ("tracks/new", Method::Post) => tracks_new(room, config, &peer, &calls, req, sid).await,
         ("renegotiate", Method::Put) => {
-            let body = body_of(req).await?;
-            forward(&calls, Method::Put, target, Some(body))
-                .await
-                .and_then(|(s, b)| respond(s, b))
+            let body = body_of(config, req).await?;
+            let (status, answer, _) =
+                call::<RenegotiateResponse>(&calls, Method::Put, target, Some(body)).await?;
+            respond(status, answer)
         }
         ("tracks/close", Method::Put) => {
-            let body = body_of(req).await?;
-            let (status, answer) = forward(&calls, Method::Put, target, Some(body)).await?;
-            if let Ok(closed) = serde_json::from_slice::<CloseTracksResponse>(&answer) {
-                let mids: Vec<String> = closed
-                    .tracks
-                    .iter()
-                    .filter(|t| t.error_code.is_none())
-                    .map(|t| t.mid.clone())
-                    .collect();
-                let news = room
-                    .live
-                    .borrow_mut()
-                    .sfu
-                    .unpublish(&peer.id, sid, |t| mids.contains(&t.mid));
-                tell_room(room, news)?;
-            }
+            let body = body_of(config, req).await?;
+            let (status, answer, closed) =
+                call::<CloseTracksResponse>(&calls, Method::Put, target, Some(body)).await?;
+            let mids: Vec<String> = closed
+                .tracks
+                .iter()
+                .filter(|t| t.error_code.is_none())
+                .map(|t| t.mid.clone())
+                .collect();
+            let news = room
+                .live
+                .borrow_mut()
+                .sfu
+                .unpublish(&peer.id, sid, |t| mids.contains(&t.mid));
+            tell_room(room, news)?;
             respond(status, answer)
         }
         ("tracks/update", Method::Put) => {
-            let body = body_of(req).await?;
+            let body = body_of(config, req).await?;
             let request: UpdateTracksRequest = decode(&body)?;
             ensure_pullable(room, &peer, &request.tracks)?;
-            forward(&calls, Method::Put, target, Some(body))
-                .await
-                .and_then(|(s, b)| respond(s, b))
+            // What was checked is what is sent.
+            let body = serde_json::to_vec(&request).map_err(|_| ApiError::internal())?;
+            let (status, answer, _) =
+                call::<TracksResponse>(&calls, Method::Put, target, Some(body)).await?;
+            respond(status, answer)
         }
-        ("", Method::Get) => forward(&calls, Method::Get, target, None)
-            .await
-            .and_then(|(s, b)| respond(s, b)),
+        ("", Method::Get) => {
+            let (status, answer, _) =
+                call::<SessionStateResponse>(&calls, Method::Get, target, None).await?;
+            respond(status, answer)
+        }
         _ => Err(refused(
             405,
             "method_not_allowed",
@@ -167,8 +176,10 @@ fn member(
     Ok((peer, calls))
 }
 
-async fn body_of(req: &mut Request) -> std::result::Result<Vec<u8>, Refused> {
-    Ok(read_body(req, CALLS_MAX_BODY).await?)
+/// A Calls body within the proxy's limit: the larger of `CALLROOM_MAX_BODY` and 512 KiB
+/// (offers grow with every track pulled), as callroom-server's.
+async fn body_of(config: &Config, req: &mut Request) -> std::result::Result<Vec<u8>, Refused> {
+    Ok(read_body(req, config.max_body.max(CALLS_MAX_BODY)).await?)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::Result<T, Refused> {
@@ -190,9 +201,9 @@ async fn forward(
     let unreachable = |e: worker::Error| {
         worker::console_warn!("Calls API: {e}");
         refused(
-            502,
+            503,
             "retryable_transient_error",
-            "the SFU could not be reached; retry",
+            "the Calls API could not be reached",
         )
     };
     let headers = Headers::new();
@@ -213,13 +224,24 @@ async fn forward(
         calls.app_id
     );
     let request = Request::new_with_init(&url, &init).map_err(unreachable)?;
-    let mut response = Fetch::Request(request).send().await.map_err(unreachable)?;
-    let status = response.status_code();
-    let bytes = response.bytes().await.map_err(unreachable)?;
-    Ok((status, bytes))
+    let answered = timed(CALLS_TIMEOUT_MS, async {
+        let mut response = Fetch::Request(request).send().await?;
+        let bytes = response.bytes().await?;
+        Ok((response.status_code(), bytes))
+    })
+    .await;
+    match answered {
+        Some(answer) => answer.map_err(unreachable),
+        None => Err(refused(
+            503,
+            "retryable_transient_error",
+            "the Calls API did not answer in time",
+        )),
+    }
 }
 
-/// Like [`forward`], a success decoded as `T`; a failure passed on as the API answered it.
+/// Like [`forward`], a success decoded as `T`; a failure as callroom-server passes it on
+/// (`callroom_rules::sfu::upstream_failure`).
 async fn call<T: serde::de::DeserializeOwned>(
     calls: &Calls,
     method: Method,
@@ -228,23 +250,19 @@ async fn call<T: serde::de::DeserializeOwned>(
 ) -> std::result::Result<(u16, Vec<u8>, T), Refused> {
     let (status, bytes) = forward(calls, method, path, body).await?;
     if !(200..300).contains(&status) {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Failure {
-            error_code: String,
-            #[serde(default)]
-            error_description: String,
+        if matches!(status, 401 | 403) {
+            worker::console_error!("the Calls API refused this server's credentials ({status})");
         }
-        let failure: Failure = serde_json::from_slice(&bytes)
-            .map_err(|_| refused(502, "internal_error", format!("the SFU answered {status}")))?;
-        return Err(refused(
-            status,
-            &failure.error_code,
-            failure.error_description,
-        ));
+        let (status, code, description) = callroom_rules::sfu::upstream_failure(status, &bytes);
+        return Err(refused(status, code, description));
     }
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|_| refused(502, "internal_error", "the SFU answered an unreadable body"))?;
+    let value = serde_json::from_slice(&bytes).map_err(|_| {
+        refused(
+            500,
+            "internal_error",
+            "the Calls API answered an unexpected shape",
+        )
+    })?;
     Ok((status, bytes, value))
 }
 
@@ -351,12 +369,13 @@ fn ensure_pullable(
 
 async fn tracks_new(
     room: &Room,
+    config: &Config,
     peer: &Peer,
     calls: &Calls,
     req: &mut Request,
     sid: &str,
 ) -> std::result::Result<Response, Refused> {
-    let body = body_of(req).await?;
+    let body = body_of(config, req).await?;
     let mut request: TracksRequest = decode(&body)?;
     if request.auto_discover == Some(true) {
         return Err(refused(
@@ -435,12 +454,17 @@ pub async fn cloudflare_turn(
         .with_headers(headers)
         .with_body(Some(body.into()));
     let request = Request::new_with_init(&url, &init).map_err(fail)?;
-    let mut response = Fetch::Request(request).send().await.map_err(fail)?;
-    let status = response.status_code();
-    if !(200..300).contains(&status) {
-        return Err(format!("Cloudflare TURN answered {status}"));
-    }
-    let answer: Answer = response.json().await.map_err(fail)?;
+    let answered = timed(TURN_TIMEOUT_MS, async {
+        let mut response = Fetch::Request(request).send().await.map_err(fail)?;
+        let status = response.status_code();
+        if !(200..300).contains(&status) {
+            return Err(format!("Cloudflare TURN answered {status}"));
+        }
+        response.json::<Answer>().await.map_err(fail)
+    })
+    .await;
+    let answer =
+        answered.unwrap_or_else(|| Err("Cloudflare TURN did not answer in time".into()))?;
     Ok(match answer.ice_servers {
         OneOrMany::Many(servers) => servers,
         OneOrMany::One(server) => vec![server],

@@ -73,8 +73,10 @@ async fn route(
         let headers = req.headers();
         let get = |name: &str| headers.get(name).ok().flatten();
         let (origin, host, content_type) = (get("origin"), get("host"), get("content-type"));
-        let has_body =
-            get("transfer-encoding").is_some() || get("content-length").is_some_and(|n| n != "0");
+        // HTTP/2 and HTTP/3 bodies may come without either header: the stream tells.
+        let has_body = get("transfer-encoding").is_some()
+            || get("content-length").is_some_and(|n| n != "0")
+            || (get("content-length").is_none() && req.inner().body().is_some());
         cors::check(
             &config.allow_origins,
             cors::Sent {
@@ -86,7 +88,7 @@ async fn route(
         )?;
     }
     match (path.as_str(), method.clone()) {
-        ("/healthz" | "/livez", Method::Get) => json_response(
+        ("/healthz" | "/livez", Method::Get | Method::Head) => json_response(
             200,
             &serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
         ),

@@ -91,3 +91,13 @@ pub async fn read_body(req: &mut Request, limit: usize) -> std::result::Result<V
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
+
+/// `work`'s output, or `None` when it takes longer than `ms` (it is then dropped).
+pub async fn timed<T>(ms: u64, work: impl std::future::Future<Output = T>) -> Option<T> {
+    let deadline = worker::Delay::from(std::time::Duration::from_millis(ms));
+    futures_util::pin_mut!(work);
+    match futures_util::future::select(work, deadline).await {
+        futures_util::future::Either::Left((done, _)) => Some(done),
+        futures_util::future::Either::Right(_) => None,
+    }
+}

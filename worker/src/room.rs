@@ -15,7 +15,7 @@ use callroom_protocol::{
     ErrorCode, HostReset, IceServer, JoinResponse, LeaveReason, MessageKind, PeerInfo, PeerLeft,
     RelayRequest, Role, Topology, TurnCredentials, MAX_WAIT_MS, NAME_MAX_LEN,
 };
-use callroom_rules::rate::TokenBucket;
+use callroom_rules::rate::{try_reset, TokenBucket};
 use callroom_rules::sfu::Registry;
 use futures_channel::oneshot;
 use serde::de::DeserializeOwned;
@@ -36,11 +36,6 @@ use crate::{ids, signal, ticket};
 const REPLACED_MEMORY_MS: i64 = 10 * 60 * 1000;
 /// Messages returned by one poll at most.
 const POLL_BATCH: u32 = 256;
-/// `peer-reset`s one peer may send one other: sustained per second, and at once.
-const RESET_RATE: f64 = 1.0 / 3.0;
-const RESET_BURST: f64 = 3.0;
-/// Recipients whose reset budget is kept per sender.
-const MAX_RESET_TARGETS: usize = 64;
 /// How long a failed call to the TURN provider is remembered, ms.
 const TURN_FAILURE_BACKOFF_MS: i64 = 30_000;
 
@@ -94,7 +89,35 @@ pub(crate) struct Live {
     joins: Option<TokenBucket>,
     /// Calls sessions and published tracks of this room's peers.
     pub(crate) sfu: Registry,
-    turn: Option<(i64, std::result::Result<Vec<IceServer>, String>)>,
+    turn: Option<(i64, Minted)>,
+    /// Joins waiting for the TURN fetch in flight, if one is: one fetch serves them all.
+    turn_waiters: Option<Vec<oneshot::Sender<Minted>>>,
+}
+
+/// What the TURN provider answered: its servers, or why not.
+type Minted = std::result::Result<Vec<IceServer>, String>;
+
+/// The TURN fetch in flight; dropped (also when its request is cancelled), it lets go of the
+/// joins waiting for it, which then see a failure rather than wait forever.
+struct TurnFetch(Rc<RefCell<Live>>);
+
+impl TurnFetch {
+    fn finish(self, result: &Minted, now: i64) {
+        let waiters = {
+            let mut live = self.0.borrow_mut();
+            live.turn = Some((now, result.clone()));
+            live.turn_waiters.take()
+        };
+        for waiter in waiters.unwrap_or_default() {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+impl Drop for TurnFetch {
+    fn drop(&mut self) {
+        self.0.borrow_mut().turn_waiters.take();
+    }
 }
 
 /// An authenticated peer.
@@ -114,31 +137,25 @@ pub struct Room {
     config: std::result::Result<Config, String>,
     pub(crate) live: Rc<RefCell<Live>>,
     started_ms: i64,
-    ready: bool,
+    /// The tables exist. They are made by the first join (or ticket), not by any request: a
+    /// made-up token for a room nobody joined must not leave storage behind.
+    has_schema: std::cell::Cell<bool>,
 }
 
 impl worker::DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        let ready = match state.storage().sql().exec(SCHEMA, None) {
-            Ok(_) => true,
-            Err(err) => {
-                worker::console_error!("room schema: {err}");
-                false
-            }
-        };
         Self {
             state,
             config: settings(&env),
             live: Rc::default(),
             started_ms: now_ms(),
-            ready,
+            has_schema: std::cell::Cell::new(false),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let config = match &self.config {
-            Ok(config) if self.ready => config,
-            Ok(_) => return error_response(&ApiError::internal()),
+            Ok(config) => config,
             Err(message) => {
                 worker::console_error!("configuration: {message}");
                 return error_response(&ApiError::internal());
@@ -165,6 +182,9 @@ impl worker::DurableObject for Room {
             .config
             .as_ref()
             .map_err(|e| worker::Error::RustError(e.clone()))?;
+        if !self.exists() {
+            return Response::ok("nothing to sweep");
+        }
         if let Err(err) = self.sweep(config).await {
             // The next sweep still comes: a failed one must not end presence for the room.
             worker::console_error!("sweep: {}", err.message);
@@ -216,6 +236,34 @@ fn seq_value(value: u64) -> SqlStorageValue {
 }
 
 impl Room {
+    /// True when this room's tables exist (it has had a join).
+    pub(crate) fn exists(&self) -> bool {
+        if !self.has_schema.get() {
+            #[derive(Deserialize)]
+            struct Table {
+                #[allow(dead_code)]
+                name: String,
+            }
+            let found: Vec<Table> = self
+                .rows(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'peers'",
+                    vec![],
+                )
+                .unwrap_or_default();
+            self.has_schema.set(!found.is_empty());
+        }
+        self.has_schema.get()
+    }
+
+    /// Creates the tables if they are missing.
+    fn ensure_schema(&self) -> std::result::Result<(), ApiError> {
+        if !self.exists() {
+            self.run(SCHEMA, vec![])?;
+            self.has_schema.set(true);
+        }
+        Ok(())
+    }
+
     /// Rows of `query` as `T`.
     pub(crate) fn rows<T: DeserializeOwned>(
         &self,
@@ -264,6 +312,9 @@ impl Room {
     pub(crate) fn authenticate(&self, req: &Request) -> std::result::Result<Peer, ApiError> {
         let header = req.headers().get("authorization").ok().flatten();
         let token = ids::bearer(header.as_deref()).ok_or_else(ApiError::unauthorized)?;
+        if !self.exists() {
+            return Err(ApiError::unauthorized());
+        }
         let hash = ids::hash(token);
         let rows: Vec<PeerRow> = self.rows(
             "SELECT id, role, name FROM peers WHERE token_hash = ?",
@@ -496,23 +547,10 @@ impl Room {
         }
         self.spend_relay(config, &peer.id)?;
         if kind == "peer-reset" {
-            let now = now_ms();
+            // Each makes the recipient rebuild its connection to us.
             let mut live = self.live.borrow_mut();
-            let targets = live.resets.entry(peer.id.clone()).or_default();
-            let index = match targets.iter().position(|(to, _)| *to == request.to) {
-                Some(i) => i,
-                None => {
-                    if targets.len() >= MAX_RESET_TARGETS {
-                        targets.remove(0);
-                    }
-                    targets.push((request.to.clone(), TokenBucket::full(RESET_BURST, now)));
-                    targets.len() - 1
-                }
-            };
-            targets[index]
-                .1
-                .try_take(now, RESET_RATE, RESET_BURST)
-                .map_err(ApiError::rate_limited)?;
+            let resets = live.resets.entry(peer.id.clone()).or_default();
+            try_reset(resets, &request.to, now_ms()).map_err(ApiError::rate_limited)?;
         }
         let recipient: Vec<PeerRow> = self.rows(
             "SELECT id, role, name FROM peers WHERE id = ?",
@@ -624,7 +662,9 @@ impl Room {
                 .try_take(now, config.room_join_rate, config.room_join_burst)
                 .map_err(ApiError::rate_limited)?;
         }
-        let result = self.admit(config, &request, &name, topology, ticket);
+        let result = self
+            .spend_ticket(ticket.as_ref())
+            .and_then(|()| self.admit(config, &request, &name, topology));
         let joined = match result {
             Ok(joined) => joined,
             Err(error) => {
@@ -659,14 +699,53 @@ impl Room {
         json_response(200, &response)
     }
 
+    /// Marks a single-use ticket used, before anything else can refuse the join (as
+    /// callroom-server does): a ticket whose join was refused is spent all the same.
+    fn spend_ticket(&self, ticket: Option<&ticket::Ticket>) -> std::result::Result<(), ApiError> {
+        let Some(ticket::Ticket {
+            jti: Some(jti),
+            exp,
+        }) = ticket
+        else {
+            return Ok(());
+        };
+        let hash = ids::hash(jti);
+        #[derive(Deserialize)]
+        struct Used {
+            #[allow(dead_code)]
+            expires_at: i64,
+        }
+        self.ensure_schema()?;
+        let used: Vec<Used> = self.rows(
+            "SELECT expires_at FROM used_tickets WHERE jti_hash = ?",
+            vec![text(&hash)],
+        )?;
+        if !used.is_empty() {
+            return Err(ApiError::invalid_ticket("ticket was used already"));
+        }
+        // Remembered past the ticket's expiry by the leeway a ticket is checked with.
+        let until = exp.saturating_add(ticket::LEEWAY_SECS).saturating_mul(1000);
+        self.run(
+            "INSERT INTO used_tickets (jti_hash, expires_at) VALUES (?, ?)",
+            vec![text(&hash), int(i64::try_from(until).unwrap_or(i64::MAX))],
+        )
+    }
+
     fn admit(
         &self,
         config: &Config,
         request: &callroom_protocol::JoinRequest,
         name: &str,
         requested: Topology,
-        ticket: Option<ticket::Ticket>,
     ) -> std::result::Result<Admitted, ApiError> {
+        self.ensure_schema()?;
+        // Minted before any write, so a failure here leaves storage as it was.
+        let peer_id = ids::new_peer_id()?;
+        let token = ids::new_token(&request.room)?;
+        let reclaim_key = match request.role {
+            Role::Host => Some(ids::new_secret()?),
+            _ => None,
+        };
         let now = now_ms();
         let existing = self.room_row()?;
         let topology = existing.as_ref().map_or(requested, |(_, t)| *t);
@@ -738,38 +817,6 @@ impl Room {
                 format!("room is full ({} peers)", config.room_capacity),
             ));
         }
-        if let Some(ticket::Ticket {
-            jti: Some(jti),
-            exp,
-        }) = &ticket
-        {
-            let hash = ids::hash(jti);
-            #[derive(Deserialize)]
-            struct Used {
-                #[allow(dead_code)]
-                expires_at: i64,
-            }
-            let used: Vec<Used> = self.rows(
-                "SELECT expires_at FROM used_tickets WHERE jti_hash = ?",
-                vec![text(&hash)],
-            )?;
-            if !used.is_empty() {
-                return Err(ApiError::invalid_ticket("ticket was used already"));
-            }
-            // Remembered past the ticket's expiry by the leeway a ticket is checked with.
-            let until = exp.saturating_add(ticket::LEEWAY_SECS).saturating_mul(1000);
-            self.run(
-                "INSERT INTO used_tickets (jti_hash, expires_at) VALUES (?, ?)",
-                vec![text(&hash), int(i64::try_from(until).unwrap_or(i64::MAX))],
-            )?;
-        }
-
-        let peer_id = ids::new_peer_id()?;
-        let token = ids::new_token(&request.room)?;
-        let reclaim_key = match request.role {
-            Role::Host => Some(ids::new_secret()?),
-            _ => None,
-        };
         if existing.is_none() {
             self.run(
                 "INSERT INTO room (k, id, topology, created_at) VALUES (0, ?, ?, ?)",
@@ -855,7 +902,7 @@ impl Room {
             .map(ids::hash)
             .unwrap_or_default();
         let url = req.url().map_err(|_| ApiError::internal())?;
-        let (since, wait) = poll_query(url.query().unwrap_or(""))?;
+        let (since, wait) = poll_query(&url)?;
         let wait = wait.min(MAX_WAIT_MS);
         let _slot = PollSlot::take(&self.live, &peer.id, config.max_polls_per_peer)?;
         let deadline = now_ms() + i64::try_from(wait).unwrap_or(0);
@@ -983,9 +1030,31 @@ impl Room {
         let result = match cached {
             Some((_, result)) => result,
             None => {
-                let result = crate::calls::cloudflare_turn(config, key_id, api_token).await;
-                self.live.borrow_mut().turn = Some((now, result.clone()));
-                result
+                let waiting = {
+                    let mut live = self.live.borrow_mut();
+                    match live.turn_waiters.as_mut() {
+                        Some(waiters) => {
+                            let (tx, rx) = oneshot::channel();
+                            waiters.push(tx);
+                            Some(rx)
+                        }
+                        None => {
+                            live.turn_waiters = Some(Vec::new());
+                            None
+                        }
+                    }
+                };
+                match waiting {
+                    Some(rx) => rx
+                        .await
+                        .unwrap_or_else(|_| Err("the TURN fetch was abandoned".into())),
+                    None => {
+                        let fetch = TurnFetch(self.live.clone());
+                        let result = crate::calls::cloudflare_turn(config, key_id, api_token).await;
+                        fetch.finish(&result, now);
+                        result
+                    }
+                }
             }
         };
         let minted = result.map_err(|cause| {
@@ -999,14 +1068,21 @@ impl Room {
         Ok(servers)
     }
 
+    /// Makes sure a sweep comes within one sweep interval: an empty room's alarm may wait for a
+    /// remembered ticket's expiry, hours away, and must be brought forward for new peers.
     async fn ensure_alarm(&self, config: &Config) {
         let storage = self.state.storage();
-        if let Ok(None) = storage.get_alarm().await {
-            let _ = storage
-                .set_alarm(Duration::from_millis(
-                    u64::try_from(config.sweep_interval_ms()).unwrap_or(5_000),
-                ))
-                .await;
+        let interval = config.sweep_interval_ms();
+        let soon_enough = match storage.get_alarm().await {
+            Ok(Some(at)) => at <= now_ms() + interval,
+            Ok(None) => false,
+            Err(_) => return,
+        };
+        if !soon_enough {
+            let millis = u64::try_from(interval).unwrap_or(5_000);
+            if let Err(err) = storage.set_alarm(Duration::from_millis(millis)).await {
+                worker::console_error!("setting the sweep alarm: {err}");
+            }
         }
     }
 
@@ -1085,23 +1161,29 @@ struct Admitted {
     reclaim_key: Option<String>,
 }
 
-/// `?since=<n>&wait=<ms>`, both optional numbers.
-fn poll_query(query: &str) -> std::result::Result<(u64, u64), ApiError> {
-    let (mut since, mut wait) = (0, 0);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let target = match key {
+/// `?since=<n>&wait=<ms>`, both optional numbers, decoded and checked as callroom-server
+/// checks them (a duplicate is refused).
+fn poll_query(url: &worker::Url) -> std::result::Result<(u64, u64), ApiError> {
+    let (mut since, mut wait) = (None, None);
+    let refuse = |detail: String| {
+        ApiError::invalid_input(format!("query must be ?since=<number>&wait=<ms>: {detail}"))
+    };
+    for (key, value) in url.query_pairs() {
+        let target = match key.as_ref() {
             "since" => &mut since,
             "wait" => &mut wait,
             _ => continue,
         };
-        *target = value.parse().map_err(|_| {
-            ApiError::invalid_input(format!(
-                "query must be ?since=<number>&wait=<ms>: {key}: invalid digit found in string"
-            ))
-        })?;
+        if target.is_some() {
+            return Err(refuse(format!("duplicate field `{key}`")));
+        }
+        *target = Some(
+            value
+                .parse::<u64>()
+                .map_err(|e| refuse(format!("{key}: {e}")))?,
+        );
     }
-    Ok((since, wait))
+    Ok((since.unwrap_or(0), wait.unwrap_or(0)))
 }
 
 fn messages_response(

@@ -39,6 +39,8 @@ struct Claims {
     exp: Option<u64>,
     nbf: Option<u64>,
     jti: Option<String>,
+    /// Refused when present, as callroom-server (which names no audience) refuses it.
+    aud: Option<serde_json::Value>,
 }
 
 fn malformed() -> ApiError {
@@ -81,6 +83,9 @@ pub fn verify(
         return Err(ApiError::invalid_ticket("ticket signature is invalid"));
     }
     let claims: Claims = serde_json::from_slice(&decode(claims)?).map_err(|_| malformed())?;
+    if claims.aud.is_some() {
+        return Err(malformed());
+    }
     let exp = claims
         .exp
         .ok_or_else(|| ApiError::invalid_ticket("ticket lacks `exp`"))?;
@@ -191,6 +196,9 @@ mod tests {
         let no_exp = ticket(serde_json::json!({"room": "r1", "role": "guest"}));
         assert!(message(check(&no_exp, "r1", Role::Guest)).contains("exp"));
         assert!(message(check("a.b", "r1", Role::Guest)).contains("malformed"));
+        let aud =
+            ticket(serde_json::json!({"room": "r1", "role": "guest", "exp": NOW + 60, "aud": "x"}));
+        assert!(message(check(&aud, "r1", Role::Guest)).contains("malformed"));
         let missing = verify(SECRET, None, "r1", Role::Guest, NOW, DAY).unwrap_err();
         assert_eq!(missing.code, ErrorCode::TicketRequired);
     }

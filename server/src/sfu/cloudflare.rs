@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use callroom_sfu::calls::ErrorResponse;
-use callroom_sfu::{codes, CallsError};
+use callroom_sfu::CallsError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -76,51 +75,14 @@ impl Client {
             });
         }
         if matches!(status.as_u16(), 401 | 403) {
-            // Our app id or secret is wrong: the server's fault, not the caller's token.
             tracing::error!(%status, "Cloudflare Calls refused this server's credentials");
-            return Err(CallsError {
-                status: 502,
-                code: codes::INTERNAL_ERROR,
-                description: "the Calls API refused this server's credentials".into(),
-            });
         }
-        let error: Option<ErrorResponse> = serde_json::from_slice(&bytes).ok();
-        Err(upstream_error(status.as_u16(), error))
-    }
-}
-
-/// Cloudflare's error, with its status and code when the code is one we know (the code is a
-/// `&'static str`, so an unknown one becomes `internal_error` with the original in the text).
-fn upstream_error(status: u16, error: Option<ErrorResponse>) -> CallsError {
-    const KNOWN: [&str; 11] = [
-        codes::DECODING_ERROR,
-        codes::INVALID_PARAMS,
-        codes::SESSION_ERROR,
-        codes::NOT_FOUND_TRACK_ERROR,
-        codes::EMPTY_TRACK_ERROR,
-        codes::REPEATED_LOCAL_TRACK_ERROR,
-        codes::UPDATE_TRACK_ERROR,
-        codes::CLOSE_TRACK_ERROR,
-        codes::INVALID_SESSION_DESCRIPTION,
-        codes::RETRYABLE_TRANSIENT_ERROR,
-        codes::INTERNAL_ERROR,
-    ];
-    let (code, description) = match error {
-        Some(e) => match KNOWN.iter().find(|k| **k == e.error_code) {
-            Some(code) => (*code, e.error_description),
-            None => (
-                codes::INTERNAL_ERROR,
-                format!("{}: {}", e.error_code, e.error_description),
-            ),
-        },
-        None => (
-            codes::INTERNAL_ERROR,
-            format!("the Calls API answered {status}"),
-        ),
-    };
-    CallsError {
-        status,
-        code,
-        description,
+        let (status, code, description) =
+            callroom_rules::sfu::upstream_failure(status.as_u16(), &bytes);
+        Err(CallsError {
+            status,
+            code,
+            description,
+        })
     }
 }
