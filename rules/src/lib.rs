@@ -9,7 +9,8 @@ pub mod sfu;
 
 use std::time::Duration;
 
-use callroom_protocol::NAME_MAX_LEN;
+use callroom_protocol::{IceServer, Role, NAME_MAX_LEN};
+use serde::Deserialize;
 
 /// True when a (trimmed) display name is at most [`NAME_MAX_LEN`] characters and holds no
 /// hidden characters.
@@ -86,6 +87,81 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is too long"))
 }
 
+/// Most characters of an error message: messages can quote what the caller sent (serde's
+/// `unknown variant`, for one), which may be of any size.
+const MAX_MESSAGE_CHARS: usize = 240;
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`], with anything that is not printable ASCII escaped
+/// so no control or bidi character reaches a log or a page.
+pub fn bounded(message: &str) -> String {
+    let mut out = String::new();
+    for c in message.chars() {
+        if out.len() >= MAX_MESSAGE_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+/// The ICE servers in an answer of Cloudflare's TURN API, which has come both as one server
+/// object and as an array of them.
+pub fn turn_answer(body: &[u8]) -> Result<Vec<IceServer>, String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<IceServer>),
+        One(IceServer),
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "iceServers")]
+        ice_servers: OneOrMany,
+    }
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("Cloudflare TURN response: {e}"))?;
+    Ok(match answer.ice_servers {
+        OneOrMany::Many(servers) => servers,
+        OneOrMany::One(server) => vec![server],
+    })
+}
+
+/// Checks a verified ticket's claims against the join: its room and role, a lifetime of at
+/// most `max_lifetime` seconds from `now`, and a `jti` of 1 to 256 bytes. `Err` says why not.
+#[allow(clippy::too_many_arguments)]
+pub fn check_ticket_claims(
+    ticket_room: &str,
+    ticket_role: Role,
+    exp: u64,
+    jti: Option<&str>,
+    room: &str,
+    role: Role,
+    now: u64,
+    max_lifetime: u64,
+) -> Result<(), String> {
+    const MAX_JTI_LEN: usize = 256;
+    if ticket_room != room {
+        return Err("ticket is for another room".into());
+    }
+    if ticket_role != role {
+        return Err("ticket is for another role".into());
+    }
+    if exp > now.saturating_add(max_lifetime) {
+        return Err(format!(
+            "ticket lives longer than this server allows ({max_lifetime} s)"
+        ));
+    }
+    if jti.is_some_and(|j| j.is_empty() || j.len() > MAX_JTI_LEN) {
+        return Err(format!("ticket `jti` must be 1 to {MAX_JTI_LEN} bytes"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +212,42 @@ mod tests {
         for hidden in ["a\u{202e}b", "a\u{200b}", "\u{feff}x", "tab\there"] {
             assert!(!is_valid_name(hidden), "{hidden:?}");
         }
+    }
+
+    #[test]
+    fn messages_are_bounded_and_escaped() {
+        let shown = bounded(&"é\u{202e}".repeat(500));
+        assert!(shown.len() <= 260, "{}", shown.len());
+        assert!(shown.is_ascii());
+    }
+
+    #[test]
+    fn turn_answers_come_as_one_server_or_many() {
+        let one = br#"{"iceServers":{"urls":["turn:a"],"username":"u","credential":"c"}}"#;
+        assert_eq!(turn_answer(one).unwrap().len(), 1);
+        let many = br#"{"iceServers":[{"urls":["stun:a"]},{"urls":["turn:b"]}]}"#;
+        assert_eq!(turn_answer(many).unwrap().len(), 2);
+        assert!(turn_answer(b"{}").is_err());
+    }
+
+    #[test]
+    fn ticket_claims_must_match_the_join() {
+        let check = |room, role, exp, jti| {
+            check_ticket_claims(room, role, exp, jti, "r1", Role::Guest, 1_000, 3_600)
+        };
+        assert_eq!(check("r1", Role::Guest, 1_060, Some("id")), Ok(()));
+        assert!(check("r2", Role::Guest, 1_060, None)
+            .unwrap_err()
+            .contains("room"));
+        assert!(check("r1", Role::Host, 1_060, None)
+            .unwrap_err()
+            .contains("role"));
+        assert!(check("r1", Role::Guest, 9_999, None)
+            .unwrap_err()
+            .contains("longer"));
+        assert!(check("r1", Role::Guest, 1_060, Some(""))
+            .unwrap_err()
+            .contains("jti"));
     }
 
     #[test]

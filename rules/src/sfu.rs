@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use callroom_protocol::calls::TracksResponse;
+use callroom_protocol::calls::{Location, TrackObject, TracksRequest, TracksResponse};
 use callroom_protocol::{SfuTrack, SfuTracks};
 
 /// Most tracks one peer is known to publish.
@@ -172,6 +172,50 @@ pub fn pushed_name(peer: &str, label: &str) -> Result<String, String> {
             "track names given to the proxy match [A-Za-z0-9_-]{{1,{TRACK_LABEL_MAX_LEN}}}"
         ))
     }
+}
+
+/// A `tracks/new` request as the room proxy checked and rewrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTracks {
+    /// It pushes tracks (they are then named after the peer).
+    pub pushing: bool,
+    /// The tracks it pulls, which must be published in the peer's room.
+    pub remote: Vec<TrackObject>,
+    /// The offer it carries, if any.
+    pub offer: Option<String>,
+    /// Kinds the client named, by track name: a push without an offer has no mid yet.
+    pub kinds: HashMap<String, String>,
+}
+
+/// Checks a `tracks/new` request from `peer` and names what it pushes `<peer>-<label>`;
+/// `Err` is the description of a 406 `invalid_params` (`autoDiscover`, a bad label).
+pub fn check_tracks_new(request: &mut TracksRequest, peer: &str) -> Result<CheckedTracks, String> {
+    if request.auto_discover == Some(true) {
+        return Err("autoDiscover is not available through the room proxy: name each track".into());
+    }
+    for track in &mut request.tracks {
+        if track.location == Some(Location::Local) {
+            track.track_name = pushed_name(peer, &track.track_name)?;
+        }
+    }
+    Ok(CheckedTracks {
+        pushing: request
+            .tracks
+            .iter()
+            .any(|t| t.location == Some(Location::Local)),
+        remote: request
+            .tracks
+            .iter()
+            .filter(|t| t.location == Some(Location::Remote))
+            .cloned()
+            .collect(),
+        offer: request.session_description.as_ref().map(|d| d.sdp.clone()),
+        kinds: request
+            .tracks
+            .iter()
+            .filter_map(|t| Some((t.track_name.clone(), t.kind.clone()?)))
+            .collect(),
+    })
 }
 
 /// What a successful push published: each accepted track with its mid, its kind (from the

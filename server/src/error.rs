@@ -189,27 +189,7 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// Most characters of an error message: messages can quote what the caller sent (serde's
-/// `unknown variant`, for one), which may be of any size.
-const MAX_MESSAGE_CHARS: usize = 240;
-
-/// `message`, cut to [`MAX_MESSAGE_CHARS`], with anything that is not printable ASCII escaped
-/// so no control or bidi character reaches a log or a page.
-pub(crate) fn bounded(message: &str) -> String {
-    let mut out = String::new();
-    for c in message.chars() {
-        if out.len() >= MAX_MESSAGE_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
+pub(crate) use callroom_rules::bounded;
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

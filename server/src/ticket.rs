@@ -30,9 +30,6 @@ pub struct Ticket {
 /// Clock difference allowed between the app's backend and this server, seconds.
 pub const LEEWAY_SECS: u64 = 5;
 
-/// Longest `jti` kept.
-const MAX_JTI_LEN: usize = 256;
-
 /// Checks `ticket` against `secret`, the join's room and role, and the clock (`now`, unix
 /// seconds): not before its `nbf`, not after its `exp`, which may be at most `max_lifetime`
 /// seconds away.
@@ -58,27 +55,18 @@ pub fn verify(
     )
     .map_err(|e| AppError::InvalidTicket(ticket_error(&e)))?
     .claims;
-    if claims.room != room {
-        return Err(AppError::InvalidTicket("ticket is for another room".into()));
-    }
-    if claims.role != role {
-        return Err(AppError::InvalidTicket("ticket is for another role".into()));
-    }
     let exp = claims.exp.unwrap_or(0);
-    if exp > now.saturating_add(max_lifetime) {
-        return Err(AppError::InvalidTicket(format!(
-            "ticket lives longer than this server allows ({max_lifetime} s)"
-        )));
-    }
-    if claims
-        .jti
-        .as_ref()
-        .is_some_and(|j| j.is_empty() || j.len() > MAX_JTI_LEN)
-    {
-        return Err(AppError::InvalidTicket(format!(
-            "ticket `jti` must be 1 to {MAX_JTI_LEN} bytes"
-        )));
-    }
+    callroom_rules::check_ticket_claims(
+        &claims.room,
+        claims.role,
+        exp,
+        claims.jti.as_deref(),
+        room,
+        role,
+        now,
+        max_lifetime,
+    )
+    .map_err(AppError::InvalidTicket)?;
     Ok(Ticket {
         jti: claims.jti,
         exp,

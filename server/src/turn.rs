@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use callroom_protocol::{IceServer, TurnCredentials};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use sha1::Sha1;
 
 use crate::config::Config;
@@ -42,20 +41,6 @@ enum Mode {
         /// joins do not each wait for its timeout (and one fetch serves all waiters).
         cache: tokio::sync::Mutex<Option<Fetched>>,
     },
-}
-
-/// Cloudflare has answered with both one server object and an array of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    Many(Vec<IceServer>),
-    One(IceServer),
-}
-
-#[derive(Deserialize)]
-struct CloudflareResponse {
-    #[serde(rename = "iceServers")]
-    ice_servers: OneOrMany,
 }
 
 impl Turn {
@@ -203,14 +188,11 @@ async fn fetch_cloudflare(
             "Cloudflare TURN answered {status}"
         )));
     }
-    let body: CloudflareResponse = response
-        .json()
+    let body = response
+        .bytes()
         .await
         .map_err(|e| AppError::TurnUnavailable(format!("Cloudflare TURN response: {e}")))?;
-    Ok(match body.ice_servers {
-        OneOrMany::Many(servers) => servers,
-        OneOrMany::One(server) => vec![server],
-    })
+    callroom_rules::turn_answer(&body).map_err(AppError::TurnUnavailable)
 }
 
 #[cfg(test)]

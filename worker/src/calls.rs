@@ -5,16 +5,13 @@
 //! changes. The API behind it is Cloudflare's, or any Calls-compatible SFU
 //! (`CALLROOM_CALLS_API_BASE`, such as callroom-server's embedded one).
 
-use std::collections::HashMap;
-
 use callroom_protocol::calls::{
-    CloseTrackObject, CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse,
+    CloseTrackObject, CloseTracksRequest, CloseTracksResponse, NewSessionResponse,
     RenegotiateResponse, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
     UpdateTracksRequest,
 };
 use callroom_protocol::{IceServer, MessageKind, SfuTracks, Topology};
 use callroom_rules::sfu::Binding;
-use serde::Deserialize;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
 use crate::config::{Calls, Config};
@@ -377,42 +374,16 @@ async fn tracks_new(
 ) -> std::result::Result<Response, Refused> {
     let body = body_of(config, req).await?;
     let mut request: TracksRequest = decode(&body)?;
-    if request.auto_discover == Some(true) {
-        return Err(refused(
-            406,
-            "invalid_params",
-            "autoDiscover is not available through the room proxy: name each track",
-        ));
-    }
-    let pushing = request
-        .tracks
-        .iter()
-        .any(|t| t.location == Some(Location::Local));
-    for track in &mut request.tracks {
-        if track.location == Some(Location::Local) {
-            track.track_name = callroom_rules::sfu::pushed_name(&peer.id, &track.track_name)
-                .map_err(|description| refused(406, "invalid_params", description))?;
-        }
-    }
-    let remote: Vec<TrackObject> = request
-        .tracks
-        .iter()
-        .filter(|t| t.location == Some(Location::Remote))
-        .cloned()
-        .collect();
-    ensure_pullable(room, peer, &remote)?;
-    let offer = request.session_description.as_ref().map(|d| d.sdp.clone());
-    let kinds: HashMap<String, String> = request
-        .tracks
-        .iter()
-        .filter_map(|t| Some((t.track_name.clone(), t.kind.clone()?)))
-        .collect();
+    let checked = callroom_rules::sfu::check_tracks_new(&mut request, &peer.id)
+        .map_err(|description| refused(406, "invalid_params", description))?;
+    ensure_pullable(room, peer, &checked.remote)?;
     let body = serde_json::to_vec(&request).map_err(|_| ApiError::internal())?;
     let path = format!("sessions/{sid}/tracks/new");
     let (status, bytes, response) =
         call::<TracksResponse>(calls, Method::Post, &path, Some(body)).await?;
-    if pushing {
-        let published = callroom_rules::sfu::pushed(&response, offer.as_deref(), &kinds);
+    if checked.pushing {
+        let published =
+            callroom_rules::sfu::pushed(&response, checked.offer.as_deref(), &checked.kinds);
         let news = room.live.borrow_mut().sfu.publish(&peer.id, sid, published);
         tell_room(room, news)?;
     }
@@ -425,17 +396,6 @@ pub async fn cloudflare_turn(
     key_id: &str,
     api_token: &str,
 ) -> std::result::Result<Vec<IceServer>, String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        Many(Vec<IceServer>),
-        One(IceServer),
-    }
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(rename = "iceServers")]
-        ice_servers: OneOrMany,
-    }
     let url = format!(
         "{}/turn/keys/{key_id}/credentials/generate-ice-servers",
         config.cf_api_base.trim_end_matches('/')
@@ -460,13 +420,9 @@ pub async fn cloudflare_turn(
         if !(200..300).contains(&status) {
             return Err(format!("Cloudflare TURN answered {status}"));
         }
-        response.json::<Answer>().await.map_err(fail)
+        let body = response.bytes().await.map_err(fail)?;
+        callroom_rules::turn_answer(&body)
     })
     .await;
-    let answer =
-        answered.unwrap_or_else(|| Err("Cloudflare TURN did not answer in time".into()))?;
-    Ok(match answer.ice_servers {
-        OneOrMany::Many(servers) => servers,
-        OneOrMany::One(server) => vec![server],
-    })
+    answered.unwrap_or_else(|| Err("Cloudflare TURN did not answer in time".into()))
 }

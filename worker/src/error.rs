@@ -135,25 +135,7 @@ pub fn status_of(code: ErrorCode) -> u16 {
     }
 }
 
-/// Most characters of an error message: messages can quote what the caller sent.
-const MAX_MESSAGE_CHARS: usize = 240;
-
-/// `message`, cut to [`MAX_MESSAGE_CHARS`], anything but printable ASCII escaped.
-pub fn bounded(message: &str) -> String {
-    let mut out = String::new();
-    for c in message.chars() {
-        if out.len() >= MAX_MESSAGE_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
+pub use callroom_rules::bounded;
 
 #[cfg(test)]
 mod tests {
@@ -170,13 +152,5 @@ mod tests {
         );
         let body: serde_json::Value = serde_json::from_str(&ApiError::replaced().body()).unwrap();
         assert_eq!(body["error"]["code"], "replaced");
-    }
-
-    #[test]
-    fn messages_are_bounded_and_escaped() {
-        let long = "é\u{202e}".repeat(500);
-        let shown = bounded(&long);
-        assert!(shown.len() <= MAX_MESSAGE_CHARS + 20, "{}", shown.len());
-        assert!(shown.is_ascii());
     }
 }

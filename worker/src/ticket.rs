@@ -13,8 +13,6 @@ use crate::error::ApiError;
 
 /// Clock difference allowed between the app's backend and this server, seconds.
 pub const LEEWAY_SECS: u64 = 5;
-/// Longest `jti` kept.
-const MAX_JTI_LEN: usize = 256;
 /// Longest ticket read at all.
 const MAX_TICKET_LEN: usize = 4096;
 
@@ -101,28 +99,18 @@ pub fn verify(
     let (Some(ticket_room), Some(ticket_role)) = (claims.room, claims.role) else {
         return Err(malformed());
     };
-    if ticket_room != room {
-        return Err(ApiError::invalid_ticket("ticket is for another room"));
-    }
-    match Role::parse(&ticket_role) {
-        Some(r) if r == role => {}
-        Some(_) => return Err(ApiError::invalid_ticket("ticket is for another role")),
-        None => return Err(malformed()),
-    }
-    if exp > now.saturating_add(max_lifetime) {
-        return Err(ApiError::invalid_ticket(format!(
-            "ticket lives longer than this server allows ({max_lifetime} s)"
-        )));
-    }
-    if claims
-        .jti
-        .as_ref()
-        .is_some_and(|j| j.is_empty() || j.len() > MAX_JTI_LEN)
-    {
-        return Err(ApiError::invalid_ticket(format!(
-            "ticket `jti` must be 1 to {MAX_JTI_LEN} bytes"
-        )));
-    }
+    let role_claimed = Role::parse(&ticket_role).ok_or_else(malformed)?;
+    callroom_rules::check_ticket_claims(
+        &ticket_room,
+        role_claimed,
+        exp,
+        claims.jti.as_deref(),
+        room,
+        role,
+        now,
+        max_lifetime,
+    )
+    .map_err(ApiError::invalid_ticket)?;
     Ok(Ticket {
         jti: claims.jti,
         exp,

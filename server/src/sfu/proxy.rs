@@ -11,15 +11,13 @@
 //!   queue, and a newcomer hears what everyone already publishes;
 //! - a peer that leaves or times out has its session ended.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use callroom_protocol::{MessageKind, SfuTracks};
 use callroom_sfu::calls::{
-    CloseTracksRequest, CloseTracksResponse, Location, NewSessionResponse, RenegotiateRequest,
+    CloseTracksRequest, CloseTracksResponse, NewSessionResponse, RenegotiateRequest,
     RenegotiateResponse, SessionStateResponse, TrackObject, TracksRequest, TracksResponse,
     UpdateTracksRequest,
 };
@@ -279,43 +277,13 @@ pub async fn tracks_new(
 ) -> Result<Json<TracksResponse>, CallsFailure> {
     let (peer, sfu) = owner(&state, &headers, &sid)?;
     let mut request: TracksRequest = calls_body(&state, body).await?;
-    if request.auto_discover == Some(true) {
-        return Err(refused(
-            406,
-            "invalid_params",
-            "autoDiscover is not available through the room proxy: name each track",
-        ));
-    }
-    let pushing = request
-        .tracks
-        .iter()
-        .any(|t| t.location == Some(Location::Local));
-    if pushing {
-        for track in &mut request.tracks {
-            if track.location != Some(Location::Local) {
-                continue;
-            }
-            track.track_name = callroom_rules::sfu::pushed_name(&peer.id, &track.track_name)
-                .map_err(|description| refused(406, "invalid_params", description))?;
-        }
-    }
-    let remote: Vec<TrackObject> = request
-        .tracks
-        .iter()
-        .filter(|t| t.location == Some(Location::Remote))
-        .cloned()
-        .collect();
-    ensure_pullable(sfu, &peer.room, &remote)?;
-    let offer = request.session_description.as_ref().map(|d| d.sdp.clone());
-    // Kinds the client named, by track name: a push without an offer has no mid yet.
-    let kinds: HashMap<String, String> = request
-        .tracks
-        .iter()
-        .filter_map(|t| Some((t.track_name.clone(), t.kind.clone()?)))
-        .collect();
+    let checked = callroom_rules::sfu::check_tracks_new(&mut request, &peer.id)
+        .map_err(|description| refused(406, "invalid_params", description))?;
+    ensure_pullable(sfu, &peer.room, &checked.remote)?;
     let response = sfu.tracks_new(&sid, request).await?;
-    if pushing {
-        let published = callroom_rules::sfu::pushed(&response, offer.as_deref(), &kinds);
+    if checked.pushing {
+        let published =
+            callroom_rules::sfu::pushed(&response, checked.offer.as_deref(), &checked.kinds);
         let mut registry = sfu.registry();
         let announcement = registry.publish(&peer.id, &sid, published);
         announce_to_room(&state, &peer.room, announcement);
