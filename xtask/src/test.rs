@@ -109,7 +109,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let built = crate::build::run().and_then(|()| crate::worker::build());
     let server = built.is_ok().then(build_server).and_then(Result::ok);
     stages.push(Stage {
-        name: "build (pkg, tarball, Worker, server)",
+        name: "build (pkg, Worker, server)",
         outcome: if server.is_some() {
             Outcome::Passed
         } else {
