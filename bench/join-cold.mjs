@@ -22,10 +22,56 @@ const peerPort = await new Promise((resolve) => {
 const peerServer = PeerServer({ port: peerPort, host: "127.0.0.1", path: "/peerjs" });
 const PEERJS = join(ROOT, "node_modules", "peerjs", "dist", "peerjs.min.js");
 
+/**
+ * With BENCH_TRACE=1, callroom's pages log every step on the way to the first frame (fetches,
+ * offer/answer calls, candidates, ICE and DTLS states), and the last run's merged timeline is
+ * printed: the critical path, step by step. The wrappers cost a little time, so traced runs
+ * are for reading, not for the figures.
+ */
+const TRACE = process.env.BENCH_TRACE === "1";
+
+function traceSteps(tag) {
+  window.trace = [];
+  const log = (what) => window.trace.push([window.now(), tag, what]);
+  window.traceLog = log;
+  const address = (c) => (c ?? "").split(" ").slice(4, 8).join(" ") || "end";
+  const P = RTCPeerConnection.prototype;
+  const watched = new WeakSet();
+  const watch = (pc) => {
+    if (watched.has(pc)) return;
+    watched.add(pc);
+    pc.addEventListener("icecandidate", (e) => log(`gathered ${address(e.candidate?.candidate)}`));
+    pc.addEventListener("iceconnectionstatechange", () => log(`ice ${pc.iceConnectionState}`));
+    pc.addEventListener("connectionstatechange", () => log(`connection ${pc.connectionState}`));
+    pc.addEventListener("track", (e) => log(`track ${e.track.kind}`));
+  };
+  for (const m of ["createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate"]) {
+    const original = P[m];
+    P[m] = async function (...args) {
+      watch(this);
+      const what = m === "addIceCandidate" ? address(args[0]?.candidate) : (args[0]?.type ?? "");
+      log(`${m} ${what} >`);
+      const result = await original.apply(this, args);
+      log(`${m} <`);
+      return result;
+    };
+  }
+  const fetch = window.fetch;
+  window.fetch = async function (input, init) {
+    const url = String(input?.url ?? input).replace(/^https?:\/\/[^/]+/, "");
+    const type = /"type":"([a-z-]+)"/.exec(String(init?.body ?? ""))?.[1] ?? "";
+    log(`fetch ${url} ${type} >`);
+    const response = await fetch.apply(this, [input, init]);
+    log(`fetch ${url} ${type} < ${response.status}`);
+    return response;
+  };
+}
+
 /** A page in a fresh context on the server's origin, with `window.now()` on the shared clock. */
-async function freshPage() {
+async function freshPage(tag) {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
   const page = await context.newPage();
+  if (TRACE && tag) await page.addInitScript(traceSteps, tag);
   await page.addInitScript(() => {
     window.now = () => performance.timeOrigin + performance.now();
     // When the camera was captured, for the breakdown.
@@ -97,7 +143,7 @@ async function peerjsRun() {
 }
 
 async function callroomRun() {
-  const [a, b] = [await freshPage(), await freshPage()];
+  const [a, b] = [await freshPage("A"), await freshPage("B")];
   for (const p of [a, b]) {
     await p.page.evaluate(async () => {
       window.callroom = await import("/pkg/index.js");
@@ -125,6 +171,7 @@ async function callroomRun() {
       check();
     });
   }, room);
+  for (const p of [a, b]) await p.page.evaluate(() => window.trace?.splice(0));
   const { t0, captured, joined } = await b.page.evaluate(async (room) => {
     const t0 = window.now();
     window.room = await window.callroom.Room.join({ room });
@@ -132,6 +179,11 @@ async function callroomRun() {
   }, room);
   const frame = await a.page.evaluate(() => window.frame);
   const marks = await a.page.evaluate(() => window.marks);
+  if (TRACE) {
+    const steps = [...(await a.page.evaluate(() => window.trace)), ...(await b.page.evaluate(() => window.trace))];
+    lastTrace = steps.filter(([t]) => t <= frame + 1).sort((x, y) => x[0] - y[0]).map(([t, tag, what]) => [t - t0, tag, what]);
+    lastTrace.push([frame - t0, "A", "first frame of B shown"]);
+  }
   await Promise.all([a.close(), b.close()]);
   breakdown.push({ captured: captured - t0, joined: joined - t0, seen: marks.seen - t0, track: marks.track - t0, connected: marks.connected - t0 });
   return frame - t0;
@@ -139,6 +191,8 @@ async function callroomRun() {
 
 /** callroom's runs, step by step (ms from the join call). */
 const breakdown = [];
+/** With BENCH_TRACE=1: the last callroom run's merged timeline. */
+let lastTrace = [];
 
 // One warm-up of each, not counted (the browser's first camera and first wasm compile).
 await limitRun();
@@ -168,5 +222,9 @@ console.log(
   `  callroom, step by step (median): camera captured ${ms(steps.captured)}, join resolved ${ms(steps.joined)}, ` +
     `the other page sees the newcomer ${ms(steps.seen)}, gets its video track ${ms(steps.track)}, connected ${ms(steps.connected)}`,
 );
+if (TRACE) {
+  console.log("\nthe last callroom run, step by step (ms from the join call; A was in the room, B joins):");
+  for (const [t, tag, what] of lastTrace) console.log(`  ${t.toFixed(1).padStart(7)}  ${tag}  ${what}`);
+}
 save("join-cold", result);
 process.exit(0);
