@@ -38,6 +38,13 @@ impl Room {
             inner: RefCell::new(Inner::new(options)),
             notify: Notifier::default(),
         });
+        // The join request goes out while the camera opens: neither waits for the other, and
+        // the media plane starts once both are there.
+        let (answered_tx, answered) = futures_channel::oneshot::channel();
+        let requesting = shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = answered_tx.send(signaling::request_join(&requesting).await);
+        });
         if let Some(request) = media.filter(|r| !r.is_empty()) {
             match LocalMedia::open(&request).await {
                 Ok(local) => local::publish(&shared, local),
@@ -46,7 +53,11 @@ impl Room {
                 }
             }
         }
-        if let Err(error) = signaling::connect(&shared).await {
+        let started = match answered.await {
+            Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
+            Err(_) => Err(Error::Closed),
+        };
+        if let Err(error) = started {
             update(&shared, |inner| {
                 inner.set_state(ConnectionState::Failed);
                 inner.view.error = Some(error.clone());

@@ -5,7 +5,7 @@
 
 use std::rc::{Rc, Weak};
 
-use callroom_protocol::{JoinRequest, MessageKind, Role};
+use callroom_protocol::{JoinRequest, JoinResponse, MessageKind, Role};
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
@@ -39,7 +39,22 @@ fn reclaim_storage_key(server: &str, room: &str) -> String {
 }
 
 /// Joins (or rejoins) and starts the poll loop and the ticker.
+/// Joins (or rejoins) the room and starts the session: the join request, then the media
+/// plane and the poll loop.
 pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
+    let answered = request_join(shared).await?;
+    start_session(shared, answered)
+}
+
+/// A join's answer, with the epoch it was asked in.
+pub(crate) struct Answered {
+    joined: JoinResponse,
+    epoch: u32,
+}
+
+/// Sends the join request. Nothing here needs the local media, so a first join sends it
+/// while the camera is being opened.
+pub(crate) async fn request_join(shared: &Rc<Shared>) -> Result<Answered, Error> {
     let Some((http, request, epoch, storage_key)) = read(shared, |inner| {
         let o = &inner.options;
         let storage_key = reclaim_storage_key(&o.server, &o.room);
@@ -65,6 +80,13 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
     if let Some(key) = &joined.reclaim_key {
         js::session_set(&storage_key, key);
     }
+    Ok(Answered { joined, epoch })
+}
+
+/// Starts the session a join answered: the media plane (with the local media as it is now),
+/// the roster, and the poll loop.
+pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(), Error> {
+    let Answered { joined, epoch } = answered;
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
         if inner.epoch != epoch || inner.view.state == ConnectionState::Disconnected {
