@@ -4,7 +4,8 @@
 // frame of the newcomer (requestVideoFrameCallback). Three contenders, interleaved:
 //   - the in-page limit: two RTCPeerConnections in one page, t0 before getUserMedia;
 //   - PeerJS 1.5.5 with a local PeerServer: t0 before its getUserMedia, `new Peer`, open, call;
-//   - callroom: `Room.join` into a room where the other page already is.
+//   - callroom: `Room.join` into a room where the other page already is, in a mesh room and
+//     in an sfu room (through the server's embedded SFU).
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { PeerServer } from "peer";
@@ -142,7 +143,7 @@ async function peerjsRun() {
   return frame - t0;
 }
 
-async function callroomRun() {
+async function callroomRun(topology = "mesh") {
   const [a, b] = [await freshPage("A"), await freshPage("B")];
   for (const p of [a, b]) {
     await p.page.evaluate(async () => {
@@ -151,8 +152,8 @@ async function callroomRun() {
     });
   }
   const room = unique("cold");
-  await a.page.evaluate(async (room) => {
-    const joined = await window.callroom.Room.join({ room });
+  await a.page.evaluate(async ({ room, topology }) => {
+    const joined = await window.callroom.Room.join({ room, topology });
     window.marks = {};
     joined.on("participant-joined", () => (window.marks.seen ??= window.now()));
     window.frame = new Promise((resolve) => {
@@ -170,21 +171,22 @@ async function callroomRun() {
       const off = joined.subscribe(check);
       check();
     });
-  }, room);
+  }, { room, topology });
   for (const p of [a, b]) await p.page.evaluate(() => window.trace?.splice(0));
-  const { t0, captured, joined } = await b.page.evaluate(async (room) => {
+  const { t0, captured, joined } = await b.page.evaluate(async ({ room, topology }) => {
     const t0 = window.now();
-    window.room = await window.callroom.Room.join({ room });
+    window.room = await window.callroom.Room.join({ room, topology });
     return { t0, captured: window.captured, joined: window.now() };
-  }, room);
+  }, { room, topology });
   const frame = await a.page.evaluate(() => window.frame);
   const marks = await a.page.evaluate(() => window.marks);
-  if (TRACE) {
+  if (TRACE && topology === "mesh") {
     const steps = [...(await a.page.evaluate(() => window.trace)), ...(await b.page.evaluate(() => window.trace))];
     lastTrace = steps.filter(([t]) => t <= frame + 1).sort((x, y) => x[0] - y[0]).map(([t, tag, what]) => [t - t0, tag, what]);
     lastTrace.push([frame - t0, "A", "first frame of B shown"]);
   }
   await Promise.all([a.close(), b.close()]);
+  if (topology !== "mesh") return frame - t0;
   breakdown.push({ captured: captured - t0, joined: joined - t0, seen: marks.seen - t0, track: marks.track - t0, connected: marks.connected - t0 });
   return frame - t0;
 }
@@ -198,11 +200,13 @@ let lastTrace = [];
 await limitRun();
 await peerjsRun();
 await callroomRun();
-const runs = { limit: [], peerjs: [], callroom: [] };
+await callroomRun("sfu");
+const runs = { limit: [], peerjs: [], callroom: [], sfu: [] };
 for (let i = 0; i < RUNS; i++) {
   runs.limit.push(await limitRun());
   runs.peerjs.push(await peerjsRun());
   runs.callroom.push(await callroomRun());
+  runs.sfu.push(await callroomRun("sfu"));
 }
 await browser.close();
 await server.stop();
@@ -212,12 +216,23 @@ const stats = (xs) => ({ median: median(xs), p90: percentile(xs, 90), runs: xs }
 const steps = Object.fromEntries(
   ["captured", "joined", "seen", "track", "connected"].map((k) => [k, median(breakdown.slice(1).map((b) => b[k]))]),
 );
-const result = { runs: RUNS, limit: stats(runs.limit), peerjs: stats(runs.peerjs), callroom: stats(runs.callroom), callroomSteps: steps };
+const result = {
+  runs: RUNS,
+  limit: stats(runs.limit),
+  peerjs: stats(runs.peerjs),
+  callroom: stats(runs.callroom),
+  sfu: stats(runs.sfu),
+  callroomSteps: steps,
+};
 const ratio = (x) => `${(x.median / result.limit.median).toFixed(2)} x limit`;
 console.log(`cold join -> first remote frame (${RUNS} runs each, interleaved, fresh contexts, t0 = the join click)`);
 console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
 console.log(`  PeerJS 1.5.5 + local PeerServer    median ${ms(result.peerjs.median)}  p90 ${ms(result.peerjs.p90)}  ${ratio(result.peerjs)}`);
 console.log(`  callroom (mesh, long-poll)         median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ${ratio(result.callroom)}`);
+console.log(
+  `  callroom (sfu, embedded SFU)       median ${ms(result.sfu.median)}  p90 ${ms(result.sfu.p90)}  ${ratio(result.sfu)}, ` +
+    `${(result.sfu.median / result.callroom.median).toFixed(2)} x mesh`,
+);
 console.log(
   `  callroom, step by step (median): camera captured ${ms(steps.captured)}, join resolved ${ms(steps.joined)}, ` +
     `the other page sees the newcomer ${ms(steps.seen)}, gets its video track ${ms(steps.track)}, connected ${ms(steps.connected)}`,
