@@ -186,6 +186,44 @@ pub fn media_devices() -> Result<MediaDevices, Error> {
         .ok_or(Error::InsecureContext)
 }
 
+/// True when the browser says every device `request` captures is already granted to this
+/// page (`navigator.permissions`), so opening them shows no prompt. Unknown (a browser
+/// without the query, or without these names) is false.
+pub async fn already_granted(request: &MediaRequest) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let permissions = crate::web::js::get(&window.navigator(), "permissions");
+    if permissions.is_undefined() || permissions.is_null() {
+        return false;
+    }
+    let names = [
+        (request.video != TrackRequest::Off, "camera"),
+        (request.audio != TrackRequest::Off, "microphone"),
+    ];
+    for (wanted, name) in names {
+        if !wanted {
+            continue;
+        }
+        let descriptor = Object::new();
+        crate::web::js::set(&descriptor, "name", name);
+        let query = Reflect::get(&permissions, &JsValue::from_str("query"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let Some(query) = query else { return false };
+        let Ok(promise) = query.call1(&permissions, &descriptor) else {
+            return false;
+        };
+        let Ok(status) = JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await else {
+            return false;
+        };
+        if crate::web::js::get_str(&status, "state").as_deref() != Some("granted") {
+            return false;
+        }
+    }
+    true
+}
+
 /// True while the track still delivers media.
 pub fn is_live(track: &MediaStreamTrack) -> bool {
     track.ready_state() == MediaStreamTrackState::Live

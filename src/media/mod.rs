@@ -8,7 +8,9 @@ mod browser;
 #[cfg(target_arch = "wasm32")]
 pub(crate) use browser::media_devices as browser_media_devices;
 #[cfg(target_arch = "wasm32")]
-pub use browser::{device_id_of, devices, is_live, open_screen, open_track, LocalMedia};
+pub use browser::{
+    already_granted, device_id_of, devices, is_live, open_screen, open_track, LocalMedia,
+};
 
 /// A camera, microphone or speaker, as `enumerateDevices` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

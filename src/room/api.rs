@@ -38,14 +38,28 @@ impl Room {
             inner: RefCell::new(Inner::new(options)),
             notify: Notifier::default(),
         });
-        // The join request goes out while the camera opens: neither waits for the other, and
-        // the media plane starts once both are there.
-        let (answered_tx, answered) = futures_channel::oneshot::channel();
-        let requesting = shared.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = answered_tx.send(signaling::request_join(&requesting).await);
+        let capture = media.filter(|r| !r.is_empty());
+        // With the devices already granted (no prompt), the join request goes out while the
+        // camera opens, and the media plane starts once both are there. Behind a prompt, which
+        // can take the user many seconds, the camera comes first: an admitted peer that does
+        // not poll yet would look silent to the room.
+        let early = match &capture {
+            Some(request) => media::already_granted(request).await,
+            None => true,
+        };
+        let answered = early.then(|| {
+            let (answered_tx, answered) = futures_channel::oneshot::channel();
+            let requesting = shared.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = signaling::request_join(&requesting).await;
+                if let Err(Ok(orphaned)) = answered_tx.send(result) {
+                    // `join` was dropped meanwhile: nobody runs this session.
+                    signaling::abandon(&requesting, orphaned);
+                }
+            });
+            answered
         });
-        if let Some(request) = media.filter(|r| !r.is_empty()) {
+        if let Some(request) = capture {
             match LocalMedia::open(&request).await {
                 Ok(local) => local::publish(&shared, local),
                 Err(error) => {
@@ -53,9 +67,12 @@ impl Room {
                 }
             }
         }
-        let started = match answered.await {
-            Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
-            Err(_) => Err(Error::Closed),
+        let started = match answered {
+            Some(answered) => match answered.await {
+                Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
+                Err(_) => Err(Error::Closed),
+            },
+            None => signaling::connect(&shared).await,
         };
         if let Err(error) = started {
             update(&shared, |inner| {

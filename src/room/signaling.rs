@@ -87,12 +87,12 @@ pub(crate) async fn request_join(shared: &Rc<Shared>) -> Result<Answered, Error>
 /// the roster, and the poll loop.
 pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(), Error> {
     let Answered { joined, epoch } = answered;
+    let token = joined.token.clone();
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
         if inner.epoch != epoch || inner.view.state == ConnectionState::Disconnected {
-            // Left (or rejoined) while this join was in flight: end the session it made, so
-            // nobody sees a ghost until the server's timeout.
-            end_session_later(&inner.http, joined.token.clone());
+            // Left (or rejoined) while this join was in flight: the session it made is ended
+            // below, so nobody sees a ghost until the server's timeout.
             return Err(Error::Closed);
         }
         let ice_servers = match &inner.options.ice_servers {
@@ -152,9 +152,29 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
         inner.set_state(ConnectionState::Connected);
         Ok(inner.epoch)
     });
-    let epoch = started.ok_or(Error::Closed)??;
-    spawn_local(poll_loop(weak, epoch));
-    Ok(())
+    match started.unwrap_or(Err(Error::Closed)) {
+        Ok(epoch) => {
+            spawn_local(poll_loop(weak, epoch));
+            Ok(())
+        }
+        Err(error) => {
+            // The server admitted us, but no session runs here: end it, so nobody sees a
+            // ghost until the server's timeout.
+            abandon_token(shared, token);
+            Err(error)
+        }
+    }
+}
+
+/// Ends an admitted session nobody will run (its join was cancelled, or its start failed).
+pub(crate) fn abandon(shared: &Rc<Shared>, answered: Answered) {
+    abandon_token(shared, answered.joined.token);
+}
+
+fn abandon_token(shared: &Rc<Shared>, token: String) {
+    if let Some(http) = read(shared, |inner| inner.http.clone()) {
+        end_session_later(&http, token);
+    }
 }
 
 /// Where the plane's events go: relays into the outbox, the rest into the room's state. A

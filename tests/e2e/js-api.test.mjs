@@ -137,3 +137,51 @@ test("a page without camera permission joins to watch and shows permission_denie
     await strict.close();
   }
 });
+
+test("with the camera already granted the join request goes out while it opens; otherwise the camera settles first", async () => {
+  const order = async (context) => {
+    await context.addInitScript(() => {
+      window.order = [];
+      const gum = MediaDevices.prototype.getUserMedia;
+      MediaDevices.prototype.getUserMedia = async function (...args) {
+        window.order.push("camera asked");
+        try {
+          const stream = await gum.apply(this, args);
+          window.order.push("camera open");
+          return stream;
+        } catch (e) {
+          window.order.push("camera refused");
+          throw e;
+        }
+      };
+      const fetch = window.fetch;
+      window.fetch = function (input, init) {
+        if (String(init?.body ?? "").includes('"type":"join"')) window.order.push("join sent");
+        return fetch.apply(this, [input, init]);
+      };
+    });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    const seen = await page.evaluate(async () => {
+      const { default: init, Room } = await import("/pkg/callroom.js");
+      await init();
+      const room = await Room.join({ room: `order-${Date.now()}` });
+      const publishing = room.snapshot().localStream !== null;
+      await room.leave();
+      return { order: window.order, publishing };
+    });
+    await context.close();
+    return seen;
+  };
+  const granted = await order(await browser.newContext({ permissions: ["camera", "microphone"] }));
+  assert.deepEqual(granted, { order: ["camera asked", "join sent", "camera open"], publishing: true });
+  // Not granted (here: prompts are refused): the camera settles before the peer is admitted, so
+  // a user thinking over a prompt never sits in the room without polling.
+  const strict = await launchBrowser({ promptsAccepted: false });
+  try {
+    const refused = await order(await strict.newContext({ permissions: [] }));
+    assert.deepEqual(refused, { order: ["camera asked", "camera refused", "join sent"], publishing: false });
+  } finally {
+    await strict.close();
+  }
+});
