@@ -182,7 +182,11 @@ impl worker::DurableObject for Room {
             .config
             .as_ref()
             .map_err(|e| worker::Error::RustError(e.clone()))?;
-        if !self.exists() {
+        // A storage failure here is an error, so the runtime retries the alarm.
+        if !self
+            .exists()
+            .map_err(|e| worker::Error::RustError(e.message))?
+        {
             return Response::ok("nothing to sweep");
         }
         if let Err(err) = self.sweep(config).await {
@@ -237,27 +241,29 @@ fn seq_value(value: u64) -> SqlStorageValue {
 
 impl Room {
     /// True when this room's tables exist (it has had a join).
-    pub(crate) fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> std::result::Result<bool, ApiError> {
         if !self.has_schema.get() {
             #[derive(Deserialize)]
             struct Table {
                 #[allow(dead_code)]
                 name: String,
             }
-            let found: Vec<Table> = self
-                .rows(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'peers'",
-                    vec![],
-                )
-                .unwrap_or_default();
-            self.has_schema.set(!found.is_empty());
+            let found: Vec<Table> = self.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'peers'",
+                vec![],
+            )?;
+            if !found.is_empty() {
+                // Tables or indexes added since this room was made come in now.
+                self.run(SCHEMA, vec![])?;
+                self.has_schema.set(true);
+            }
         }
-        self.has_schema.get()
+        Ok(self.has_schema.get())
     }
 
     /// Creates the tables if they are missing.
     fn ensure_schema(&self) -> std::result::Result<(), ApiError> {
-        if !self.exists() {
+        if !self.exists()? {
             self.run(SCHEMA, vec![])?;
             self.has_schema.set(true);
         }
@@ -312,7 +318,7 @@ impl Room {
     pub(crate) fn authenticate(&self, req: &Request) -> std::result::Result<Peer, ApiError> {
         let header = req.headers().get("authorization").ok().flatten();
         let token = ids::bearer(header.as_deref()).ok_or_else(ApiError::unauthorized)?;
-        if !self.exists() {
+        if !self.exists()? {
             return Err(ApiError::unauthorized());
         }
         let hash = ids::hash(token);
@@ -675,10 +681,10 @@ impl Room {
                 return Err(error);
             }
         };
+        self.ensure_alarm(config).await;
         if joined.topology == Topology::Sfu {
             crate::calls::welcome(self, &request.room, &joined.peer_id)?;
         }
-        self.ensure_alarm(config).await;
         let ice_servers = match self.ice_servers(config).await {
             Ok(servers) => servers,
             // A join must not fail because TURN is down; loopback and LAN need none.
@@ -1073,11 +1079,11 @@ impl Room {
     async fn ensure_alarm(&self, config: &Config) {
         let storage = self.state.storage();
         let interval = config.sweep_interval_ms();
-        let soon_enough = match storage.get_alarm().await {
-            Ok(Some(at)) => at <= now_ms() + interval,
-            Ok(None) => false,
-            Err(_) => return,
-        };
+        // Unknown (a failed read) sets one: setting an alarm again is harmless.
+        let soon_enough = matches!(
+            storage.get_alarm().await,
+            Ok(Some(at)) if at <= now_ms() + interval
+        );
         if !soon_enough {
             let millis = u64::try_from(interval).unwrap_or(5_000);
             if let Err(err) = storage.set_alarm(Duration::from_millis(millis)).await {

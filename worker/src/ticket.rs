@@ -81,9 +81,6 @@ pub fn verify(
         return Err(ApiError::invalid_ticket("ticket signature is invalid"));
     }
     let claims: Claims = serde_json::from_slice(&decode(claims)?).map_err(|_| malformed())?;
-    if claims.aud.is_some() {
-        return Err(malformed());
-    }
     let exp = claims
         .exp
         .ok_or_else(|| ApiError::invalid_ticket("ticket lacks `exp`"))?;
@@ -95,6 +92,10 @@ pub fn verify(
         .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
     {
         return Err(ApiError::invalid_ticket("ticket is not valid yet (nbf)"));
+    }
+    // Checked after the clock, as callroom-server's JWT library does.
+    if claims.aud.is_some() {
+        return Err(malformed());
     }
     let (Some(ticket_room), Some(ticket_role)) = (claims.room, claims.role) else {
         return Err(malformed());
