@@ -318,6 +318,37 @@ mod tests {
     }
 
     #[test]
+    fn a_tracks_new_request_is_checked_and_its_pushes_renamed() {
+        let mut request: TracksRequest = serde_json::from_value(serde_json::json!({
+            "sessionDescription": {"type": "offer", "sdp": "v=0"},
+            "tracks": [
+                {"location": "local", "trackName": "cam", "mid": "0", "kind": "video"},
+                {"location": "remote", "sessionId": "s9", "trackName": "pb-cam"}
+            ]
+        }))
+        .unwrap();
+        let checked = check_tracks_new(&mut request, "pa").unwrap();
+        assert!(checked.pushing);
+        assert_eq!(request.tracks[0].track_name, "pa-cam");
+        assert_eq!(checked.remote.len(), 1);
+        assert_eq!(checked.remote[0].track_name, "pb-cam");
+        assert_eq!(checked.offer.as_deref(), Some("v=0"));
+        assert_eq!(
+            checked.kinds.get("pa-cam").map(String::as_str),
+            Some("video")
+        );
+        let mut discover: TracksRequest =
+            serde_json::from_value(serde_json::json!({"autoDiscover": true, "tracks": []}))
+                .unwrap();
+        assert!(check_tracks_new(&mut discover, "pa").is_err());
+        let mut bad: TracksRequest = serde_json::from_value(
+            serde_json::json!({"tracks": [{"location": "local", "trackName": "../x"}]}),
+        )
+        .unwrap();
+        assert!(check_tracks_new(&mut bad, "pa").is_err());
+    }
+
+    #[test]
     fn pushed_tracks_are_named_after_their_peer_and_labels_are_checked() {
         assert_eq!(pushed_name("pa", "cam").as_deref(), Ok("pa-cam"));
         for bad in ["", "a b", "../x", &"x".repeat(33)] {
