@@ -81,6 +81,18 @@ impl Registry {
             .is_some_and(|b| b.room == room && b.tracks.iter().any(|t| t.name == track_name))
     }
 
+    /// Refuses (with the reason) unless every track in `tracks` is published now by a
+    /// member of `room`.
+    pub fn check_pullable(&self, room: &str, tracks: &[TrackObject]) -> Result<(), String> {
+        match tracks.iter().find(|t| {
+            let session = t.session_id.as_deref().unwrap_or_default();
+            !self.pullable(room, session, &t.track_name)
+        }) {
+            Some(t) => Err(format!("`{}` is not published in your room", t.track_name)),
+            None => Ok(()),
+        }
+    }
+
     /// Records tracks `peer` now publishes on `session_id`; the announcement when anything
     /// changed. Nothing happens when the peer has moved to another session meanwhile.
     pub fn publish(

@@ -347,21 +347,11 @@ fn ensure_pullable(
     peer: &Peer,
     tracks: &[TrackObject],
 ) -> std::result::Result<(), Refused> {
-    let live = room.live.borrow();
-    match tracks.iter().find(|t| {
-        !live.sfu.pullable(
-            &peer.room,
-            t.session_id.as_deref().unwrap_or_default(),
-            &t.track_name,
-        )
-    }) {
-        Some(t) => Err(refused(
-            403,
-            "forbidden",
-            format!("`{}` is not published in your room", t.track_name),
-        )),
-        None => Ok(()),
-    }
+    room.live
+        .borrow()
+        .sfu
+        .check_pullable(&peer.room, tracks)
+        .map_err(|description| refused(403, "forbidden", description))
 }
 
 async fn tracks_new(

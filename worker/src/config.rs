@@ -75,18 +75,17 @@ impl Config {
             Ok(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
         };
         fn number<T: std::str::FromStr>(
-            text: Option<String>,
+            text: &dyn Fn(&str) -> Option<String>,
             name: &str,
             default: T,
         ) -> Result<T, String> {
-            match text {
+            match text(name) {
                 Some(v) => v
                     .parse()
                     .map_err(|_| format!("{name}: `{v}` is not a number")),
                 None => Ok(default),
             }
         }
-        let num = |name: &str| text(name);
         let ice_servers = match text("CALLROOM_ICE_SERVERS") {
             Some(json) => serde_json::from_str(&json).map_err(|e| {
                 format!("CALLROOM_ICE_SERVERS must be a JSON array of {{urls, username?, credential?}}: {e}")
@@ -133,36 +132,16 @@ impl Config {
                 .unwrap_or_default(),
             peer_timeout_ms: duration_ms("CALLROOM_PEER_TIMEOUT", "30s")?,
             message_ttl_ms: duration_ms("CALLROOM_MESSAGE_TTL", "1h")?,
-            max_body: number(num("CALLROOM_MAX_BODY"), "CALLROOM_MAX_BODY", 64 * 1024)?,
-            room_capacity: number(num("CALLROOM_ROOM_CAPACITY"), "CALLROOM_ROOM_CAPACITY", 16)?,
-            relay_rate: number(num("CALLROOM_RELAY_RATE"), "CALLROOM_RELAY_RATE", 50.0)?,
-            relay_burst: number(num("CALLROOM_RELAY_BURST"), "CALLROOM_RELAY_BURST", 200.0)?,
-            room_join_rate: number(
-                num("CALLROOM_ROOM_JOIN_RATE"),
-                "CALLROOM_ROOM_JOIN_RATE",
-                2.0,
-            )?,
-            room_join_burst: number(
-                num("CALLROOM_ROOM_JOIN_BURST"),
-                "CALLROOM_ROOM_JOIN_BURST",
-                40.0,
-            )?,
-            max_backlog: number(num("CALLROOM_MAX_BACKLOG"), "CALLROOM_MAX_BACKLOG", 1000)?,
-            max_backlog_bytes: number(
-                num("CALLROOM_MAX_BACKLOG_BYTES"),
-                "CALLROOM_MAX_BACKLOG_BYTES",
-                4 * 1024 * 1024,
-            )?,
-            max_storage: number(
-                num("CALLROOM_MAX_STORAGE"),
-                "CALLROOM_MAX_STORAGE",
-                256 * 1024 * 1024,
-            )?,
-            max_polls_per_peer: number(
-                num("CALLROOM_MAX_POLLS_PER_PEER"),
-                "CALLROOM_MAX_POLLS_PER_PEER",
-                2,
-            )?,
+            max_body: number(&text, "CALLROOM_MAX_BODY", 64 * 1024)?,
+            room_capacity: number(&text, "CALLROOM_ROOM_CAPACITY", 16)?,
+            relay_rate: number(&text, "CALLROOM_RELAY_RATE", 50.0)?,
+            relay_burst: number(&text, "CALLROOM_RELAY_BURST", 200.0)?,
+            room_join_rate: number(&text, "CALLROOM_ROOM_JOIN_RATE", 2.0)?,
+            room_join_burst: number(&text, "CALLROOM_ROOM_JOIN_BURST", 40.0)?,
+            max_backlog: number(&text, "CALLROOM_MAX_BACKLOG", 1000)?,
+            max_backlog_bytes: number(&text, "CALLROOM_MAX_BACKLOG_BYTES", 4 * 1024 * 1024)?,
+            max_storage: number(&text, "CALLROOM_MAX_STORAGE", 256 * 1024 * 1024)?,
+            max_polls_per_peer: number(&text, "CALLROOM_MAX_POLLS_PER_PEER", 2)?,
             ticket_secret: text("CALLROOM_TICKET_SECRET"),
             max_ticket_lifetime_s: u64::try_from(
                 duration_ms("CALLROOM_MAX_TICKET_LIFETIME", "24h")? / 1000,

@@ -127,6 +127,8 @@ pub(crate) struct Peer {
     pub(crate) room: String,
     pub(crate) role: Role,
     pub(crate) topology: Topology,
+    /// Its token's hash, to tell a later call why the token stopped working.
+    token_hash: String,
 }
 
 /// One room.
@@ -335,6 +337,7 @@ impl Room {
             room,
             role: role_of(&row.role)?,
             topology,
+            token_hash: hash,
         })
     }
 
@@ -416,16 +419,25 @@ impl Room {
         except: Option<&str>,
         only: Option<&str>,
     ) -> std::result::Result<(), ApiError> {
+        let mut chosen = self.room_peers("")?;
+        chosen.retain(|peer| {
+            only.is_none_or(|o| o == peer.peer_id) && except.is_none_or(|e| e != peer.peer_id)
+        });
+        self.tell(&chosen, kind, payload)
+    }
+
+    /// Queues a server event for each of `peers`, and wakes them.
+    fn tell(
+        &self,
+        peers: &[PeerInfo],
+        kind: MessageKind,
+        payload: &str,
+    ) -> std::result::Result<(), ApiError> {
         let now = now_ms();
-        let mut woken = Vec::new();
-        for peer in self.room_peers("")? {
-            let chosen =
-                only.is_none_or(|o| o == peer.peer_id) && except.is_none_or(|e| e != peer.peer_id);
-            if chosen {
-                self.enqueue(&peer.peer_id, kind.as_str(), None, payload, now)?;
-                woken.push(peer.peer_id);
-            }
+        for peer in peers {
+            self.enqueue(&peer.peer_id, kind.as_str(), None, payload, now)?;
         }
+        let woken: Vec<String> = peers.iter().map(|p| p.peer_id.clone()).collect();
         self.wake(&woken);
         Ok(())
     }
@@ -465,7 +477,7 @@ impl Room {
             if others.is_empty() {
                 self.run("DELETE FROM room", vec![])?;
             }
-            self.announce(MessageKind::PeerLeft, &payload, None, None)?;
+            self.tell(&others, MessageKind::PeerLeft, &payload)?;
         }
         self.forget(peer_id);
         Ok(())
@@ -875,7 +887,7 @@ impl Room {
             None => (MessageKind::PeerJoined, serde_json::to_string(&peer)),
         };
         let payload = payload.map_err(storage_error)?;
-        self.announce(kind, &payload, Some(&peer_id), None)?;
+        self.tell(&others, kind, &payload)?;
         if let Some(old) = &old_host {
             self.forget(&old.id);
         }
@@ -903,10 +915,6 @@ impl Room {
         req: &Request,
     ) -> std::result::Result<Response, ApiError> {
         let peer = self.authenticate(req)?;
-        let header = req.headers().get("authorization").ok().flatten();
-        let token_hash = ids::bearer(header.as_deref())
-            .map(ids::hash)
-            .unwrap_or_default();
         let url = req.url().map_err(|_| ApiError::internal())?;
         let (since, wait) = poll_query(&url)?;
         let wait = wait.min(MAX_WAIT_MS);
@@ -918,7 +926,7 @@ impl Room {
             // Removed meanwhile (left, timed out, replaced): say which.
             let batch = self
                 .read(&peer.id, since, acked)?
-                .ok_or_else(|| self.gone(&token_hash))?;
+                .ok_or_else(|| self.gone(&peer.token_hash))?;
             if first {
                 // Only now is `since` known to be a cursor this peer was really given:
                 // what it acknowledges is deleted.

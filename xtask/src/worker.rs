@@ -82,21 +82,7 @@ pub fn build() -> Result<()> {
     if !pkg.join("callroom.js").exists() {
         bail!("pkg/ is not built: run `cargo xtask build` first");
     }
-    copy_dir(&pkg, &assets.join("pkg"))?;
-    Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
+    crate::build::copy_dir(&pkg, &assets.join("pkg"))?;
     Ok(())
 }
 

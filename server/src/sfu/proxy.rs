@@ -223,21 +223,9 @@ fn ensure_pullable(
     room: &str,
     tracks: &[TrackObject],
 ) -> Result<(), CallsFailure> {
-    let registry = sfu.registry();
-    match tracks.iter().find(|t| {
-        !registry.pullable(
-            room,
-            t.session_id.as_deref().unwrap_or_default(),
-            &t.track_name,
-        )
-    }) {
-        Some(t) => Err(refused(
-            403,
-            "forbidden",
-            format!("`{}` is not published in your room", t.track_name),
-        )),
-        None => Ok(()),
-    }
+    sfu.registry()
+        .check_pullable(room, tracks)
+        .map_err(|description| refused(403, "forbidden", description))
 }
 
 /// `POST /sfu/sessions/new`: a session for the caller (ending one it had).
