@@ -57,6 +57,27 @@ function traceSteps(tag) {
       return result;
     };
   }
+  const addTrack = P.addTrack;
+  P.addTrack = function (track, ...streams) {
+    log(`addTrack ${track.kind}`);
+    return addTrack.apply(this, [track, ...streams]);
+  };
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    log("new RTCPeerConnection >");
+    const pc = new Original(...args);
+    log("new RTCPeerConnection <");
+    watch(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = P;
+  const gum = MediaDevices.prototype.getUserMedia;
+  MediaDevices.prototype.getUserMedia = async function (...args) {
+    log("getUserMedia >");
+    const stream = await gum.apply(this, args);
+    log("getUserMedia <");
+    return stream;
+  };
   const fetch = window.fetch;
   window.fetch = async function (input, init) {
     const url = String(input?.url ?? input).replace(/^https?:\/\/[^/]+/, "");

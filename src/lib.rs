@@ -13,6 +13,10 @@ pub mod room;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
+#[cfg(all(feature = "small-alloc", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub use callroom_protocol as protocol;
 pub use error::Error;
 pub use room::JoinOptions;

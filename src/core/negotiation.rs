@@ -56,7 +56,7 @@ impl Negotiator {
         self.polite
     }
 
-    /// We start creating an offer (`negotiationneeded`).
+    /// We start creating an offer.
     pub fn begin_offer(&mut self) {
         self.making_offer = true;
     }

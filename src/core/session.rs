@@ -146,7 +146,8 @@ impl PollPolicy {
         !alive && self.held_since.is_some_and(|since| since <= self.probed_at)
     }
 
-    /// The cursor: every message up to it was handled.
+    /// The cursor: every message up to it was accepted (handled, or being handled in order
+    /// while the next poll is out).
     pub fn cursor(&self) -> u64 {
         self.cursor
     }

@@ -42,22 +42,29 @@ impl Room {
         // With the devices already granted (no prompt), the join request goes out while the
         // camera opens, and the media plane starts once both are there. Behind a prompt, which
         // can take the user many seconds, the camera comes first: an admitted peer that does
-        // not poll yet would look silent to the room.
-        let early = match &capture {
-            Some(request) => media::already_granted(request).await,
-            None => true,
+        // not poll yet would look silent to the room. The camera is asked first, and the
+        // permission check runs beside it, so neither waits for the other.
+        let (early_tx, answered) = futures_channel::oneshot::channel();
+        let mut early = EarlyJoin {
+            answered,
+            shared: shared.clone(),
         };
-        let answered = early.then(|| {
-            let (answered_tx, answered) = futures_channel::oneshot::channel();
-            let requesting = shared.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                let result = signaling::request_join(&requesting).await;
-                if let Err(Ok(orphaned)) = answered_tx.send(result) {
-                    // `join` was dropped meanwhile: nobody runs this session.
-                    signaling::abandon(&requesting, orphaned);
-                }
-            });
-            answered
+        let requesting = shared.clone();
+        let check = capture.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let granted = match &check {
+                Some(request) => media::already_granted(request).await,
+                None => true,
+            };
+            if !granted || early_tx.is_canceled() {
+                let _ = early_tx.send(None);
+                return;
+            }
+            let result = signaling::request_join(&requesting).await;
+            if let Err(Some(Ok(orphaned))) = early_tx.send(Some(result)) {
+                // `join` was dropped meanwhile: nobody runs this session.
+                signaling::abandon(&requesting, orphaned);
+            }
         });
         if let Some(request) = capture {
             match LocalMedia::open(&request).await {
@@ -67,12 +74,10 @@ impl Room {
                 }
             }
         }
-        let started = match answered {
-            Some(answered) => match answered.await {
-                Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
-                Err(_) => Err(Error::Closed),
-            },
-            None => signaling::connect(&shared).await,
+        let started = match (&mut early.answered).await {
+            Ok(Some(answered)) => answered.and_then(|a| signaling::start_session(&shared, a)),
+            Ok(None) => signaling::connect(&shared).await,
+            Err(_) => Err(Error::Closed),
         };
         if let Err(error) = started {
             update(&shared, |inner| {
@@ -228,5 +233,21 @@ impl Room {
     /// Lists cameras, microphones and speakers, and updates the snapshot's `devices`.
     pub async fn list_devices(&self) -> Result<Vec<Device>, Error> {
         local::list_devices(&self.shared).await
+    }
+}
+
+/// The early join's answer, on its way to [`Room::join`]. When `join` is dropped after the
+/// answer arrived but before it was read, the admitted session is ended here, so the room
+/// sees no ghost.
+struct EarlyJoin {
+    answered: futures_channel::oneshot::Receiver<Option<Result<signaling::Answered, Error>>>,
+    shared: Rc<Shared>,
+}
+
+impl Drop for EarlyJoin {
+    fn drop(&mut self) {
+        if let Ok(Some(Some(Ok(answered)))) = self.answered.try_recv() {
+            signaling::abandon(&self.shared, answered);
+        }
     }
 }

@@ -268,7 +268,7 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
         my_id: &state.setup.my_id,
         peer_id: peer,
         generation,
-        ice_servers: &state.setup.ice_servers,
+        pc: state.setup.connection()?,
         recovery: state.setup.recovery,
         local: local.as_ref(),
         opening,
@@ -357,6 +357,7 @@ mod tests {
                 recovery: crate::core::recovery::RecoveryOptions::default(),
                 max_links: 2,
                 sink: Rc::new(|_| {}),
+                spare: Rc::default(),
             },
             None,
         );

@@ -6,11 +6,12 @@
 //! `mesh` and `hub` rooms use [`Peers`] (one connection per linked pair; only which pairs
 //! link differs); `sfu` rooms use [`Sfu`], one connection to the room's SFU.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use callroom_protocol::{IceCandidate, MessageKind, SessionDescription, SfuTracks, Topology};
 use wasm_bindgen::JsValue;
-use web_sys::{MediaStream, MediaStreamTrack};
+use web_sys::{MediaStream, MediaStreamTrack, RtcPeerConnection};
 
 use super::peers::Peers;
 use super::sfu::Sfu;
@@ -20,6 +21,7 @@ use crate::core::recovery::RecoveryOptions;
 use crate::core::roster::{Change, Roster};
 use crate::web::http::Http;
 use crate::web::js;
+use crate::web::peer;
 use crate::Error;
 
 /// What a plane tells its room.
@@ -64,6 +66,19 @@ pub(crate) struct PlaneSetup {
     pub(crate) max_links: usize,
     /// Where events go.
     pub(crate) sink: PlaneSink,
+    /// A peer connection made as the join was answered (on a first join, while the camera
+    /// opens), for the first one the plane needs.
+    pub(crate) spare: Rc<Cell<Option<RtcPeerConnection>>>,
+}
+
+impl PlaneSetup {
+    /// A new peer connection: the spare while it is unused, else a fresh one.
+    pub(crate) fn connection(&self) -> Result<RtcPeerConnection, Error> {
+        match self.spare.take() {
+            Some(pc) => Ok(pc),
+            None => peer::connection(&self.ice_servers),
+        }
+    }
 }
 
 /// A signaling message for the plane, from another peer.

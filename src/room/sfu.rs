@@ -18,7 +18,7 @@ use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcPeerConnection, RtcRtpTransceiver,
+    MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpTransceiver,
     RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
     RtcTrackEvent,
 };
@@ -200,19 +200,6 @@ impl Drop for Sfu {
     }
 }
 
-/// A peer connection to the SFU.
-fn connection(ice_servers: &JsValue) -> Result<RtcPeerConnection, Error> {
-    let config = RtcConfiguration::new();
-    config.set_ice_servers(ice_servers);
-    js::set(
-        config.unchecked_ref::<Object>(),
-        "bundlePolicy",
-        "max-bundle",
-    );
-    RtcPeerConnection::new_with_configuration(&config)
-        .map_err(|e| browser_error("creating a peer connection", &e))
-}
-
 /// The listeners of `pc`, which belong to `state`.
 fn listen(state: &Rc<State>, pc: &RtcPeerConnection) -> Vec<EventListener> {
     let weak = Rc::downgrade(state);
@@ -262,7 +249,7 @@ impl Sfu {
         token: String,
         local: Option<&MediaStream>,
     ) -> Result<Self, Error> {
-        let pc = connection(&setup.ice_servers)?;
+        let pc = setup.connection()?;
         let state = Rc::new(State {
             setup,
             http,
@@ -965,7 +952,7 @@ impl State {
 
     /// A new connection and session; what we publish and pull goes out again on it.
     fn rebuild(self: &Rc<Self>) -> Result<(), Error> {
-        let pc = match connection(&self.setup.ice_servers) {
+        let pc = match self.setup.connection() {
             Ok(pc) => pc,
             Err(error) => {
                 self.later(Op::Rebuild);

@@ -3,12 +3,15 @@
 //! fresh; which failed relays are sent again) are made by `core::session`; this file carries
 //! them out with `fetch` and timers.
 
+use std::cell::Cell;
 use std::rc::{Rc, Weak};
 
-use callroom_protocol::{JoinRequest, JoinResponse, MessageKind, Role};
+use callroom_protocol::{JoinRequest, JoinResponse, MessageKind, Role, Topology};
+use futures_channel::oneshot;
 use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
+use web_sys::RtcPeerConnection;
 
 use super::plane::{Plane, PlaneEvent, PlaneSetup, PlaneSink, Signal};
 use super::state::{read, update, with, Session, Shared, Signaling};
@@ -20,8 +23,9 @@ use crate::core::session::{
 };
 use crate::web::http::{Deadline, Http};
 use crate::web::js;
+use crate::web::peer;
 use crate::web::wire;
-use crate::Error;
+use crate::{Error, JoinOptions};
 
 /// A relay waiting in the outbox.
 pub(crate) struct Relay {
@@ -50,6 +54,9 @@ pub(crate) async fn connect(shared: &Rc<Shared>) -> Result<(), Error> {
 pub(crate) struct Answered {
     joined: JoinResponse,
     epoch: u32,
+    /// The first peer connection the session will need, made as soon as the answer says what
+    /// to connect to: a first join makes it while the camera is still opening.
+    spare: Option<RtcPeerConnection>,
 }
 
 /// Sends the join request. Nothing here needs the local media, so a first join sends it
@@ -80,13 +87,39 @@ pub(crate) async fn request_join(shared: &Rc<Shared>) -> Result<Answered, Error>
     if let Some(key) = &joined.reclaim_key {
         js::session_set(&storage_key, key);
     }
-    Ok(Answered { joined, epoch })
+    // An SFU room always connects; a mesh or hub room, when someone we link to is here.
+    let connects = joined.topology == Topology::Sfu
+        || joined
+            .peers
+            .iter()
+            .any(|p| joined.topology.links(joined.role, p.role));
+    let spare = read(shared, |inner| ice_servers(&inner.options, &joined))
+        .filter(|_| connects)
+        .and_then(|servers| peer::connection(&servers).ok());
+    Ok(Answered {
+        joined,
+        epoch,
+        spare,
+    })
+}
+
+/// The ICE servers a session uses: the app's, or else those the join answer brought.
+fn ice_servers(options: &JoinOptions, joined: &JoinResponse) -> JsValue {
+    match &options.ice_servers {
+        Some(servers) => wire::ice_servers_js(servers),
+        None => wire::ice_servers_js(&joined.ice_servers),
+    }
 }
 
 /// Starts the session a join answered: the media plane (with the local media as it is now),
 /// the roster, and the poll loop.
 pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(), Error> {
-    let Answered { joined, epoch } = answered;
+    let Answered {
+        joined,
+        epoch,
+        spare,
+    } = answered;
+    let spare = Rc::new(Cell::new(spare));
     let token = joined.token.clone();
     let weak = Rc::downgrade(shared);
     let started = update(shared, |inner| {
@@ -95,10 +128,7 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
             // below, so nobody sees a ghost until the server's timeout.
             return Err(Error::Closed);
         }
-        let ice_servers = match &inner.options.ice_servers {
-            Some(servers) => wire::ice_servers_js(servers),
-            None => wire::ice_servers_js(&joined.ice_servers),
-        };
+        let ice_servers = ice_servers(&inner.options, &joined);
         let roster = Roster::new(&joined.peer_id, joined.role, joined.topology, joined.peers);
         let setup = PlaneSetup {
             my_id: joined.peer_id.clone(),
@@ -106,6 +136,7 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
             recovery: inner.options.recovery,
             max_links: crate::core::guard::max_links(joined.capacity),
             sink: plane_sink(&weak, epoch),
+            spare: spare.clone(),
         };
         let plane = Plane::new(
             joined.topology,
@@ -152,6 +183,10 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
         inner.set_state(ConnectionState::Connected);
         Ok(inner.epoch)
     });
+    // Nobody took it (nobody to connect to after all, or the start failed).
+    if let Some(pc) = spare.take() {
+        pc.close();
+    }
     match started.unwrap_or(Err(Error::Closed)) {
         Ok(epoch) => {
             spawn_local(poll_loop(weak, epoch));
@@ -168,6 +203,9 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
 
 /// Ends an admitted session nobody will run (its join was cancelled, or its start failed).
 pub(crate) fn abandon(shared: &Rc<Shared>, answered: Answered) {
+    if let Some(pc) = answered.spare {
+        pc.close();
+    }
     abandon_token(shared, answered.joined.token);
 }
 
@@ -267,27 +305,10 @@ async fn rejoin_attempt(weak: Weak<Shared>, epoch: u32) {
 // ------------------------------------------------------------------ polling
 
 async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
+    let mut next = start_poll(&weak, epoch);
     loop {
-        let Some((http, path, token, signal)) = with(&weak, |inner| {
-            if inner.epoch != epoch {
-                return None;
-            }
-            let signaling = inner.signaling.as_mut()?;
-            let path = format!(
-                "/messages?since={}&wait={}",
-                signaling.poll.cursor(),
-                signaling.poll.wait_ms()
-            );
-            let abort = Deadline::after(signaling.poll.on_sent(js::now_ms())).ok()?;
-            let signal = abort.signal();
-            let token = signaling.token.clone();
-            inner.poll_abort = Some(abort);
-            Some((inner.http.clone(), path, token, signal))
-        })
-        .flatten() else {
-            return;
-        };
-        let result = http.get(&path, Some(&token), Some(&signal)).await;
+        let Some(pending) = next.take() else { return };
+        let result = pending.await.unwrap_or(Err(Error::Closed));
         let Some(shared) = weak.upgrade() else { return };
         let current = |shared: &Shared| read(shared, |inner| inner.epoch == epoch) == Some(true);
         if !current(&shared) {
@@ -296,28 +317,40 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
         let answer = result.and_then(|json| wire::messages(&json));
         let action = match answer {
             Ok((messages, cursor)) => {
-                for message in messages {
-                    let fresh = with(&weak, |inner| {
-                        Some(inner.signaling.as_mut()?.poll.accept(message.seq))
+                let fresh: Vec<_> = messages
+                    .into_iter()
+                    .filter(|message| {
+                        with(&weak, |inner| {
+                            Some(inner.signaling.as_mut()?.poll.accept(message.seq))
+                        })
+                        .flatten()
+                            == Some(true)
                     })
-                    .flatten();
-                    if fresh == Some(true) {
-                        handle_message(&shared, message).await;
-                    }
+                    .collect();
+                let action = with(&weak, |inner| {
+                    Some(inner.signaling.as_mut()?.poll.on_answer(cursor))
+                })
+                .flatten();
+                // The next poll goes out now, not after these are handled: handling an offer
+                // takes the browser tens of ms, and the candidates that follow it are then
+                // already here. They are still handled in order, after these.
+                if action == Some(PollAction::Poll { after_ms: 0 }) {
+                    next = start_poll(&weak, epoch);
+                }
+                for message in fresh {
+                    handle_message(&shared, message).await;
                     if !current(&shared) {
                         return;
                     }
                 }
                 update(&shared, |inner| {
-                    let action = inner.signaling.as_mut()?.poll.on_answer(cursor);
                     let resumed = inner.signal_state == ConnectionState::Reconnecting;
                     inner.set_state(ConnectionState::Connected);
                     if let Some(plane) = inner.plane().filter(|_| resumed) {
                         plane.on_resumed();
                     }
-                    Some(action)
-                })
-                .flatten()
+                });
+                action
             }
             Err(error) => update(&shared, |inner| {
                 let action = inner
@@ -346,7 +379,12 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
             .flatten(),
         };
         match action {
-            Some(PollAction::Poll { after_ms: 0 }) => continue,
+            Some(PollAction::Poll { after_ms: 0 }) => {
+                // After an error the next poll starts here; after an answer it is out already.
+                if next.is_none() {
+                    next = start_poll(&weak, epoch);
+                }
+            }
             Some(PollAction::Poll { after_ms }) => {
                 update(&shared, |inner| {
                     let weak = weak.clone();
@@ -364,6 +402,35 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
             Some(PollAction::Stop) | None => return,
         }
     }
+}
+
+/// Sends the next poll (it runs on its own); its answer arrives on the receiver.
+fn start_poll(
+    weak: &Weak<Shared>,
+    epoch: u32,
+) -> Option<oneshot::Receiver<Result<JsValue, Error>>> {
+    let (http, path, token, signal) = with(weak, |inner| {
+        if inner.epoch != epoch {
+            return None;
+        }
+        let signaling = inner.signaling.as_mut()?;
+        let path = format!(
+            "/messages?since={}&wait={}",
+            signaling.poll.cursor(),
+            signaling.poll.wait_ms()
+        );
+        let abort = Deadline::after(signaling.poll.on_sent(js::now_ms())).ok()?;
+        let signal = abort.signal();
+        let token = signaling.token.clone();
+        inner.poll_abort = Some(abort);
+        Some((inner.http.clone(), path, token, signal))
+    })
+    .flatten()?;
+    let (answer, answered) = oneshot::channel();
+    spawn_local(async move {
+        let _ = answer.send(http.get(&path, Some(&token), Some(&signal)).await);
+    });
+    Some(answered)
 }
 
 /// The probe `PollPolicy::probe_due` asked for (the ticker checks every second): a fresh

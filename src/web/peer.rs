@@ -63,7 +63,8 @@ pub(crate) struct LinkSetup<'a> {
     pub(crate) peer_id: &'a str,
     /// Which build of the link to this peer this is.
     pub(crate) generation: u32,
-    pub(crate) ice_servers: &'a JsValue,
+    /// The link's peer connection, new and unused ([`connection`]).
+    pub(crate) pc: RtcPeerConnection,
     pub(crate) recovery: RecoveryOptions,
     /// What we publish, if anything.
     pub(crate) local: Option<&'a MediaStream>,
@@ -125,6 +126,21 @@ impl Drop for Link {
     }
 }
 
+/// A peer connection with every track on one transport (`max-bundle`): one set of ICE
+/// candidates to gather, relay and check instead of one per media kind. Every browser callroom
+/// runs in, and the SFU, supports bundling.
+pub(crate) fn connection(ice_servers: &JsValue) -> Result<RtcPeerConnection, Error> {
+    let config = RtcConfiguration::new();
+    config.set_ice_servers(ice_servers);
+    js::set(
+        config.unchecked_ref::<Object>(),
+        "bundlePolicy",
+        "max-bundle",
+    );
+    RtcPeerConnection::new_with_configuration(&config)
+        .map_err(|e| browser_error("creating a peer connection", &e))
+}
+
 fn signaling_state(pc: &RtcPeerConnection) -> SignalingState {
     match pc.signaling_state() {
         RtcSignalingState::Stable => SignalingState::Stable,
@@ -141,15 +157,11 @@ impl Link {
             my_id,
             peer_id,
             generation,
-            ice_servers,
+            pc,
             recovery,
             local,
             opening,
         } = setup;
-        let config = RtcConfiguration::new();
-        config.set_ice_servers(ice_servers);
-        let pc = RtcPeerConnection::new_with_configuration(&config)
-            .map_err(|e| browser_error("creating a peer connection", &e))?;
         for old in remote_stream.get_tracks().iter() {
             remote_stream.remove_track(old.unchecked_ref());
         }
@@ -188,6 +200,12 @@ impl Link {
                 }
             }
             (Opening::Answer, local) => link.state.borrow_mut().held = local.cloned(),
+        }
+        if opening == Opening::Offer {
+            // The first offer goes out now rather than on `negotiationneeded`, a task the
+            // browser queues behind whatever the page does next (20 ms on a busy page). Once
+            // it is under way, the browser sees nothing left to negotiate and stays quiet.
+            spawn_local(link.clone().negotiate());
         }
         Ok(link)
     }
@@ -452,7 +470,8 @@ impl Link {
         }
     }
 
-    /// On `negotiationneeded`: make an offer and send it (perfect negotiation).
+    /// Makes an offer and sends it (perfect negotiation): on `negotiationneeded`, and at once
+    /// when a link we open is ours to offer.
     async fn negotiate(self: Rc<Self>) {
         self.state.borrow_mut().negotiator.begin_offer();
         let result = JsFuture::from(js::set_local_description_auto(&self.pc)).await;
@@ -675,7 +694,7 @@ mod tests {
                 my_id: "pa",
                 peer_id: "pb",
                 generation: 1,
-                ice_servers: &js_sys::Array::new().into(),
+                pc: connection(&js_sys::Array::new().into()).unwrap(),
                 recovery: RecoveryOptions::default(),
                 local,
                 opening: Opening::Answer,

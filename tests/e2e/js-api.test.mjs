@@ -2,7 +2,7 @@
 // room through the real server, and each decodes the other's video.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, launchBrowser, pageWithCallroom } from "./support.mjs";
+import { startServer, launchBrowser, pageWithCallroom, unique } from "./support.mjs";
 
 let server;
 let browser;
@@ -147,6 +147,10 @@ test("with the camera already granted the join request goes out while it opens; 
         window.order.push("camera asked");
         try {
           const stream = await gum.apply(this, args);
+          // A real camera takes a while to open; the fake one, a few ms. The wait keeps the
+          // order about the mechanism (does the join wait for the camera?), not about which
+          // of two quick steps wins.
+          await new Promise((resolve) => setTimeout(resolve, 300));
           window.order.push("camera open");
           return stream;
         } catch (e) {
@@ -183,5 +187,104 @@ test("with the camera already granted the join request goes out while it opens; 
     assert.deepEqual(refused, { order: ["camera asked", "camera refused", "join sent"], publishing: false });
   } finally {
     await strict.close();
+  }
+});
+
+test("a cold join into an occupied room: the connection is made while the camera opens, one offer goes out at once with one bundle of candidates, and the answerer polls again before it has applied the offer", async () => {
+  const room = unique("cold");
+  // The answerer records when its polls go out and when it applies the offer.
+  const a = await pageWithCallroom(browser, server, {
+    initScript: () => {
+      window.steps = [];
+      const fetch = window.fetch;
+      window.fetch = async function (input, init) {
+        const url = String(input?.url ?? input);
+        if (url.includes("/messages?")) window.steps.push("poll sent");
+        const response = await fetch.apply(this, [input, init]);
+        if (url.includes("/messages?") && (await response.clone().text()).includes('"type":"offer"')) {
+          window.steps.push("offer received");
+        }
+        return response;
+      };
+      const srd = RTCPeerConnection.prototype.setRemoteDescription;
+      RTCPeerConnection.prototype.setRemoteDescription = async function (...args) {
+        const result = await srd.apply(this, args);
+        if (args[0]?.type === "offer") window.steps.push("offer applied");
+        return result;
+      };
+    },
+  });
+  // The newcomer: a camera that takes 300 ms to open, as real ones do, and a log of what it
+  // sends and makes.
+  const b = await pageWithCallroom(browser, server, {
+    initScript: () => {
+      window.steps = [];
+      window.relayed = [];
+      const gum = MediaDevices.prototype.getUserMedia;
+      MediaDevices.prototype.getUserMedia = async function (...args) {
+        window.steps.push("camera asked");
+        const stream = await gum.apply(this, args);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        window.steps.push("camera open");
+        return stream;
+      };
+      const Original = window.RTCPeerConnection;
+      window.RTCPeerConnection = function (...args) {
+        window.steps.push("connection made");
+        return new Original(...args);
+      };
+      window.RTCPeerConnection.prototype = Original.prototype;
+      const fetch = window.fetch;
+      window.fetch = function (input, init) {
+        const body = String(init?.body ?? "");
+        if (body.includes('"type":"join"')) window.steps.push("join sent");
+        if (body.includes('"type":"offer"')) window.steps.push("offer sent");
+        if (body.startsWith("{")) window.relayed.push(JSON.parse(body));
+        return fetch.apply(this, [input, init]);
+      };
+    },
+  });
+  try {
+    await a.page.evaluate(async (room) => {
+      window.room = await window.callroom.Room.join({ room });
+    }, room);
+    const bId = await b.page.evaluate(async (room) => {
+      window.room = await window.callroom.Room.join({ room });
+      return window.room.snapshot().sessionId;
+    }, room);
+    await a.page.waitForFunction(
+      (peer) => window.room.snapshot().remoteStreams.some((r) => r.peerId === peer && r.framesDecoded > 0),
+      bId,
+      { timeout: 30_000 },
+    );
+    const newcomer = await b.page.evaluate(() => ({ steps: window.steps, relayed: window.relayed }));
+    const at = (step) => newcomer.steps.indexOf(step);
+    assert.ok(at("join sent") >= 0 && at("connection made") >= 0, newcomer.steps.join(", "));
+    assert.ok(at("camera asked") < at("join sent"), newcomer.steps.join(", "));
+    // The peer connection was made while the camera was still opening, and the offer followed.
+    assert.ok(at("join sent") < at("connection made"), newcomer.steps.join(", "));
+    assert.ok(at("connection made") < at("camera open"), newcomer.steps.join(", "));
+    assert.ok(at("camera open") < at("offer sent"), newcomer.steps.join(", "));
+    const offers = newcomer.relayed.filter((m) => m.type === "offer");
+    assert.equal(offers.length, 1, "exactly one offer: no second one on `negotiationneeded`");
+    // max-bundle: audio and video share one transport, so the offer has one ICE ufrag and the
+    // candidates belong to its first section.
+    const sdp = offers[0].payload.sdp;
+    assert.match(sdp, /a=group:BUNDLE 0 1/);
+    assert.equal(new Set(sdp.match(/a=ice-ufrag:\S+/g)).size, 1, sdp);
+    const candidates = newcomer.relayed.filter((m) => m.type === "candidate").map((m) => m.payload);
+    assert.ok(candidates.length > 0);
+    for (const c of candidates) {
+      assert.equal(c.sdpMLineIndex, 0, JSON.stringify(c));
+    }
+    // The answerer's next poll went out before the offer was even applied.
+    const answerer = await a.page.evaluate(() => window.steps);
+    const received = answerer.indexOf("offer received");
+    assert.ok(received >= 0, answerer.join(", "));
+    const next = answerer.indexOf("poll sent", received);
+    assert.ok(next > received && next < answerer.indexOf("offer applied"), answerer.join(", "));
+  } finally {
+    await a.close();
+    await b.close();
   }
 });

@@ -38,7 +38,8 @@ pub fn run() -> Result<()> {
                 "callroom",
                 "--out-dir",
             ])
-            .arg(&out),
+            .arg(&out)
+            .args(["--features", "small-alloc"]),
     )?;
 
     step("wasm-opt -Oz (npm binaryen)");
@@ -49,6 +50,9 @@ pub fn run() -> Result<()> {
         "wasm-opt",
         cmd("wasm-opt")
             .arg("-Oz")
+            // Repeats the passes until the module stops shrinking: 247,233 -> 246,998 bytes
+            // (106,071 -> 105,602 gzip), for about a second of build time.
+            .arg("--converge")
             // Function names and the producers section are for debugging, not for shipping.
             .args(["--strip-debug", "--strip-producers"])
             .args(WASM_FEATURES)
