@@ -30,6 +30,10 @@ const PEERJS = join(ROOT, "node_modules", "peerjs", "dist", "peerjs.min.js");
  * are for reading, not for the figures.
  */
 const TRACE = process.env.BENCH_TRACE === "1";
+/** Which room's runs are traced: `mesh` (the default) or `sfu`. */
+const TRACED = process.env.BENCH_TRACE_TOPOLOGY ?? "mesh";
+/** With BENCH_ONLY=sfu (or mesh, peerjs, limit), only that contender runs: for diagnosis. */
+const ONLY = process.env.BENCH_ONLY;
 
 function traceSteps(tag) {
   window.trace = [];
@@ -201,7 +205,8 @@ async function callroomRun(topology = "mesh") {
   }, { room, topology });
   const frame = await a.page.evaluate(() => window.frame);
   const marks = await a.page.evaluate(() => window.marks);
-  if (TRACE && topology === "mesh") {
+  if (TRACE && topology === TRACED && frame - t0 > slowestTraced) {
+    slowestTraced = frame - t0;
     const steps = [...(await a.page.evaluate(() => window.trace)), ...(await b.page.evaluate(() => window.trace))];
     lastTrace = steps.filter(([t]) => t <= frame + 1).sort((x, y) => x[0] - y[0]).map(([t, tag, what]) => [t - t0, tag, what]);
     lastTrace.push([frame - t0, "A", "first frame of B shown"]);
@@ -214,8 +219,9 @@ async function callroomRun(topology = "mesh") {
 
 /** callroom's runs, step by step (ms from the join call). */
 const breakdown = [];
-/** With BENCH_TRACE=1: the last callroom run's merged timeline. */
+/** With BENCH_TRACE=1: the slowest traced run's merged timeline. */
 let lastTrace = [];
+let slowestTraced = 0;
 
 // One warm-up of each, not counted (the browser's first camera and first wasm compile).
 await limitRun();
@@ -223,11 +229,12 @@ await peerjsRun();
 await callroomRun();
 await callroomRun("sfu");
 const runs = { limit: [], peerjs: [], callroom: [], sfu: [] };
+const included = (name) => !ONLY || ONLY === name;
 for (let i = 0; i < RUNS; i++) {
-  runs.limit.push(await limitRun());
-  runs.peerjs.push(await peerjsRun());
-  runs.callroom.push(await callroomRun());
-  runs.sfu.push(await callroomRun("sfu"));
+  if (included("limit")) runs.limit.push(await limitRun());
+  if (included("peerjs")) runs.peerjs.push(await peerjsRun());
+  if (included("mesh")) runs.callroom.push(await callroomRun());
+  if (included("sfu")) runs.sfu.push(await callroomRun("sfu"));
 }
 await browser.close();
 await server.stop();
@@ -259,7 +266,7 @@ console.log(
     `the other page sees the newcomer ${ms(steps.seen)}, gets its video track ${ms(steps.track)}, connected ${ms(steps.connected)}`,
 );
 if (TRACE) {
-  console.log("\nthe last callroom run, step by step (ms from the join call; A was in the room, B joins):");
+  console.log(`\nthe slowest ${TRACED} run, step by step (ms from the join call; A was in the room, B joins):`);
   for (const [t, tag, what] of lastTrace) console.log(`  ${t.toFixed(1).padStart(7)}  ${tag}  ${what}`);
 }
 save("join-cold", result);
