@@ -25,7 +25,7 @@ const PEERJS = join(ROOT, "node_modules", "peerjs", "dist", "peerjs.min.js");
 
 /**
  * With BENCH_TRACE=1, callroom's pages log every step on the way to the first frame (fetches,
- * offer/answer calls, candidates, ICE and DTLS states), and the last run's merged timeline is
+ * offer/answer calls, candidates, ICE and DTLS states), and the slowest run's merged timeline is
  * printed: the critical path, step by step. The wrappers cost a little time, so traced runs
  * are for reading, not for the figures.
  */
