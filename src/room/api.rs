@@ -43,12 +43,14 @@ impl Room {
         // camera opens, and the media plane starts once both are there. Behind a prompt, which
         // can take the user many seconds, the camera comes first: an admitted peer that does
         // not poll yet would look silent to the room. The camera is asked first, and the
-        // permission check runs beside it, so neither waits for the other.
-        let (early_tx, answered) = futures_channel::oneshot::channel();
+        // permission check runs beside it, so neither waits for the other. Either way a task
+        // sends the request, so a `join` dropped midway leaves no admitted session behind.
+        let (answered_tx, answered) = futures_channel::oneshot::channel();
         let mut early = EarlyJoin {
             answered,
             shared: shared.clone(),
         };
+        let (settled_tx, settled) = futures_channel::oneshot::channel::<()>();
         let requesting = shared.clone();
         let check = capture.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -56,12 +58,15 @@ impl Room {
                 Some(request) => media::already_granted(request).await,
                 None => true,
             };
-            if !granted || early_tx.is_canceled() {
-                let _ = early_tx.send(None);
+            // Behind a prompt, the camera settles first (or `join` goes away meanwhile).
+            if !granted && settled.await.is_err() {
+                return;
+            }
+            if answered_tx.is_canceled() {
                 return;
             }
             let result = signaling::request_join(&requesting).await;
-            if let Err(Some(Ok(orphaned))) = early_tx.send(Some(result)) {
+            if let Err(Ok(orphaned)) = answered_tx.send(result) {
                 // `join` was dropped meanwhile: nobody runs this session.
                 signaling::abandon(&requesting, orphaned);
             }
@@ -74,9 +79,9 @@ impl Room {
                 }
             }
         }
+        let _ = settled_tx.send(());
         let started = match (&mut early.answered).await {
-            Ok(Some(answered)) => answered.and_then(|a| signaling::start_session(&shared, a)),
-            Ok(None) => signaling::connect(&shared).await,
+            Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
             Err(_) => Err(Error::Closed),
         };
         if let Err(error) = started {
@@ -236,17 +241,17 @@ impl Room {
     }
 }
 
-/// The early join's answer, on its way to [`Room::join`]. When `join` is dropped after the
-/// answer arrived but before it was read, the admitted session is ended here, so the room
-/// sees no ghost.
+/// The join's answer, on its way to [`Room::join`] from the task that asked. When `join` is
+/// dropped after the answer arrived but before it was read, the admitted session is ended
+/// here, so the room sees no ghost (an answer arriving later is ended by the task).
 struct EarlyJoin {
-    answered: futures_channel::oneshot::Receiver<Option<Result<signaling::Answered, Error>>>,
+    answered: futures_channel::oneshot::Receiver<Result<signaling::Answered, Error>>,
     shared: Rc<Shared>,
 }
 
 impl Drop for EarlyJoin {
     fn drop(&mut self) {
-        if let Ok(Some(Some(Ok(answered)))) = self.answered.try_recv() {
+        if let Ok(Some(Ok(answered))) = self.answered.try_recv() {
             signaling::abandon(&self.shared, answered);
         }
     }
