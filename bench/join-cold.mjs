@@ -91,6 +91,30 @@ function traceSteps(tag) {
     log(`fetch ${url} ${type} < ${response.status}`);
     return response;
   };
+  const text = Response.prototype.text;
+  Response.prototype.text = async function () {
+    const url = this.url.replace(/^https?:\/\/[^/]+/, "");
+    const body = await text.apply(this);
+    log(`body ${url} ${/"type":"([a-z-]+)"/.exec(body)?.[1] ?? ""}`);
+    return body;
+  };
+  // PeerJS signals over a WebSocket: its frames, by type.
+  const frameType = (data) => /"type":"([A-Za-z-]+)"/.exec(String(data))?.[1] ?? "";
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    log(`ws send ${frameType(data)}`);
+    return send.apply(this, [data]);
+  };
+  const OriginalSocket = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const socket = new OriginalSocket(...args);
+    log("ws open >");
+    socket.addEventListener("open", () => log("ws open <"));
+    socket.addEventListener("message", (e) => log(`ws message ${frameType(e.data)}`));
+    return socket;
+  };
+  window.WebSocket.prototype = OriginalSocket.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
 }
 
 /** A page in a fresh context on the server's origin, with `window.now()` on the shared clock. */
@@ -128,7 +152,7 @@ async function limitRun() {
 }
 
 async function peerjsRun() {
-  const [a, b] = [await freshPage(), await freshPage()];
+  const [a, b] = [await freshPage("A"), await freshPage("B")];
   for (const p of [a, b]) await p.page.addScriptTag({ path: PEERJS });
   const options = { host: "127.0.0.1", port: peerPort, path: "/peerjs", secure: false, config: { iceServers: [] } };
   const id = unique("pj").replace(/[^a-z0-9]/gi, "");
@@ -164,8 +188,21 @@ async function peerjsRun() {
     { id, options },
   );
   const frame = await a.page.evaluate(() => window.frame);
+  if (TRACE && frame - t0 > slowestPeerjs) {
+    slowestPeerjs = frame - t0;
+    peerjsTrace = await mergedTrace(a, b, t0, frame);
+  }
   await Promise.all([a.close(), b.close()]);
   return frame - t0;
+}
+
+/** Both pages' traces of one run, in order, in ms from t0, up to the first frame. */
+async function mergedTrace(a, b, t0, frame) {
+  const steps = [...(await a.page.evaluate(() => window.trace)), ...(await b.page.evaluate(() => window.trace))];
+  const trace = steps.filter(([t]) => t >= t0 - 1 && t <= frame + 1).sort((x, y) => x[0] - y[0]).map(([t, tag, what]) => [t - t0, tag, what]);
+  trace.unshift([0, "", `t0 ${new Date(t0).toISOString()}`]);
+  trace.push([frame - t0, "A", "first frame of B shown"]);
+  return trace;
 }
 
 async function callroomRun(topology = "mesh") {
@@ -207,9 +244,7 @@ async function callroomRun(topology = "mesh") {
   const marks = await a.page.evaluate(() => window.marks);
   if (TRACE && topology === TRACED && frame - t0 > slowestTraced) {
     slowestTraced = frame - t0;
-    const steps = [...(await a.page.evaluate(() => window.trace)), ...(await b.page.evaluate(() => window.trace))];
-    lastTrace = steps.filter(([t]) => t <= frame + 1).sort((x, y) => x[0] - y[0]).map(([t, tag, what]) => [t - t0, tag, what]);
-    lastTrace.push([frame - t0, "A", "first frame of B shown"]);
+    lastTrace = await mergedTrace(a, b, t0, frame);
   }
   await Promise.all([a.close(), b.close()]);
   if (topology !== "mesh") return frame - t0;
@@ -222,6 +257,9 @@ const breakdown = [];
 /** With BENCH_TRACE=1: the slowest traced run's merged timeline. */
 let lastTrace = [];
 let slowestTraced = 0;
+/** The same for PeerJS (its WebSocket frames traced in place of fetches). */
+let peerjsTrace = [];
+let slowestPeerjs = 0;
 
 // One warm-up of each, not counted (the browser's first camera and first wasm compile).
 await limitRun();
@@ -268,6 +306,8 @@ console.log(
 if (TRACE) {
   console.log(`\nthe slowest ${TRACED} run, step by step (ms from the join call; A was in the room, B joins):`);
   for (const [t, tag, what] of lastTrace) console.log(`  ${t.toFixed(1).padStart(7)}  ${tag}  ${what}`);
+  console.log(`\nthe slowest PeerJS run, step by step (A waits for the call, B calls):`);
+  for (const [t, tag, what] of peerjsTrace) console.log(`  ${t.toFixed(1).padStart(7)}  ${tag}  ${what}`);
 }
 save("join-cold", result);
 process.exit(0);
