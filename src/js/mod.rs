@@ -16,6 +16,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::MediaStream;
 
 use crate::room::{Room, RoomEvent, Subscription};
+use crate::web::js::spawn;
 use crate::Error;
 use convert::{error_to_js, event_to_js, options_from_js, snapshot_to_js};
 
@@ -80,7 +81,7 @@ impl JsRoom {
         let handlers = Map::new();
         let notify = subscribers.clone();
         let change = room.on_change(move || call_all(&notify, &JsValue::UNDEFINED));
-        wasm_bindgen_futures::spawn_local(dispatch(room.events(), handlers.clone()));
+        spawn(Box::pin(dispatch(room.events(), handlers.clone())));
         JsRoom {
             room: Rc::new(room),
             cache: RefCell::new(None),

@@ -10,6 +10,7 @@ use super::state::{read, update, Inner, Shared};
 use super::{local, signaling, JoinOptions, Snapshot};
 use crate::core::roster::ConnectionState;
 use crate::media::{self, Device, LocalMedia};
+use crate::web::js::spawn;
 use crate::Error;
 
 /// A joined room. Dropping it leaves (best effort); `leave().await` leaves and waits.
@@ -53,7 +54,7 @@ impl Room {
         let (settled_tx, settled) = futures_channel::oneshot::channel::<()>();
         let requesting = shared.clone();
         let check = capture.clone();
-        wasm_bindgen_futures::spawn_local(async move {
+        spawn(Box::pin(async move {
             let granted = match &check {
                 Some(request) => media::already_granted(request).await,
                 None => true,
@@ -70,7 +71,7 @@ impl Room {
                 // `join` was dropped meanwhile: nobody runs this session.
                 signaling::abandon(&requesting, orphaned);
             }
-        });
+        }));
         if let Some(request) = capture {
             match LocalMedia::open(&request).await {
                 Ok(local) => local::publish(&shared, local),

@@ -5,12 +5,12 @@
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use super::state::{read, update, with, Inner, Shared};
 use crate::core::roster::ConnectionState;
 use crate::media::{self, Device, LocalMedia, MediaRequest, TrackRequest};
+use crate::web::js::spawn;
 use crate::Error;
 
 /// What we publish, with an `ended` listener per track (a device unplugged ends its track:
@@ -46,7 +46,7 @@ impl Local {
         let kind = track.kind();
         let id = track.id();
         let listener = EventListener::once(track, "ended", move |_| {
-            spawn_local(fall_back(weak, kind, id));
+            spawn(Box::pin(fall_back(weak, kind, id)));
         });
         self.watchers.push((track.id(), listener));
     }
@@ -293,7 +293,7 @@ pub(crate) async fn start_screen(shared: &Rc<Shared>, track: MediaStreamTrack) {
         // The browser's own "Stop sharing" button ends the track.
         let ended = EventListener::once(&track, "ended", move |_| {
             if let Some(shared) = weak.upgrade() {
-                spawn_local(async move { stop_screen(&shared).await });
+                spawn(Box::pin(async move { stop_screen(&shared).await }));
             }
         });
         inner.view.screen = Some(Screen {
@@ -338,11 +338,11 @@ pub(crate) fn watch_devices(shared: &Rc<Shared>) {
     let weak = Rc::downgrade(shared);
     let listener = EventListener::new(&devices, "devicechange", move |_| {
         let weak = weak.clone();
-        spawn_local(async move {
+        spawn(Box::pin(async move {
             if let Ok(list) = media::devices().await {
                 with(&weak, |inner| inner.view.devices = list);
             }
-        });
+        }));
     });
     update(shared, |inner| inner.device_listener = Some(listener));
 }

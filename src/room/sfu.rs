@@ -16,7 +16,7 @@ use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcPeerConnection, RtcRtpTransceiver,
     RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
@@ -32,6 +32,7 @@ use crate::core::roster::{Change, Roster};
 use crate::core::session;
 use crate::js_error::browser_error;
 use crate::web::http::Http;
+use crate::web::js::spawn;
 use crate::web::js::{self, get, get_str, set};
 use crate::web::stats;
 use crate::Error;
@@ -224,14 +225,17 @@ fn listen(state: &Rc<State>, pc: &RtcPeerConnection) -> Vec<EventListener> {
             // same.
             Some("disconnected") => {
                 let weak = Rc::downgrade(&state);
-                *state.grace.borrow_mut() = Some(Timeout::new(DISCONNECTED_GRACE_MS, move || {
-                    if let Some(state) = weak.upgrade() {
-                        let state_now = js::get_str(&state.pc(), "connectionState");
-                        if state_now.as_deref() == Some("disconnected") {
-                            enqueue(&state, Op::Rebuild);
+                *state.grace.borrow_mut() = Some(js::timeout(
+                    DISCONNECTED_GRACE_MS,
+                    Box::new(move || {
+                        if let Some(state) = weak.upgrade() {
+                            let state_now = js::get_str(&state.pc(), "connectionState");
+                            if state_now.as_deref() == Some("disconnected") {
+                                enqueue(&state, Op::Rebuild);
+                            }
                         }
-                    }
-                }));
+                    }),
+                ));
             }
             _ => {
                 state.grace.borrow_mut().take();
@@ -937,12 +941,15 @@ impl State {
         let again = op.clone();
         let fired = Rc::new(Cell::new(false));
         let mark = fired.clone();
-        let timer = Timeout::new(delay, move || {
-            mark.set(true);
-            if let Some(state) = weak.upgrade() {
-                enqueue(&state, again);
-            }
-        });
+        let timer = js::timeout(
+            delay,
+            Box::new(move || {
+                mark.set(true);
+                if let Some(state) = weak.upgrade() {
+                    enqueue(&state, again);
+                }
+            }),
+        );
         retry.push(Retry {
             op,
             fired,
@@ -1177,11 +1184,14 @@ impl State {
             .unwrap_or(1_000);
         let weak = Rc::downgrade(self);
         let again = peer.to_owned();
-        let timer = Timeout::new(delay, move || {
-            if let Some(state) = weak.upgrade() {
-                enqueue(&state, Op::Pull(again));
-            }
-        });
+        let timer = js::timeout(
+            delay,
+            Box::new(move || {
+                if let Some(state) = weak.upgrade() {
+                    enqueue(&state, Op::Pull(again));
+                }
+            }),
+        );
         self.remote_mut(peer, |r| r.retry_timer = Some(timer));
     }
 
@@ -1358,7 +1368,7 @@ fn enqueue(state: &Rc<State>, op: Op) {
         ops.push_back(op);
     }
     if !state.running.replace(true) {
-        spawn_local(run_ops(Rc::downgrade(state)));
+        spawn(Box::pin(run_ops(Rc::downgrade(state))));
     }
 }
 

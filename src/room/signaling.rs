@@ -8,9 +8,7 @@ use std::rc::{Rc, Weak};
 
 use callroom_protocol::{JoinRequest, JoinResponse, MessageKind, Role, Topology};
 use futures_channel::oneshot;
-use gloo_timers::callback::{Interval, Timeout};
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::RtcPeerConnection;
 
 use super::plane::{Plane, PlaneEvent, PlaneSetup, PlaneSink, Signal};
@@ -23,6 +21,7 @@ use crate::core::session::{
 };
 use crate::web::http::{Deadline, Http};
 use crate::web::js;
+use crate::web::js::spawn;
 use crate::web::peer;
 use crate::web::wire;
 use crate::{Error, JoinOptions};
@@ -171,13 +170,14 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
         inner.join_backoff.reset();
         if inner.ticker.is_none() {
             let weak = weak.clone();
-            inner.ticker = Some(Interval::new(1_000, move || ticker::tick(&weak)));
+            inner.ticker = Some(js::interval(1_000, Box::new(move || ticker::tick(&weak))));
         }
         if inner.levels_timer.is_none() {
             let weak = weak.clone();
-            inner.levels_timer = Some(Interval::new(ticker::LEVELS_EVERY_MS, move || {
-                ticker::listen(&weak)
-            }));
+            inner.levels_timer = Some(js::interval(
+                ticker::LEVELS_EVERY_MS,
+                Box::new(move || ticker::listen(&weak)),
+            ));
         }
         inner.media_reconnecting = false;
         inner.set_state(ConnectionState::Connected);
@@ -189,7 +189,7 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
     }
     match started.unwrap_or(Err(Error::Closed)) {
         Ok(epoch) => {
-            spawn_local(poll_loop(weak, epoch));
+            spawn(Box::pin(poll_loop(weak, epoch)));
             Ok(())
         }
         Err(error) => {
@@ -264,14 +264,14 @@ pub(crate) fn rejoin(shared: &Rc<Shared>) {
     .flatten();
     let Some((epoch, old)) = rejoin else { return };
     let weak = Rc::downgrade(shared);
-    spawn_local(async move {
+    spawn(Box::pin(async move {
         // End the old session first (when the server still knows it), so the others drop it
         // at once instead of after the server's peer timeout.
         if let Some((http, token)) = old {
             end_session(&http, &token).await;
         }
         rejoin_attempt(weak, epoch).await;
-    });
+    }));
 }
 
 async fn rejoin_attempt(weak: Weak<Shared>, epoch: u32) {
@@ -293,9 +293,12 @@ async fn rejoin_attempt(weak: Weak<Shared>, epoch: u32) {
                 }
                 Some(delay) => {
                     let weak = weak.clone();
-                    inner.retry_timer = Some(Timeout::new(delay, move || {
-                        spawn_local(rejoin_attempt(weak, epoch));
-                    }));
+                    inner.retry_timer = Some(js::timeout(
+                        delay,
+                        Box::new(move || {
+                            spawn(Box::pin(rejoin_attempt(weak, epoch)));
+                        }),
+                    ));
                 }
             }
         });
@@ -388,9 +391,12 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
             Some(PollAction::Poll { after_ms }) => {
                 update(&shared, |inner| {
                     let weak = weak.clone();
-                    inner.retry_timer = Some(Timeout::new(after_ms, move || {
-                        spawn_local(poll_loop(weak, epoch));
-                    }));
+                    inner.retry_timer = Some(js::timeout(
+                        after_ms,
+                        Box::new(move || {
+                            spawn(Box::pin(poll_loop(weak, epoch)));
+                        }),
+                    ));
                 });
                 return;
             }
@@ -427,9 +433,9 @@ fn start_poll(
     })
     .flatten()?;
     let (answer, answered) = oneshot::channel();
-    spawn_local(async move {
+    spawn(Box::pin(async move {
         let _ = answer.send(http.get(&path, Some(&token), Some(&signal)).await);
-    });
+    }));
     Some(answered)
 }
 
@@ -558,7 +564,7 @@ pub(crate) fn send(shared: &Rc<Shared>, to: String, kind: MessageKind, payload: 
     })
     .flatten();
     if let Some(epoch) = start {
-        spawn_local(drain_outbox(Rc::downgrade(shared), epoch));
+        spawn(Box::pin(drain_outbox(Rc::downgrade(shared), epoch)));
     }
 }
 
@@ -630,7 +636,7 @@ pub(crate) async fn end_session(http: &Http, token: &str) {
 /// [`end_session`] in the background.
 pub(crate) fn end_session_later(http: &Http, token: String) {
     let http = http.clone();
-    spawn_local(async move { end_session(&http, &token).await });
+    spawn(Box::pin(async move { end_session(&http, &token).await }));
 }
 
 /// Leaves: everything stops at once, then the server is told.

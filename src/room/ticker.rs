@@ -3,13 +3,12 @@
 
 use std::rc::Weak;
 
-use wasm_bindgen_futures::spawn_local;
-
 use super::state::{with, Shared};
 use super::RoomEvent;
 use crate::core::speaking::Level;
 use crate::web::audio::{Meter, Source};
 use crate::web::js;
+use crate::web::js::spawn;
 
 pub(crate) fn tick(weak: &Weak<Shared>) {
     let now = js::now_ms();
@@ -26,13 +25,13 @@ pub(crate) fn tick(weak: &Weak<Shared>) {
         return;
     };
     if let Some((http, epoch)) = probe {
-        spawn_local(super::signaling::probe(weak.clone(), http, epoch));
+        spawn(Box::pin(super::signaling::probe(weak.clone(), http, epoch)));
     }
     let Some(plane) = plane else { return };
     plane.tick(now);
     if measure {
         let weak = weak.clone();
-        spawn_local(async move {
+        spawn(Box::pin(async move {
             let reports = plane.measure().await;
             if reports.is_empty() {
                 return;
@@ -43,7 +42,7 @@ pub(crate) fn tick(weak: &Weak<Shared>) {
                     inner.events.push(RoomEvent::Quality { peer_id, report });
                 }
             });
-        });
+        }));
     }
 }
 

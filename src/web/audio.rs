@@ -8,6 +8,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use crate::web::js::spawn;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -72,10 +73,10 @@ impl Meter {
             if let Ok(resume) = self.context.resume() {
                 self.resuming.set(true);
                 let resuming = self.resuming.clone();
-                wasm_bindgen_futures::spawn_local(async move {
+                spawn(Box::pin(async move {
                     let _ = JsFuture::from(resume).await;
                     resuming.set(false);
-                });
+                }));
             }
         }
         let live: Vec<(&Source<'_>, MediaStreamTrack)> = sources
@@ -125,9 +126,9 @@ impl Meter {
             element.set_muted(true);
             element.set_src_object(Some(&only));
             if let Ok(play) = element.play() {
-                wasm_bindgen_futures::spawn_local(async move {
+                spawn(Box::pin(async move {
                     let _ = JsFuture::from(play).await;
-                });
+                }));
             }
             Some(element)
         } else {
@@ -147,9 +148,9 @@ impl Drop for Meter {
     fn drop(&mut self) {
         self.taps.clear();
         if let Ok(close) = self.context.close() {
-            wasm_bindgen_futures::spawn_local(async move {
+            spawn(Box::pin(async move {
                 let _ = JsFuture::from(close).await;
-            });
+            }));
         }
     }
 }

@@ -146,7 +146,7 @@ impl Deadline {
         let abort = controller.clone();
         Ok(Self {
             controller,
-            _timer: Timeout::new(ms, move || abort.abort()),
+            _timer: js::timeout(ms, Box::new(move || abort.abort())),
         })
     }
 

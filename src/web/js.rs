@@ -130,3 +130,23 @@ pub(crate) fn now_ms() -> f64 {
 pub(crate) fn random() -> f64 {
     js_sys::Math::random()
 }
+
+/// Runs `task` on the page's event loop. One body for every task: `spawn_local` is generic,
+/// and inlined at each call site it costs about 150 bytes of wasm.
+#[inline(never)]
+pub(crate) fn spawn(task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+    wasm_bindgen_futures::spawn_local(task);
+}
+
+/// `gloo_timers::callback::Timeout::new` with one body for every timer (the generic one
+/// costs about 150 bytes of wasm per call site).
+#[inline(never)]
+pub(crate) fn timeout(ms: u32, f: Box<dyn FnOnce()>) -> gloo_timers::callback::Timeout {
+    gloo_timers::callback::Timeout::new(ms, f)
+}
+
+/// `gloo_timers::callback::Interval::new`, the same way.
+#[inline(never)]
+pub(crate) fn interval(ms: u32, f: Box<dyn FnMut()>) -> gloo_timers::callback::Interval {
+    gloo_timers::callback::Interval::new(ms, f)
+}

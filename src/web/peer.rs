@@ -8,7 +8,7 @@ use callroom_protocol::{IceCandidate, MessageKind, SessionDescription};
 use gloo_events::EventListener;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, MediaStreamTrackEvent, RtcConfiguration, RtcIceCandidateInit,
     RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType,
@@ -21,6 +21,7 @@ use crate::core::quality::{Adapter, QualityMeter, QualityReport, SendLimits};
 use crate::core::recovery::{IceState, Recovery, RecoveryAction, RecoveryOptions};
 use crate::js_error::{browser_error, exception_parts};
 use crate::web::js;
+use crate::web::js::spawn;
 use crate::web::stats;
 use crate::web::wire;
 use crate::Error;
@@ -205,7 +206,7 @@ impl Link {
             // The first offer goes out now rather than on `negotiationneeded`, a task the
             // browser queues behind whatever the page does next (20 ms on a busy page). Once
             // it is under way, the browser sees nothing left to negotiate and stays quiet.
-            spawn_local(link.clone().negotiate());
+            spawn(Box::pin(link.clone().negotiate()));
         }
         Ok(link)
     }
@@ -262,7 +263,7 @@ impl Link {
         };
         listeners.push(on(
             "negotiationneeded",
-            Box::new(|link, _| spawn_local(link.clone().negotiate())),
+            Box::new(|link, _| spawn(Box::pin(link.clone().negotiate()))),
         ));
         listeners.push(on(
             "icecandidate",
