@@ -7,6 +7,8 @@ use callroom_protocol::{
     HostReset, IceCandidate, IceServer, JoinRequest, JoinResponse, LeaveReason, PeerInfo, PeerLeft,
     Role, SessionDescription, SfuTrack, SfuTracks, Topology,
 };
+use std::cell::Cell;
+
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -14,108 +16,170 @@ use crate::web::js::{get, set};
 use crate::Error;
 
 fn malformed(what: &str) -> Error {
-    Error::Protocol(format!("malformed {what}"))
+    Error::Protocol(String::from("malformed ") + what)
 }
 
-fn string(obj: &JsValue, key: &str, what: &str) -> Result<String, Error> {
-    get(obj, key).as_string().ok_or_else(|| malformed(what))
+/// Reads one object's fields. A wrong field gives an empty value and marks the read
+/// malformed, which `done` reports once: no early return per field, each of which would drop
+/// every field read before it (in wasm, cleanup code for every field of every decoder).
+struct Reader<'a> {
+    v: &'a JsValue,
+    ok: Cell<bool>,
 }
 
-fn optional_string(obj: &JsValue, key: &str, what: &str) -> Result<Option<String>, Error> {
-    let value = get(obj, key);
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
+impl<'a> Reader<'a> {
+    fn new(v: &'a JsValue) -> Self {
+        Self {
+            v,
+            ok: Cell::new(true),
+        }
     }
-    value.as_string().map(Some).ok_or_else(|| malformed(what))
-}
 
-/// A non-negative integer that JSON numbers represent exactly.
-fn count(obj: &JsValue, key: &str, what: &str) -> Result<u64, Error> {
-    match get(obj, key).as_f64() {
-        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(n as u64),
-        _ => Err(malformed(what)),
+    fn fail(&self) {
+        self.ok.set(false);
     }
-}
 
-fn array(obj: &JsValue, key: &str, what: &str) -> Result<Array, Error> {
-    get(obj, key)
-        .dyn_into::<Array>()
-        .map_err(|_| malformed(what))
-}
+    fn string(&self, key: &str) -> String {
+        get(self.v, key).as_string().unwrap_or_else(|| {
+            self.fail();
+            String::new()
+        })
+    }
 
-fn role(text: &str) -> Result<Role, Error> {
-    Role::parse(text).ok_or_else(|| malformed("role"))
-}
+    fn optional_string(&self, key: &str) -> Option<String> {
+        let value = get(self.v, key);
+        if value.is_undefined() || value.is_null() {
+            return None;
+        }
+        let text = value.as_string();
+        if text.is_none() {
+            self.fail();
+        }
+        text
+    }
 
-fn topology(text: &str) -> Result<Topology, Error> {
-    Topology::parse(text).ok_or_else(|| malformed("topology"))
+    /// A non-negative integer that JSON numbers represent exactly.
+    fn count(&self, key: &str) -> u64 {
+        match get(self.v, key).as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => n as u64,
+            _ => {
+                self.fail();
+                0
+            }
+        }
+    }
+
+    /// A field parsed from text (`Role::parse`, ...); `fallback` marks the read malformed.
+    fn parsed<T>(&self, key: &str, parse: fn(&str) -> Option<T>, fallback: T) -> T {
+        parse(&self.string(key)).unwrap_or_else(|| {
+            self.fail();
+            fallback
+        })
+    }
+
+    /// An array field, each element decoded by `item` (which fails on its own terms).
+    fn list<T>(&self, key: &str, item: fn(&JsValue) -> Result<T, Error>) -> Vec<T> {
+        let Some(array) = get(self.v, key).dyn_into::<Array>().ok() else {
+            self.fail();
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for value in array.iter() {
+            match item(&value) {
+                Ok(value) => out.push(value),
+                Err(_) => self.fail(),
+            }
+        }
+        out
+    }
+
+    fn done<T>(self, value: T, what: &str) -> Result<T, Error> {
+        if self.ok.get() {
+            Ok(value)
+        } else {
+            Err(malformed(what))
+        }
+    }
 }
 
 /// `PeerInfo`.
 pub(crate) fn peer_info(v: &JsValue) -> Result<PeerInfo, Error> {
-    Ok(PeerInfo {
-        peer_id: string(v, "peerId", "peer")?,
-        role: role(&string(v, "role", "peer")?)?,
-        name: string(v, "name", "peer")?,
-    })
+    let r = Reader::new(v);
+    let peer = PeerInfo {
+        peer_id: r.string("peerId"),
+        role: r.parsed("role", Role::parse, Role::Peer),
+        name: r.string("name"),
+    };
+    r.done(peer, "peer")
 }
 
 /// `PeerLeft`.
 pub(crate) fn peer_left(v: &JsValue) -> Result<PeerLeft, Error> {
-    let reason = LeaveReason::parse(&string(v, "reason", "peer-left")?)
-        .ok_or_else(|| malformed("peer-left"))?;
-    Ok(PeerLeft {
-        peer_id: string(v, "peerId", "peer-left")?,
-        reason,
-    })
+    let r = Reader::new(v);
+    let left = PeerLeft {
+        peer_id: r.string("peerId"),
+        reason: r.parsed("reason", LeaveReason::parse, LeaveReason::Left),
+    };
+    r.done(left, "peer-left")
 }
 
 /// `HostReset`.
 pub(crate) fn host_reset(v: &JsValue) -> Result<HostReset, Error> {
+    let r = Reader::new(v);
+    let host = peer_info(&get(v, "host"));
+    if host.is_err() {
+        r.fail();
+    }
+    let previous_peer_id = r.string("previousPeerId");
+    let host = r.done(host, "host-reset")?;
     Ok(HostReset {
-        host: peer_info(&get(v, "host"))?,
-        previous_peer_id: string(v, "previousPeerId", "host-reset")?,
+        host: host?,
+        previous_peer_id,
     })
+}
+
+fn sfu_track(t: &JsValue) -> Result<SfuTrack, Error> {
+    let r = Reader::new(t);
+    let rids = match get(t, "rids").dyn_ref::<Array>() {
+        Some(list) => list.iter().filter_map(|r| r.as_string()).take(8).collect(),
+        None => Vec::new(),
+    };
+    let track = SfuTrack {
+        track_name: r.string("trackName"),
+        kind: r.string("kind"),
+        rids,
+    };
+    r.done(track, "sfu-tracks")
 }
 
 /// `SfuTracks`.
 pub(crate) fn sfu_tracks(v: &JsValue) -> Result<SfuTracks, Error> {
-    let what = "sfu-tracks";
-    Ok(SfuTracks {
-        peer_id: string(v, "peerId", what)?,
-        session_id: string(v, "sessionId", what)?,
-        tracks: array(v, "tracks", what)?
-            .iter()
-            .map(|t| {
-                let rids = match get(&t, "rids").dyn_ref::<Array>() {
-                    Some(list) => list.iter().filter_map(|r| r.as_string()).take(8).collect(),
-                    None => Vec::new(),
-                };
-                Ok(SfuTrack {
-                    track_name: string(&t, "trackName", what)?,
-                    kind: string(&t, "kind", what)?,
-                    rids,
-                })
-            })
-            .collect::<Result<_, Error>>()?,
-    })
+    let r = Reader::new(v);
+    let tracks = SfuTracks {
+        peer_id: r.string("peerId"),
+        session_id: r.string("sessionId"),
+        tracks: r.list("tracks", sfu_track),
+    };
+    r.done(tracks, "sfu-tracks")
+}
+
+fn url(u: &JsValue) -> Result<String, Error> {
+    u.as_string().ok_or_else(|| malformed("ICE server"))
 }
 
 /// `IceServer`.
 pub(crate) fn ice_server(v: &JsValue) -> Result<IceServer, Error> {
-    // The browser accepts one URL as a string too.
-    let urls = match get(v, "urls").as_string() {
-        Some(url) => vec![url],
-        None => array(v, "urls", "ICE server")?
-            .iter()
-            .map(|u| u.as_string().ok_or_else(|| malformed("ICE server")))
-            .collect::<Result<_, _>>()?,
+    let r = Reader::new(v);
+    let server = IceServer {
+        // The browser accepts one URL as a string too.
+        urls: match get(v, "urls").as_string() {
+            Some(url) => vec![url],
+            None => r.list("urls", url),
+        },
+        username: r.optional_string("username"),
+        credential: r.optional_string("credential"),
     };
-    Ok(IceServer {
-        urls,
-        username: optional_string(v, "username", "ICE server")?,
-        credential: optional_string(v, "credential", "ICE server")?,
-    })
+    r.done(server, "ICE server")
 }
 
 /// A list of `IceServer`s.
@@ -128,24 +192,27 @@ pub(crate) fn ice_servers(v: &JsValue) -> Result<Vec<IceServer>, Error> {
 
 /// `JoinResponse`.
 pub(crate) fn join_response(v: &JsValue) -> Result<JoinResponse, Error> {
-    Ok(JoinResponse {
-        peer_id: string(v, "peerId", "join answer")?,
-        token: string(v, "token", "join answer")?,
-        room: string(v, "room", "join answer")?,
-        topology: topology(&string(v, "topology", "join answer")?)?,
-        role: role(&string(v, "role", "join answer")?)?,
-        peers: array(v, "peers", "join answer")?
-            .iter()
-            .map(|p| peer_info(&p))
-            .collect::<Result<_, _>>()?,
-        cursor: count(v, "cursor", "join answer")?,
-        ice_servers: ice_servers(&get(v, "iceServers"))?,
-        reclaim_key: optional_string(v, "reclaimKey", "join answer")?,
+    let r = Reader::new(v);
+    let ice_servers = ice_servers(&get(v, "iceServers"));
+    if ice_servers.is_err() {
+        r.fail();
+    }
+    let joined = JoinResponse {
+        peer_id: r.string("peerId"),
+        token: r.string("token"),
+        room: r.string("room"),
+        topology: r.parsed("topology", Topology::parse, Topology::Mesh),
+        role: r.parsed("role", Role::parse, Role::Peer),
+        peers: r.list("peers", peer_info),
+        cursor: r.count("cursor"),
+        ice_servers: ice_servers.unwrap_or_default(),
+        reclaim_key: r.optional_string("reclaimKey"),
         capacity: match get(v, "capacity").as_f64() {
             Some(n) if (0.0..=f64::from(u32::MAX)).contains(&n) => n as u32,
             _ => 0,
         },
-    })
+    };
+    r.done(joined, "join answer")
 }
 
 /// One message of a poll answer, its payload left as JS for decoding by type.
@@ -156,47 +223,56 @@ pub(crate) struct Inbound {
     pub(crate) payload: JsValue,
 }
 
+fn inbound(m: &JsValue) -> Result<Inbound, Error> {
+    let r = Reader::new(m);
+    let message = Inbound {
+        seq: r.count("seq"),
+        kind: r.string("type"),
+        from: r.optional_string("from"),
+        payload: get(m, "payload"),
+    };
+    r.done(message, "message")
+}
+
 /// A `MessagesResponse`: the messages and the next cursor.
 pub(crate) fn messages(v: &JsValue) -> Result<(Vec<Inbound>, u64), Error> {
-    let list = array(v, "messages", "poll answer")?
-        .iter()
-        .map(|m| {
-            Ok(Inbound {
-                seq: count(&m, "seq", "message")?,
-                kind: string(&m, "type", "message")?,
-                from: optional_string(&m, "from", "message")?,
-                payload: get(&m, "payload"),
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok((list, count(v, "cursor", "poll answer")?))
+    let r = Reader::new(v);
+    let answer = (r.list("messages", inbound), r.count("cursor"));
+    r.done(answer, "poll answer")
 }
 
 /// `SessionDescription`.
 pub(crate) fn session_description(v: &JsValue) -> Result<SessionDescription, Error> {
-    Ok(SessionDescription {
-        kind: string(v, "type", "session description")?,
-        sdp: optional_string(v, "sdp", "session description")?.unwrap_or_default(),
-    })
+    let r = Reader::new(v);
+    let description = SessionDescription {
+        kind: r.string("type"),
+        sdp: r.optional_string("sdp").unwrap_or_default(),
+    };
+    r.done(description, "session description")
 }
 
 /// `IceCandidate`.
 pub(crate) fn ice_candidate(v: &JsValue) -> Result<IceCandidate, Error> {
+    let r = Reader::new(v);
     let index = get(v, "sdpMLineIndex");
     let sdp_m_line_index = if index.is_undefined() || index.is_null() {
         None
     } else {
         match index.as_f64() {
             Some(n) if (0.0..=65_535.0).contains(&n) && n.fract() == 0.0 => Some(n as u16),
-            _ => return Err(malformed("ICE candidate")),
+            _ => {
+                r.fail();
+                None
+            }
         }
     };
-    Ok(IceCandidate {
-        candidate: string(v, "candidate", "ICE candidate")?,
-        sdp_mid: optional_string(v, "sdpMid", "ICE candidate")?,
+    let candidate = IceCandidate {
+        candidate: r.string("candidate"),
+        sdp_mid: r.optional_string("sdpMid"),
         sdp_m_line_index,
-        username_fragment: optional_string(v, "usernameFragment", "ICE candidate")?,
-    })
+        username_fragment: r.optional_string("usernameFragment"),
+    };
+    r.done(candidate, "ICE candidate")
 }
 
 /// A `peer-reset` payload carrying its number (`{"n": n}`).
@@ -216,7 +292,9 @@ pub(crate) fn stamp(payload: &JsValue, reset: u32) {
 
 /// A `peer-reset` number in a payload (`None` when absent or not one).
 pub(crate) fn reset_number(v: &JsValue, key: &str) -> Option<u32> {
-    count(v, key, "reset number")
+    let r = Reader::new(v);
+    let n = r.count(key);
+    r.done(n, "reset number")
         .ok()
         .and_then(|n| u32::try_from(n).ok())
 }
