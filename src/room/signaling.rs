@@ -6,7 +6,9 @@
 use std::cell::Cell;
 use std::rc::{Rc, Weak};
 
-use callroom_protocol::{JoinRequest, JoinResponse, MessageKind, Role, Topology};
+use callroom_protocol::{
+    HostReset, JoinRequest, JoinResponse, MessageKind, PeerInfo, PeerLeft, Role, Topology,
+};
 use futures_channel::oneshot;
 use wasm_bindgen::JsValue;
 use web_sys::RtcPeerConnection;
@@ -319,21 +321,16 @@ async fn poll_loop(weak: Weak<Shared>, epoch: u32) {
         }
         let answer = result.and_then(|json| wire::messages(&json));
         let action = match answer {
-            Ok((messages, cursor)) => {
-                let fresh: Vec<_> = messages
-                    .into_iter()
-                    .filter(|message| {
-                        with(&weak, |inner| {
-                            Some(inner.signaling.as_mut()?.poll.accept(message.seq))
-                        })
-                        .flatten()
-                            == Some(true)
-                    })
-                    .collect();
+            Ok((mut fresh, cursor)) => {
                 let action = with(&weak, |inner| {
-                    Some(inner.signaling.as_mut()?.poll.on_answer(cursor))
+                    let poll = &mut inner.signaling.as_mut()?.poll;
+                    fresh.retain(|message| poll.accept(message.seq));
+                    Some(poll.on_answer(cursor))
                 })
                 .flatten();
+                if action.is_none() {
+                    fresh.clear();
+                }
                 // The next poll goes out now, not after these are handled: handling an offer
                 // takes the browser tens of ms, and the candidates that follow it are then
                 // already here. They are still handled in order, after these.
@@ -473,13 +470,11 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
     };
     let signal = match kind {
         MessageKind::PeerJoined => {
-            wire::peer_info(payload).map(|peer| apply(shared, |roster| roster.joined(peer)))
+            wire::peer_info(payload).map(|p| apply(shared, Event::Joined(p)))
         }
-        MessageKind::PeerLeft => {
-            wire::peer_left(payload).map(|left| apply(shared, |roster| roster.left(left)))
-        }
+        MessageKind::PeerLeft => wire::peer_left(payload).map(|l| apply(shared, Event::Left(l))),
         MessageKind::HostReset => {
-            wire::host_reset(payload).map(|reset| apply(shared, |roster| roster.host_reset(reset)))
+            wire::host_reset(payload).map(|r| apply(shared, Event::HostReset(r)))
         }
         MessageKind::Offer | MessageKind::Answer => wire::session_description(payload)
             .map(|d| Some(Signal::Description(d, wire::reset_number(payload, "reset")))),
@@ -519,13 +514,25 @@ async fn handle_message(shared: &Rc<Shared>, message: wire::Inbound) {
     }
 }
 
-/// Applies a roster change; room events carry no signal for the plane.
-fn apply(shared: &Rc<Shared>, change: impl FnOnce(&mut Roster) -> Vec<Change>) -> Option<Signal> {
+/// A room event from the server, for the roster.
+enum Event {
+    Joined(PeerInfo),
+    Left(PeerLeft),
+    HostReset(HostReset),
+}
+
+/// Applies a room event to the roster; room events carry no signal for the plane.
+fn apply(shared: &Rc<Shared>, event: Event) -> Option<Signal> {
     update(shared, |inner| {
         let Some(session) = inner.view.session.as_mut() else {
             return;
         };
-        let changes = change(&mut session.roster);
+        let roster = &mut session.roster;
+        let changes = match event {
+            Event::Joined(peer) => roster.joined(peer),
+            Event::Left(left) => roster.left(left),
+            Event::HostReset(reset) => roster.host_reset(reset),
+        };
         let plane = session.plane.clone();
         for change in changes {
             if let Err(error) = plane.on_roster(&change) {
