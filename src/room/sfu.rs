@@ -8,7 +8,6 @@
 //! cannot serve yet (`not_found_track_error`: no media so far) is retried with backoff.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use callroom_protocol::{Role, SfuTracks};
@@ -179,7 +178,9 @@ struct State {
     remotes: RefCell<Vec<Remote>>,
     /// Views set for participants with no `Remote` yet.
     early: RefCell<layers::Views>,
-    ops: RefCell<VecDeque<Op>>,
+    /// Calls waiting to run, oldest first (a `Vec`: it holds a handful, and a `VecDeque`
+    /// costs the bundle more code).
+    ops: RefCell<Vec<Op>>,
     running: Cell<bool>,
     meter: RefCell<QualityMeter>,
     quality: Cell<Option<QualityReport>>,
@@ -271,7 +272,7 @@ impl Sfu {
             sent: RefCell::new(Vec::new()),
             remotes: RefCell::new(Vec::new()),
             early: RefCell::new(layers::Views::default()),
-            ops: RefCell::new(VecDeque::new()),
+            ops: RefCell::new(Vec::new()),
             running: Cell::new(false),
             meter: RefCell::new(QualityMeter::default()),
             quality: Cell::new(None),
@@ -643,11 +644,7 @@ impl State {
     }
 
     fn remote_mut<R>(&self, peer: &str, f: impl FnOnce(&mut Remote) -> R) -> Option<R> {
-        self.remotes
-            .borrow_mut()
-            .iter_mut()
-            .find(|r| r.peer_id == peer)
-            .map(f)
+        find_remote(&mut self.remotes.borrow_mut(), peer).map(f)
     }
 
     fn on_track(&self, e: &RtcTrackEvent) {
@@ -740,8 +737,8 @@ impl State {
                 loop {
                     let next = {
                         let mut ops = self.ops.borrow_mut();
-                        match ops.front() {
-                            Some(Op::Pull(_)) => ops.pop_front(),
+                        match ops.first() {
+                            Some(Op::Pull(_)) => Some(ops.remove(0)),
                             _ => None,
                         }
                     };
@@ -915,12 +912,9 @@ impl State {
         let mut accepted = Vec::new();
         if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
             for t in list.iter() {
-                match (get_str(&t, "mid"), get_str(&t, "errorCode")) {
+                match (get_str(&t, "mid"), track_error(&t)) {
                     (Some(mid), None) => accepted.push(mid),
-                    (_, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
-                        code,
-                        message: get_str(&t, "errorDescription").unwrap_or_default(),
-                    })),
+                    (_, Some(error)) => (self.setup.sink)(PlaneEvent::Error(error)),
                     _ => {}
                 }
             }
@@ -1112,13 +1106,12 @@ impl State {
         if let Some(list) = get(&answer, "tracks").dyn_ref::<Array>() {
             for t in list.iter() {
                 let name = get_str(&t, "trackName").unwrap_or_default();
-                match (get_str(&t, "mid"), get_str(&t, "errorCode")) {
+                match (get_str(&t, "mid"), track_error(&t)) {
                     (Some(mid), None) if !mid.is_empty() => pulled.push((name, mid)),
-                    (_, Some(code)) if code == "not_found_track_error" => not_yet.push(name),
-                    (_, Some(code)) => (self.setup.sink)(PlaneEvent::Error(Error::Server {
-                        code,
-                        message: get_str(&t, "errorDescription").unwrap_or_default(),
-                    })),
+                    (_, Some(error)) if error.code() == "not_found_track_error" => {
+                        not_yet.push(name)
+                    }
+                    (_, Some(error)) => (self.setup.sink)(PlaneEvent::Error(error)),
                     _ => {}
                 }
             }
@@ -1346,14 +1339,23 @@ impl State {
     }
 }
 
+/// The remote `peer`: one body for the many callers of `remote_mut`, which is generic.
+#[inline(never)]
+fn find_remote<'a>(remotes: &'a mut [Remote], peer: &str) -> Option<&'a mut Remote> {
+    remotes.iter_mut().find(|r| r.peer_id == peer)
+}
+
 /// The first per-track refusal (`errorCode`) in an answer of the Calls API.
 fn first_track_error(answer: &JsValue) -> Option<Error> {
     let list = get(answer, "tracks").dyn_into::<Array>().ok()?;
-    list.iter().find_map(|t| {
-        Some(Error::Server {
-            code: get_str(&t, "errorCode")?,
-            message: get_str(&t, "errorDescription").unwrap_or_default(),
-        })
+    list.iter().find_map(|t| track_error(&t))
+}
+
+/// One track's refusal in an answer of the Calls API (`errorCode`, `errorDescription`).
+fn track_error(track: &JsValue) -> Option<Error> {
+    Some(Error::Server {
+        code: get_str(track, "errorCode")?,
+        message: get_str(track, "errorDescription").unwrap_or_default(),
     })
 }
 
@@ -1362,10 +1364,10 @@ fn first_track_error(answer: &JsValue) -> Option<Error> {
 fn enqueue(state: &Rc<State>, op: Op) {
     {
         let mut ops = state.ops.borrow_mut();
-        if ops.back() == Some(&op) {
+        if ops.last() == Some(&op) {
             return;
         }
-        ops.push_back(op);
+        ops.push(op);
     }
     if !state.running.replace(true) {
         spawn(Box::pin(run_ops(Rc::downgrade(state))));
@@ -1390,7 +1392,11 @@ fn breaks_session(error: &Error) -> bool {
 async fn run_ops(weak: Weak<State>) {
     loop {
         let Some(state) = weak.upgrade() else { return };
-        let Some(op) = state.ops.borrow_mut().pop_front() else {
+        let next = {
+            let mut ops = state.ops.borrow_mut();
+            (!ops.is_empty()).then(|| ops.remove(0))
+        };
+        let Some(op) = next else {
             state.running.set(false);
             // Everything went out and nothing was negotiated (nothing to send, nobody to
             // pull): no connection will come up, and none is missing.
