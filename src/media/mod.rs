@@ -54,6 +54,15 @@ impl MediaRequest {
     pub fn is_empty(&self) -> bool {
         self.audio == TrackRequest::Off && self.video == TrackRequest::Off
     }
+
+    /// The kinds of track it asks for: `"audio"`, `"video"`.
+    pub(crate) fn kinds(&self) -> Vec<&'static str> {
+        [("audio", &self.audio), ("video", &self.video)]
+            .into_iter()
+            .filter(|(_, request)| **request != TrackRequest::Off)
+            .map(|(kind, _)| kind)
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,12 @@
 //! `Room`, the Rust API: each method hands its work to the file that owns that job.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
+
+use callroom_protocol::Topology;
 
 use web_sys::MediaStream;
 
@@ -49,6 +54,7 @@ impl Room {
         let (answered_tx, answered) = futures_channel::oneshot::channel();
         let mut early = EarlyJoin {
             answered,
+            read: None,
             shared: shared.clone(),
         };
         let (settled_tx, settled) = futures_channel::oneshot::channel::<()>();
@@ -72,18 +78,46 @@ impl Room {
                 signaling::abandon(&requesting, orphaned);
             }
         }));
+        // A mesh or hub session whose answer comes while the camera still opens starts at
+        // once: its links make senders for the tracks on their way, so the first offer (and
+        // the connection) need not wait for the camera. An SFU session starts after it, as
+        // its first call publishes what there is.
+        let mut started = None;
         if let Some(request) = capture {
-            match LocalMedia::open(&request).await {
+            update(&shared, |inner| inner.coming = request.kinds());
+            let mut camera = Box::pin(LocalMedia::open(&request));
+            let opened = match first(&mut camera, &mut early.answered).await {
+                First::A(opened) => opened,
+                First::B(answered) => {
+                    match answered {
+                        Ok(Ok(answered)) if answered.topology() != Topology::Sfu => {
+                            started = Some(signaling::start_session(&shared, answered));
+                        }
+                        Ok(Ok(answered)) => early.read = Some(answered),
+                        Ok(Err(error)) => started = Some(Err(error)),
+                        Err(_) => started = Some(Err(Error::Closed)),
+                    }
+                    camera.await
+                }
+            };
+            update(&shared, |inner| inner.coming.clear());
+            match opened {
                 Ok(local) => local::publish(&shared, local),
                 Err(error) => {
+                    // Senders made for it would send nothing: they stop being offered.
+                    local::unpublish(&shared);
                     update(&shared, |inner| inner.view.error = Some(error));
                 }
             }
         }
         let _ = settled_tx.send(());
-        let started = match (&mut early.answered).await {
-            Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
-            Err(_) => Err(Error::Closed),
+        let started = match (started, early.read.take()) {
+            (Some(started), _) => started,
+            (None, Some(answered)) => signaling::start_session(&shared, answered),
+            (None, None) => match (&mut early.answered).await {
+                Ok(answered) => answered.and_then(|a| signaling::start_session(&shared, a)),
+                Err(_) => Err(Error::Closed),
+            },
         };
         if let Err(error) = started {
             update(&shared, |inner| {
@@ -247,13 +281,38 @@ impl Room {
 /// here, so the room sees no ghost (an answer arriving later is ended by the task).
 struct EarlyJoin {
     answered: futures_channel::oneshot::Receiver<Result<signaling::Answered, Error>>,
+    /// An answer read while the camera opened whose session waits for it (an SFU room's).
+    read: Option<signaling::Answered>,
     shared: Rc<Shared>,
 }
 
 impl Drop for EarlyJoin {
     fn drop(&mut self) {
+        if let Some(answered) = self.read.take() {
+            signaling::abandon(&self.shared, answered);
+        }
         if let Ok(Some(Ok(answered))) = self.answered.try_recv() {
             signaling::abandon(&self.shared, answered);
         }
     }
+}
+
+/// Which of two futures finished first, with its output; the other is left as it was.
+enum First<A, B> {
+    A(A),
+    B(B),
+}
+
+async fn first<A, B>(a: &mut A, b: &mut B) -> First<A::Output, B::Output>
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = Pin::new(&mut *a).poll(cx) {
+            return Poll::Ready(First::A(out));
+        }
+        Pin::new(&mut *b).poll(cx).map(First::B)
+    })
+    .await
 }

@@ -89,8 +89,8 @@ impl Drop for Screen {
 pub(crate) fn publish(shared: &Rc<Shared>, media: LocalMedia) {
     let weak = Rc::downgrade(shared);
     update(shared, |inner| {
+        // Publishing replaces what was published (the plane stops sending that itself).
         if let Some(plane) = inner.plane() {
-            plane.unpublish();
             plane.publish(media.stream());
         }
         inner.view.mic_enabled = media.audio_tracks().iter().any(|t| t.enabled());

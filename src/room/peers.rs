@@ -30,6 +30,9 @@ struct State {
     next_generation: Cell<u32>,
     /// What we publish, for links opened later.
     local: RefCell<Option<MediaStream>>,
+    /// Kinds of track on their way while we publish nothing yet (the camera still opens):
+    /// links opened meanwhile make senders for them (`LinkSetup::coming`).
+    coming: RefCell<Vec<&'static str>>,
     /// Each remote participant's stream, across rebuilt links.
     streams: RefCell<Vec<(String, MediaStream)>>,
     /// `peer-reset`s per linked participant.
@@ -42,13 +45,18 @@ pub(crate) struct Peers {
 }
 
 impl Peers {
-    pub(crate) fn new(setup: PlaneSetup, local: Option<&MediaStream>) -> Self {
+    pub(crate) fn new(
+        setup: PlaneSetup,
+        local: Option<&MediaStream>,
+        coming: &[&'static str],
+    ) -> Self {
         Self {
             state: Rc::new(State {
                 setup,
                 links: RefCell::new(Vec::new()),
                 next_generation: Cell::new(0),
                 local: RefCell::new(local.cloned()),
+                coming: RefCell::new(coming.to_vec()),
                 streams: RefCell::new(Vec::new()),
                 resets: RefCell::new(Vec::new()),
             }),
@@ -96,6 +104,7 @@ impl Peers {
     /// `publish` / `send_track`).
     pub(crate) fn set_local(&self, stream: Option<&MediaStream>) {
         *self.state.local.borrow_mut() = stream.cloned();
+        self.state.coming.borrow_mut().clear();
     }
 
     pub(crate) async fn on_signal(
@@ -141,14 +150,19 @@ impl Peers {
 
     pub(crate) fn publish(&self, stream: &MediaStream) {
         *self.state.local.borrow_mut() = Some(Clone::clone(stream));
+        self.state.coming.borrow_mut().clear();
         for link in self.links() {
-            link.unpublish();
-            link.publish(stream);
+            // Senders made for these tracks while the camera opened take them as they are.
+            if !link.fill(stream) {
+                link.unpublish();
+                link.publish(stream);
+            }
         }
     }
 
     pub(crate) fn unpublish(&self) {
         *self.state.local.borrow_mut() = None;
+        self.state.coming.borrow_mut().clear();
         for link in self.links() {
             link.unpublish();
         }
@@ -263,6 +277,7 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
         on_link_event(&weak, peer, generation, event);
     });
     let local = state.local.borrow().clone();
+    let coming = state.coming.borrow().clone();
     let setup = LinkSetup {
         remote_stream: stream_for(state, peer)?,
         my_id: &state.setup.my_id,
@@ -271,6 +286,7 @@ fn open(state: &Rc<State>, peer: &str, opening: Opening) -> Result<(), Error> {
         pc: state.setup.connection()?,
         recovery: state.setup.recovery,
         local: local.as_ref(),
+        coming: &coming,
         opening,
     };
     let link = Link::open(setup, sink)?;

@@ -108,12 +108,13 @@ impl Plane {
         topology: Topology,
         setup: PlaneSetup,
         local: Option<&MediaStream>,
+        coming: &[&'static str],
         http: &Http,
         token: &str,
     ) -> Result<Rc<Self>, Error> {
         Ok(Rc::new(match topology {
             Topology::Sfu => Plane::Sfu(Sfu::new(setup, http.clone(), token.to_owned(), local)?),
-            Topology::Mesh | Topology::Hub => Plane::Peers(Peers::new(setup, local)),
+            Topology::Mesh | Topology::Hub => Plane::Peers(Peers::new(setup, local, coming)),
         }))
     }
 

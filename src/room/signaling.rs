@@ -60,6 +60,13 @@ pub(crate) struct Answered {
     spare: Option<RtcPeerConnection>,
 }
 
+impl Answered {
+    /// The room's topology, as the server answered it.
+    pub(crate) fn topology(&self) -> Topology {
+        self.joined.topology
+    }
+}
+
 /// Sends the join request. Nothing here needs the local media, so a first join sends it
 /// while the camera is being opened.
 pub(crate) async fn request_join(shared: &Rc<Shared>) -> Result<Answered, Error> {
@@ -143,6 +150,7 @@ pub(crate) fn start_session(shared: &Rc<Shared>, answered: Answered) -> Result<(
             joined.topology,
             setup,
             inner.local_stream().as_ref(),
+            &inner.coming,
             &inner.http,
             &joined.token,
         )?;

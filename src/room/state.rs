@@ -128,6 +128,9 @@ pub(crate) struct Inner {
     pub(crate) meter: Option<Result<Meter, ()>>,
     /// Takes a round of levels every [`super::ticker::LEVELS_EVERY_MS`].
     pub(crate) levels_timer: Option<Interval>,
+    /// The kinds of track `join` is still capturing: links opened meanwhile make senders
+    /// for them, so their first offer need not wait for the camera.
+    pub(crate) coming: Vec<&'static str>,
 }
 
 impl Inner {
@@ -167,6 +170,7 @@ impl Inner {
             speakers: Speakers::default(),
             meter: None,
             levels_timer: None,
+            coming: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, MediaStreamTrackEvent, RtcConfiguration, RtcIceCandidateInit,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcSdpType,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpSender, RtcRtpTransceiver, RtcSdpType,
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
@@ -69,6 +69,9 @@ pub(crate) struct LinkSetup<'a> {
     pub(crate) recovery: RecoveryOptions,
     /// What we publish, if anything.
     pub(crate) local: Option<&'a MediaStream>,
+    /// Kinds of track on their way, when we publish nothing yet: an offer we open gives them
+    /// sending sections at once, and [`Link::fill`] puts the tracks on without renegotiation.
+    pub(crate) coming: &'a [&'static str],
     pub(crate) opening: Opening,
 }
 
@@ -101,6 +104,9 @@ struct LinkState {
     /// We answer, and the first offer has not come (nor been given up on): a track added
     /// now is held too, or our own offer would cross theirs.
     awaiting_offer: bool,
+    /// Sending sections made for tracks on their way (`LinkSetup::coming`), by kind: their
+    /// senders wait for them.
+    waiting: Vec<(String, RtcRtpTransceiver)>,
     opened_at: f64,
 }
 
@@ -161,6 +167,7 @@ impl Link {
             pc,
             recovery,
             local,
+            coming,
             opening,
         } = setup;
         for old in remote_stream.get_tracks().iter() {
@@ -185,6 +192,7 @@ impl Link {
                 frames_decoded: 0.0,
                 held: None,
                 awaiting_offer: opening == Opening::Answer,
+                waiting: Vec::new(),
                 opened_at: js::now_ms(),
             }),
             sink,
@@ -193,13 +201,7 @@ impl Link {
         link.listen();
         match (opening, local) {
             (Opening::Offer, Some(stream)) => link.publish(stream),
-            (Opening::Offer, None) => {
-                let init = web_sys::RtcRtpTransceiverInit::new();
-                init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
-                for kind in ["audio", "video"] {
-                    link.pc.add_transceiver_with_str_and_init(kind, &init);
-                }
-            }
+            (Opening::Offer, None) => link.open_sections(coming),
             (Opening::Answer, local) => link.state.borrow_mut().held = local.cloned(),
         }
         if opening == Opening::Offer {
@@ -420,9 +422,76 @@ impl Link {
         }
     }
 
+    /// The sections of a first offer made before we publish: receive-only, but sending
+    /// for each kind in `coming` (tracks on their way), whose senders then wait for them.
+    fn open_sections(&self, coming: &[&str]) {
+        // The other side groups the tracks by this stream; they are the camera's later.
+        let stream = MediaStream::new().ok().filter(|_| !coming.is_empty());
+        for kind in ["audio", "video"] {
+            let init = web_sys::RtcRtpTransceiverInit::new();
+            match &stream {
+                Some(stream) if coming.contains(&kind) => {
+                    init.set_direction(web_sys::RtcRtpTransceiverDirection::Sendrecv);
+                    init.set_streams(&js_sys::Array::of1(stream));
+                    let transceiver = self.pc.add_transceiver_with_str_and_init(kind, &init);
+                    let mut state = self.state.borrow_mut();
+                    state.senders.push((kind.to_owned(), transceiver.sender()));
+                    state.waiting.push((kind.to_owned(), transceiver));
+                }
+                _ => {
+                    init.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+                    self.pc.add_transceiver_with_str_and_init(kind, &init);
+                }
+            }
+        }
+    }
+
+    /// Puts `stream`'s tracks on the senders made for tracks on their way, without
+    /// renegotiation: the offer that made them is out already. A waiting kind the stream
+    /// lacks stops being offered, and a kind nothing waited for is added (both renegotiate).
+    /// False when no sender was waiting.
+    pub(crate) fn fill(self: &Rc<Self>, stream: &MediaStream) -> bool {
+        let waiting = std::mem::take(&mut self.state.borrow_mut().waiting);
+        if waiting.is_empty() {
+            return false;
+        }
+        let tracks: Vec<MediaStreamTrack> = stream
+            .get_tracks()
+            .iter()
+            .filter_map(|t| t.dyn_into().ok())
+            .collect();
+        for (kind, transceiver) in waiting {
+            match tracks.iter().find(|t| t.kind() == kind) {
+                Some(track) => {
+                    let replaced = JsFuture::from(transceiver.sender().replace_track(Some(track)));
+                    let link = Rc::downgrade(self);
+                    spawn(Box::pin(async move {
+                        if let (Err(e), Some(link)) = (replaced.await, link.upgrade()) {
+                            link.emit(LinkEvent::Error(browser_error("replacing a track", &e)));
+                        }
+                    }));
+                }
+                None => {
+                    self.state.borrow_mut().senders.retain(|(k, _)| *k != kind);
+                    stop_sending(&transceiver);
+                }
+            }
+        }
+        for track in &tracks {
+            self.add_track(track, stream);
+        }
+        true
+    }
+
     /// Stops sending; the remote side renegotiates to receive-only.
     pub(crate) fn unpublish(&self) {
-        self.state.borrow_mut().held = None;
+        let mut state = self.state.borrow_mut();
+        state.held = None;
+        let waiting = std::mem::take(&mut state.waiting);
+        drop(state);
+        for (_, transceiver) in waiting {
+            stop_sending(&transceiver);
+        }
         let senders = std::mem::take(&mut self.state.borrow_mut().senders);
         for (_, sender) in senders {
             self.pc.remove_track(&sender);
@@ -665,6 +734,12 @@ impl Link {
     }
 }
 
+/// Makes a sending section that never got its track receive-only (the next offer says so).
+/// `removeTrack` cannot: it does nothing for a sender without a track.
+fn stop_sending(transceiver: &RtcRtpTransceiver) {
+    transceiver.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+}
+
 #[cfg(test)]
 mod tests {
     //! Runs in the browser (`wasm-pack test`).
@@ -698,6 +773,7 @@ mod tests {
                 pc: connection(&js_sys::Array::new().into()).unwrap(),
                 recovery: RecoveryOptions::default(),
                 local,
+                coming: &[],
                 opening: Opening::Answer,
             },
             sink,

@@ -194,7 +194,7 @@ test("with the camera already granted the join request goes out while it opens; 
   }
 });
 
-test("a cold join into an occupied room: the connection is made while the camera opens, one offer goes out at once (before negotiationneeded) with one bundle of candidates, and the answerer polls again before it has applied the offer", async () => {
+test("a cold join into an occupied room: the connection is made and the offer sent while the camera opens (sending sections the camera's tracks then fill through replaceTrack, with no second offer), at once (before negotiationneeded) with one bundle of candidates, and the answerer polls again before it has applied the offer", async () => {
   const room = unique("cold");
   // The answerer records when its polls go out and when it applies the offer.
   const a = await pageWithCallroom(browser, server, {
@@ -218,8 +218,8 @@ test("a cold join into an occupied room: the connection is made while the camera
       };
     },
   });
-  // The newcomer: a camera that stays opening until a peer connection has been made (or 5 s
-  // have passed), as a real one takes hundreds of ms, and a log of what it sends and makes.
+  // The newcomer: a camera that stays opening until the offer has been sent (or 5 s have
+  // passed), as a real one takes hundreds of ms, and a log of what it sends and makes.
   const b = await pageWithCallroom(browser, server, {
     initScript: () => {
       window.steps = [];
@@ -229,11 +229,21 @@ test("a cold join into an occupied room: the connection is made while the camera
         window.steps.push("camera asked");
         const stream = await gum.apply(this, args);
         const until = Date.now() + 5_000;
-        while (!window.steps.includes("connection made") && Date.now() < until) {
+        while (!window.steps.includes("offer sent") && Date.now() < until) {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
         window.steps.push("camera open");
         return stream;
+      };
+      const addTrack = RTCPeerConnection.prototype.addTrack;
+      RTCPeerConnection.prototype.addTrack = function (track, ...streams) {
+        window.steps.push(`${track.kind} track added`);
+        return addTrack.apply(this, [track, ...streams]);
+      };
+      const replaceTrack = RTCRtpSender.prototype.replaceTrack;
+      RTCRtpSender.prototype.replaceTrack = function (track) {
+        window.steps.push(`${track?.kind} track replaced`);
+        return replaceTrack.apply(this, [track]);
       };
       const Original = window.RTCPeerConnection;
       window.RTCPeerConnection = function (...args) {
@@ -275,10 +285,14 @@ test("a cold join into an occupied room: the connection is made while the camera
     const at = (step) => newcomer.steps.indexOf(step);
     assert.ok(at("join sent") >= 0 && at("connection made") >= 0, newcomer.steps.join(", "));
     assert.ok(at("camera asked") < at("join sent"), newcomer.steps.join(", "));
-    // The peer connection was made while the camera was still opening, and the offer followed.
+    // The peer connection was made and the offer sent while the camera was still opening.
     assert.ok(at("join sent") < at("connection made"), newcomer.steps.join(", "));
-    assert.ok(at("connection made") < at("camera open"), newcomer.steps.join(", "));
-    assert.ok(at("camera open") < at("offer sent"), newcomer.steps.join(", "));
+    assert.ok(at("connection made") < at("offer sent"), newcomer.steps.join(", "));
+    assert.ok(at("offer sent") < at("camera open"), newcomer.steps.join(", "));
+    // The camera's tracks went onto the senders the offer had made: replaced, never added.
+    assert.ok(at("audio track replaced") > at("camera open"), newcomer.steps.join(", "));
+    assert.ok(at("video track replaced") > at("camera open"), newcomer.steps.join(", "));
+    assert.ok(!newcomer.steps.some((step) => step.endsWith("track added")), newcomer.steps.join(", "));
     // The offer was made at once: before the browser's `negotiationneeded` task (which then
     // finds nothing left to negotiate), and only once.
     const made = at("offer made");
@@ -289,6 +303,9 @@ test("a cold join into an occupied room: the connection is made while the camera
     // max-bundle: audio and video share one transport, so every candidate belongs to the first
     // section (with `balanced`, each section gathers its own).
     assert.match(offers[0].payload.sdp, /a=group:BUNDLE 0 1/);
+    // Both sections send, though no track was there yet: the camera needs no second offer.
+    const sections = offers[0].payload.sdp.split("\r\nm=").slice(1);
+    assert.deepEqual(sections.map((m) => [m.split(" ")[0], /a=sendrecv/.test(m)]), [["audio", true], ["video", true]]);
     const candidates = newcomer.relayed.filter((m) => m.type === "candidate").map((m) => m.payload);
     assert.ok(candidates.length > 0);
     for (const c of candidates) {
@@ -300,6 +317,62 @@ test("a cold join into an occupied room: the connection is made while the camera
     assert.ok(received >= 0, answerer.join(", "));
     const next = answerer.indexOf("poll sent", received);
     assert.ok(next > received && next < answerer.indexOf("offer applied"), answerer.join(", "));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("a newcomer whose camera fails after its early offer went out stops offering to send: a second offer makes both sections receive-only, and the other page drops its tracks", async () => {
+  const room = unique("cold-fail");
+  const a = await pageWithCallroom(browser, server);
+  // The newcomer's camera fails (in use elsewhere) once its first offer has gone out.
+  const b = await pageWithCallroom(browser, server, {
+    initScript: () => {
+      window.offers = [];
+      MediaDevices.prototype.getUserMedia = async function () {
+        const until = Date.now() + 5_000;
+        while (window.offers.length === 0 && Date.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        throw new DOMException("the camera is in use", "NotReadableError");
+      };
+      const fetch = window.fetch;
+      window.fetch = function (input, init) {
+        const body = String(init?.body ?? "");
+        if (body.includes('"type":"offer"')) window.offers.push(JSON.parse(body).payload.sdp);
+        return fetch.apply(this, [input, init]);
+      };
+    },
+  });
+  try {
+    const aId = await a.page.evaluate(async (room) => {
+      window.room = await window.callroom.Room.join({ room });
+      return window.room.snapshot().sessionId;
+    }, room);
+    const bId = await b.page.evaluate(async (room) => {
+      window.room = await window.callroom.Room.join({ room });
+      return window.room.snapshot().sessionId;
+    }, room);
+    const error = await b.page.evaluate(() => window.room.snapshot().error?.code);
+    assert.equal(error, "device_in_use");
+    // The first offer was made to send; the second stops it.
+    await b.page.waitForFunction(() => window.offers.length >= 2, null, { timeout: 10_000 });
+    const offers = await b.page.evaluate(() => window.offers);
+    const directions = (sdp) => sdp.split("\r\nm=").slice(1).map((m) => /a=(sendrecv|sendonly|recvonly|inactive)/.exec(m)[1]);
+    assert.deepEqual(directions(offers[0]), ["sendrecv", "sendrecv"]);
+    assert.deepEqual(directions(offers.at(-1)), ["recvonly", "recvonly"]);
+    // The other page keeps the newcomer, with no tracks from it, and still sends its own.
+    await a.page.waitForFunction(
+      (peer) => window.room.snapshot().remoteStreams.some((r) => r.peerId === peer && r.stream.getTracks().length === 0),
+      bId,
+      { timeout: 10_000 },
+    );
+    await b.page.waitForFunction(
+      (peer) => window.room.snapshot().remoteStreams.some((r) => r.peerId === peer && r.framesDecoded > 0),
+      aId,
+      { timeout: 30_000 },
+    );
   } finally {
     await a.close();
     await b.close();
