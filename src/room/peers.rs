@@ -376,6 +376,7 @@ mod tests {
                 spare: Rc::default(),
             },
             None,
+            &[],
         );
         let joined = |id: &str| Change::Joined {
             peer: PeerInfo {
