@@ -34,6 +34,8 @@ const TRACE = process.env.BENCH_TRACE === "1";
 const TRACED = process.env.BENCH_TRACE_TOPOLOGY ?? "mesh";
 /** With BENCH_ONLY=sfu (or mesh, peerjs, limit), only that contender runs: for diagnosis. */
 const ONLY = process.env.BENCH_ONLY;
+/** How long every camera takes to open (0: Chromium's fake camera, at once). */
+const CAMERA_MS = Number(process.env.BENCH_CAMERA_MS ?? 0);
 
 function traceSteps(tag) {
   window.trace = [];
@@ -122,12 +124,16 @@ async function freshPage(tag) {
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
   const page = await context.newPage();
   if (TRACE && tag) await page.addInitScript(traceSteps, tag);
-  await page.addInitScript(() => {
+  await page.addInitScript((cameraMs) => {
     window.now = () => performance.timeOrigin + performance.now();
-    // When the camera was captured, for the breakdown.
+    // When the camera was captured, for the breakdown. With BENCH_CAMERA_MS, every
+    // contender's camera takes that long to open, as a real webcam's first open does
+    // (Chromium's fake one opens at once).
     const gum = MediaDevices.prototype.getUserMedia;
     MediaDevices.prototype.getUserMedia = async function (...args) {
+      const opening = new Promise((resolve) => setTimeout(resolve, cameraMs));
       const stream = await gum.apply(this, args);
+      await opening;
       window.captured ??= window.now();
       return stream;
     };
@@ -139,7 +145,7 @@ async function freshPage(tag) {
         document.body.append(v);
         v.requestVideoFrameCallback(() => resolve(window.now()));
       });
-  });
+  }, CAMERA_MS);
   await page.goto(`${server.url}/`);
   return { page, close: () => context.close() };
 }
@@ -291,7 +297,10 @@ const result = {
   callroomSteps: steps,
 };
 const ratio = (x) => `${(x.median / result.limit.median).toFixed(2)} x limit`;
-console.log(`cold join -> first remote frame (${RUNS} runs each, interleaved, fresh contexts, t0 = the join click)`);
+console.log(
+  `cold join -> first remote frame (${RUNS} runs each, interleaved, fresh contexts, t0 = the join click` +
+    `${CAMERA_MS ? `, cameras that take ${CAMERA_MS} ms to open` : ""})`,
+);
 console.log(`  in-page limit (2 PCs, no server)   median ${ms(result.limit.median)}  p90 ${ms(result.limit.p90)}`);
 console.log(`  PeerJS 1.5.5 + local PeerServer    median ${ms(result.peerjs.median)}  p90 ${ms(result.peerjs.p90)}  ${ratio(result.peerjs)}`);
 console.log(`  callroom (mesh, long-poll)         median ${ms(result.callroom.median)}  p90 ${ms(result.callroom.p90)}  ${ratio(result.callroom)}`);
@@ -309,5 +318,5 @@ if (TRACE) {
   console.log(`\nthe slowest PeerJS run, step by step (A waits for the call, B calls):`);
   for (const [t, tag, what] of peerjsTrace) console.log(`  ${t.toFixed(1).padStart(7)}  ${tag}  ${what}`);
 }
-save("join-cold", result);
+save(CAMERA_MS ? `join-cold-camera-${CAMERA_MS}ms` : "join-cold", { ...result, cameraMs: CAMERA_MS });
 process.exit(0);

@@ -105,20 +105,23 @@ fn machine() -> String {
 }
 
 /// A browser benchmark: `node bench/<part>.mjs` against the release server. `join` also
-/// runs its cold mode (`bench/join-cold.mjs`: fresh contexts, against PeerJS).
+/// runs its cold mode (`bench/join-cold.mjs`: fresh contexts, against PeerJS), with
+/// Chromium's fake camera (which opens at once) and with cameras that take 300 ms to open,
+/// as a real webcam's first open does.
 fn node(part: &str) -> Result<()> {
-    let scripts: &[&str] = if part == "join" {
-        &["join", "join-cold"]
+    let scripts: &[(&str, &str)] = if part == "join" {
+        &[("join", "0"), ("join-cold", "0"), ("join-cold", "300")]
     } else {
-        &[part]
+        &[(part, "0")]
     };
-    for script in scripts {
-        step(&format!("bench {script}"));
+    for (script, camera_ms) in scripts {
+        step(&format!("bench {script} (cameras open in {camera_ms} ms)"));
         status(
             &format!("bench {script}"),
             cmd("node")
                 .arg(root().join("bench").join(format!("{script}.mjs")))
-                .env("CALLROOM_SERVER_BIN", release_server()),
+                .env("CALLROOM_SERVER_BIN", release_server())
+                .env("BENCH_CAMERA_MS", camera_ms),
         )?;
     }
     Ok(())
