@@ -56,6 +56,7 @@ impl MediaRequest {
     }
 
     /// The kinds of track it asks for: `"audio"`, `"video"`.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn kinds(&self) -> Vec<&'static str> {
         [("audio", &self.audio), ("video", &self.video)]
             .into_iter()

@@ -737,7 +737,9 @@ impl Link {
 /// Makes a sending section that never got its track receive-only (the next offer says so).
 /// `removeTrack` cannot: it does nothing for a sender without a track.
 fn stop_sending(transceiver: &RtcRtpTransceiver) {
-    transceiver.set_direction(web_sys::RtcRtpTransceiverDirection::Recvonly);
+    // Through `Reflect.set`: the setter throws on a stopped transceiver, and an exception
+    // must not unwind through Rust frames.
+    js::set(transceiver.unchecked_ref(), "direction", "recvonly");
 }
 
 #[cfg(test)]
