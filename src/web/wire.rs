@@ -83,7 +83,7 @@ impl<'a> Reader<'a> {
             self.fail();
             return Vec::new();
         };
-        let mut out = Vec::with_capacity(array.length() as usize);
+        let mut out = Vec::new();
         for value in array.iter() {
             match item(&value) {
                 Ok(value) => out.push(value),
