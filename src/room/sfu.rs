@@ -1383,9 +1383,12 @@ fn is_transient(error: &Error) -> bool {
 }
 
 /// Whether `error` leaves the session unusable: it is gone (closed for silence, or the
-/// server restarted), or a negotiation broke half-way and left the SFU waiting.
+/// server restarted), or a negotiation broke half-way and left the SFU waiting. A 406
+/// `invalid_params` to calls this client makes from its own state means the SFU's view of the
+/// session is not ours: above all, a call whose answer was lost on the way back after the SFU
+/// made an offer, which it then waits to see answered before anything else, forever.
 fn breaks_session(error: &Error) -> bool {
-    matches!(error, Error::Server { code, .. } if code == "session_error")
+    matches!(error, Error::Server { code, .. } if code == "session_error" || code == "invalid_params")
         || matches!(error, Error::Protocol(_))
 }
 
