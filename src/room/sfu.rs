@@ -166,6 +166,10 @@ struct State {
     /// most one waiting per op, and a retry of one never cancels another's. A rebuild drops
     /// them all (everything goes out anew).
     rebuilds: RefCell<Backoff>,
+    /// The last rebuild was for a refusal (406): the next session does not reset
+    /// `rebuilds`, so a refusal that comes back on every new session is retried ever more
+    /// slowly rather than once a second.
+    refused: Cell<bool>,
     retry: RefCell<Vec<Retry>>,
     /// Runs out when the connection stayed `disconnected` too long.
     grace: RefCell<Option<Timeout>>,
@@ -265,6 +269,7 @@ impl Sfu {
             pending: RefCell::new(Vec::new()),
             silent_since: RefCell::new(Vec::new()),
             rebuilds: RefCell::new(Backoff::new(1_000.0, 10_000.0)),
+            refused: Cell::new(false),
             retry: RefCell::new(Vec::new()),
             grace: RefCell::new(None),
             pauses: Cell::new(0),
@@ -716,8 +721,11 @@ impl State {
                     }
                 };
                 *self.session.borrow_mut() = Some(id);
-                // A working session: the next failure waits the shortest delay again.
-                self.rebuilds.borrow_mut().reset();
+                // A working session: the next failure waits the shortest delay again (unless
+                // it was made after a refusal, which may come back).
+                if !self.refused.replace(false) {
+                    self.rebuilds.borrow_mut().reset();
+                }
                 Ok(())
             }
             Op::Publish => self.publish().await,
@@ -1415,6 +1423,9 @@ async fn run_ops(weak: Weak<State>) {
             // The session is gone (closed for silence, or the server restarted), or a
             // negotiation broke half-way and left the SFU waiting: start over.
             if breaks_session(&error) && !rebuilding {
+                if matches!(&error, Error::Server { code, .. } if code == "invalid_params") {
+                    state.refused.set(true);
+                }
                 state.later(Op::Rebuild);
             }
             (state.setup.sink)(PlaneEvent::Error(error));
