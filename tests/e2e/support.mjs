@@ -50,9 +50,9 @@ export async function startServer(
     ["--listen", listen, "--db", db, "--demo-dir", demoDir ?? join(ROOT, "demo"), "--pkg-dir", join(ROOT, "pkg"), ...extraArgs],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
   );
-  // The browsers beside it are the load here, and Chromium raises its own processes' priority:
-  // the server under test keeps a fair share of a small machine (as on its own machine in
-  // production), or a room of eight pages starves its long-polls. Only root may raise it.
+  // The browsers beside it are the load here, and Chromium raises some of its own processes'
+  // priority: the server under test keeps a fair share of a small machine, as it would on a
+  // machine of its own. Only root may raise it.
   try {
     setPriority(child.pid, -10);
   } catch {
