@@ -315,8 +315,11 @@ for (const name of TARGETS) {
       }
       expectError(backlog, 429, "recipient_backlog");
       // Spread over three recipients, so no backlog fills before the sender's budget runs out.
+      // They joined (or polled) just now: `a`, silent since the start, may have passed the 4 s
+      // peer timeout by here on a slow machine, and a relay to it is then `peer_not_found`.
       const d = (await join(r)).json;
-      const recipients = [a.peerId, b.peerId, d.peerId];
+      const e = (await join(r)).json;
+      const recipients = [e.peerId, b.peerId, d.peerId];
       const queued = await poll(b.token, cursor);
       await poll(b.token, queued.json.cursor);
       let limited;
