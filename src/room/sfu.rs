@@ -1396,8 +1396,14 @@ fn is_transient(error: &Error) -> bool {
 /// session is not ours: above all, a call whose answer was lost on the way back after the SFU
 /// made an offer, which it then waits to see answered before anything else, forever.
 fn breaks_session(error: &Error) -> bool {
-    matches!(error, Error::Server { code, .. } if code == "session_error" || code == "invalid_params")
+    matches!(error, Error::Server { code, .. } if code == "session_error")
         || matches!(error, Error::Protocol(_))
+        || is_refusal(error)
+}
+
+/// A 406 `invalid_params`: the SFU refused a call the session's state did not allow.
+fn is_refusal(error: &Error) -> bool {
+    matches!(error, Error::Server { code, .. } if code == "invalid_params")
 }
 
 async fn run_ops(weak: Weak<State>) {
@@ -1423,7 +1429,7 @@ async fn run_ops(weak: Weak<State>) {
             // The session is gone (closed for silence, or the server restarted), or a
             // negotiation broke half-way and left the SFU waiting: start over.
             if breaks_session(&error) && !rebuilding {
-                if matches!(&error, Error::Server { code, .. } if code == "invalid_params") {
+                if is_refusal(&error) {
                     state.refused.set(true);
                 }
                 state.later(Op::Rebuild);
