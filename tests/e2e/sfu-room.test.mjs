@@ -28,6 +28,13 @@ test("eight pages in an sfu room each decode all seven others with one connectio
   for (let i = 0; i < PEOPLE; i++) {
     const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport: { width: 1280, height: 720 } });
     await context.addInitScript(() => {
+      // Cameras without microphones. Eight pages in one browser would otherwise carry 64
+      // audio streams (each 50 packets a second), and every packet of every page passes through
+      // Chromium's one network service: on 2 cores it fell so far behind that a page's
+      // `fetch("/livez")` took 30 to 180 s while the server answered others in milliseconds
+      // (without audio: under 1 s). Audio through the SFU is tested in sfu.test.mjs.
+      const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+      navigator.mediaDevices.getUserMedia = (constraints) => gum({ ...constraints, audio: false });
       // Count the page's peer connections to prove there is one.
       const Real = window.RTCPeerConnection;
       window.pcCount = 0;
